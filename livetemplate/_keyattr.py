@@ -1,0 +1,123 @@
+"""Find the ``data-key`` of a loop item's root element in a block's statics.
+
+The client keys range items by ``_k`` and matches rows in the DOM by their
+``data-key`` / ``data-lvt-key`` attribute, so the server takes the key from the same
+attribute: the first start tag of the item, read across statics and slots.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Container, Sequence
+
+KEY_ATTRIBUTES = ("data-key", "data-lvt-key")
+_SPACE = " \t\n\r\f"
+
+
+def find_key_attribute(statics: Sequence[str], outputs: Container[int]) -> list[str | int] | None:
+    """The parts of the root element's key attribute value: static text and the indexes
+    of the output slots in it. None when there is no such attribute, when the tag is
+    not plain markup in the first static, or when a part is not a plain output slot."""
+    tokens: list[str | int] = []  # characters of the statics, slot indexes between them
+    for i, static in enumerate(statics):
+        tokens.extend(static)
+        if i < len(statics) - 1:
+            tokens.append(i)
+    pos = _first_tag(tokens)
+    if pos is None:
+        return None
+    attributes = _attributes(tokens, pos)
+    if attributes is None:
+        return None
+    for name in KEY_ATTRIBUTES:
+        value = attributes.get(name)
+        if value is not None:
+            if any(isinstance(p, int) and p not in outputs for p in value):
+                return None
+            return _merge(value)
+    return None
+
+
+def _first_tag(tokens: list[str | int]) -> int | None:
+    """Index just past ``<name`` of the first start tag, skipping comments and text."""
+    i = 0
+    n = len(tokens)
+    while i < n:
+        t = tokens[i]
+        if isinstance(t, int):
+            return None  # a slot before the first tag: the root element is not static
+        if t == "<":
+            if "".join(str(x) for x in tokens[i : i + 4]) == "<!--":
+                end = _find(tokens, "-->", i + 4)
+                if end is None:
+                    return None
+                i = end + 3
+                continue
+            j = i + 1
+            name = ""
+            while j < n and isinstance(tokens[j], str) and (tokens[j].isalnum() or tokens[j] in "-_:"):
+                name += tokens[j]  # type: ignore[operator]
+                j += 1
+            if name and name[0].isalpha():
+                return j
+        i += 1
+    return None
+
+
+def _find(tokens: list[str | int], text: str, start: int) -> int | None:
+    for i in range(start, len(tokens) - len(text) + 1):
+        if all(tokens[i + k] == text[k] for k in range(len(text))):
+            return i
+    return None
+
+
+def _attributes(tokens: list[str | int], i: int) -> dict[str, list[str | int]] | None:
+    """Attributes of the start tag whose name ends before ``i``; None if a slot stands
+    where an attribute name should be (it could hold any attribute)."""
+    attributes: dict[str, list[str | int]] = {}
+    n = len(tokens)
+    while i < n:
+        t = tokens[i]
+        if isinstance(t, int):
+            return None
+        if t in _SPACE or t == "/":
+            i += 1
+            continue
+        if t == ">":
+            return attributes
+        name = ""
+        while i < n and isinstance(tokens[i], str) and tokens[i] not in _SPACE and tokens[i] not in "=>/":
+            name += tokens[i]  # type: ignore[operator]
+            i += 1
+        if i < n and isinstance(tokens[i], int):
+            return None
+        while i < n and tokens[i] in _SPACE:
+            i += 1
+        value: list[str | int] = []
+        if i < n and tokens[i] == "=":
+            i += 1
+            while i < n and tokens[i] in _SPACE:
+                i += 1
+            if i < n and tokens[i] in ('"', "'"):
+                quote = tokens[i]
+                i += 1
+                while i < n and tokens[i] != quote:
+                    value.append(tokens[i])
+                    i += 1
+                i += 1
+            else:
+                while i < n and (isinstance(tokens[i], int) or tokens[i] not in _SPACE and tokens[i] != ">"):
+                    value.append(tokens[i])
+                    i += 1
+        attributes.setdefault(name.lower(), value)
+    return None
+
+
+def _merge(value: list[str | int]) -> list[str | int]:
+    """Join runs of characters into strings."""
+    parts: list[str | int] = []
+    for part in value:
+        if isinstance(part, str) and parts and isinstance(parts[-1], str):
+            parts[-1] += part
+        else:
+            parts.append(part)
+    return parts

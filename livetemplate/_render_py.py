@@ -1,0 +1,1318 @@
+"""The render engine: runs compiled template programs, remembers what each client holds,
+and computes the minimal tree update for a new state.
+
+This is the pure-Python twin of ``livetemplate._render_c``: the build compiles this same
+source with the static types declared in ``ext/_render_c.pxd``. Keep it free of
+constructs Cython compiles badly (closures and generators in hot functions).
+
+A program is a tree of :class:`Block` objects (statics and ops) produced by
+``livetemplate._compiler``. Rendering walks the ops with a runtime :class:`Frame` per
+Jinja scope and a :class:`Ctx` per template context, and builds :class:`NodeState`
+objects: the per-client record of what the browser holds. Every slot carries a
+:class:`Gate`, the attribute paths its output depends on; a slot, a branch or a loop
+item whose paths still read the same scalar values is not evaluated again.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from hashlib import blake2b
+from typing import Any
+
+import msgspec
+from jinja2.exceptions import TemplateError as JinjaTemplateError
+from jinja2.runtime import Context, LoopContext, Macro, Undefined
+from jinja2.utils import missing
+from markupsafe import Markup
+
+from .errors import TemplateError
+from .wire import (
+    BRANCH_MARKER_BASE,
+    ELSE,
+    ID_KEY,
+    ITEM_KEY,
+    ITEMS,
+    OP_APPEND,
+    OP_INSERT_AFTER,
+    OP_ORDER,
+    OP_PREPEND,
+    OP_REMOVE,
+    OP_UPDATE,
+    RANGE_META,
+    STATICS,
+)
+
+try:
+    import cython
+
+    COMPILED: bool = cython.compiled
+except ImportError:  # pragma: no cover - without Cython this module is certainly not compiled
+    COMPILED = False
+
+# Op kinds. Slots (< K_ASSIGN) produce a value at a numeric key; statements run in order.
+K_OUTPUT = 1  # {{ expr }}                               -> str
+K_COND = 2  # {% if %}                                   -> NodeState of the taken branch, or None
+K_LOOP = 3  # {% for %}                                  -> RangeState
+K_CALL = 4  # {{ macro(...) }}, {{ caller() }}, {% call %} -> NodeState, or str when not a macro
+K_SCOPE = 5  # with / include / block / super()          -> NodeState
+K_TEXT = 6  # {% filter %}, dynamic include              -> str
+K_RECURSE = 7  # {{ loop(children) }} in a recursive loop  -> RangeState
+K_ASSIGN = 10  # {% set %}, {% set %}...{% endset %}, {% macro %}: a generated function
+
+# Scope load instructions, applied when a frame is entered.
+LOAD_RESOLVE = 1
+LOAD_ALIAS = 2
+
+# Range key modes.
+KEY_SLOTS = 1  # from the root element's data-key: statics and output slots
+KEY_HASH = 2  # no usable data-key: a hash of the item's HTML
+
+SLOT_KEYS = tuple(str(i) for i in range(4096))
+NOCHANGE = object()
+NOT_SCALAR = object()
+
+
+def slot_key(index):
+    if index < 4096:
+        return SLOT_KEYS[index]
+    return str(index)
+
+
+# --------------------------------------------------------------------------------------
+# Program objects (built by the compiler, shared by every render of a template)
+
+
+class Path:
+    """A dependency: a frame value (``hops`` >= 0) or a context name (``hops`` == -1)
+    followed by attribute lookups; ``attrs`` holds ``(is_item, key)`` pairs."""
+
+    __slots__ = ("attrs", "hops", "index", "name")
+
+    def __init__(self, hops, index, name, attrs):
+        self.hops = hops
+        self.index = index
+        self.name = name
+        self.attrs = attrs
+
+
+class Gate:
+    """The paths a slot (or a whole block) reads. ``None`` in place of a gate means the
+    slot is re-evaluated on every render."""
+
+    __slots__ = ("paths",)
+
+    def __init__(self, paths):
+        self.paths = paths
+
+
+class Scope:
+    """Layout of a runtime frame: its size and what to load into it on entry. Each load
+    is ``(index, kind, a, b)``: resolve name ``a`` from the context, or alias the value
+    at ``a`` hops, index ``b``."""
+
+    __slots__ = ("loads", "size")
+
+    def __init__(self):
+        self.size = 0
+        self.loads = ()
+
+
+class Block:
+    """A sequence of statics and ops: a tree node. ``ops`` holds the slots and statements
+    in template order; slot ``i`` sits between ``statics[i]`` and ``statics[i + 1]``."""
+
+    __slots__ = (
+        "gate",
+        "has_range",
+        "marker",
+        "nslots",
+        "ops",
+        "slot_gates",
+        "statics",
+        "uid",
+        "wire_statics",
+    )
+
+    def __init__(self, uid, statics, ops):
+        self.uid = uid
+        self.statics = statics
+        self.wire_statics = [guard_static(s) for s in statics]
+        self.ops = ops
+        self.nslots = len(statics) - 1
+        self.gate = None
+        self.has_range = False
+        self.slot_gates = True
+        self.marker = None
+
+
+class Op:
+    """One slot or statement. Which fields are used depends on ``kind``:
+
+    * K_OUTPUT / K_TEXT: ``fn(F, C) -> str``.
+    * K_COND: ``tests`` (functions), ``blocks`` (one per test, plus the else branch).
+    * K_LOOP: ``fn`` evaluates the iterable, ``scope``/``block`` are the item frame and
+      body, ``target_index`` (or ``bind``) and ``loop_index`` bind the loop variables,
+      ``test``/``test_scope``/``test_bind`` filter items, ``else_block``/``else_scope``.
+    * K_RECURSE: ``fn`` evaluates the argument of ``loop(...)``; ``loop`` is the K_LOOP
+      op rendered again, whose loop context sits ``hops`` frames up at ``loop_index``.
+    * K_CALL: ``fn(F, C, caller)`` binds the call to a macro; ``alt(F, C, caller)``
+      calls anything that is not a macro; ``macro`` describes a ``{% call %}`` body
+      passed as ``caller``.
+    * K_SCOPE: ``ctx_fn(F, C)`` makes the context (or None: same context), ``scope`` is
+      entered (below ``F`` when ``nested``), ``fn(F, C, frame)`` fills it, then ``block``.
+    * K_ASSIGN: ``fn(F, C, rt)``.
+    """
+
+    __slots__ = (
+        "block",
+        "blocks",
+        "bind",
+        "else_block",
+        "else_scope",
+        "extended",
+        "fn",
+        "gate",
+        "index",
+        "key_mode",
+        "key_parts",
+        "kind",
+        "lineno",
+        "loop",
+        "loop_index",
+        "scope",
+        "target_index",
+        "template",
+        "test",
+        "test_scope",
+        "tests",
+        "id_slot",
+        "ctx_fn",
+        "macro",
+        "alt",
+        "nested",
+        "hops",
+        "test_bind",
+    )
+
+    def __init__(self, kind, index, template, lineno):
+        self.kind = kind
+        self.index = index
+        self.template = template
+        self.lineno = lineno
+        self.gate = None
+        self.fn = None
+        self.tests = ()
+        self.blocks = ()
+        self.block = None
+        self.scope = None
+        self.else_block = None
+        self.else_scope = None
+        self.test = None
+        self.test_scope = None
+        self.bind = None
+        self.target_index = -1
+        self.loop_index = -1
+        self.extended = False
+        self.key_mode = KEY_HASH
+        self.key_parts = ()
+        self.id_slot = -1
+        self.loop = None
+        self.ctx_fn = None
+        self.macro = None
+        self.alt = None
+        self.nested = True
+        self.hops = 0
+        self.test_bind = None
+
+
+class Program:
+    """A compiled template: its root block and frame layout."""
+
+    __slots__ = ("environment", "max_depth", "name", "root", "root_scope")
+
+    def __init__(self, name, environment, root, root_scope, max_depth):
+        self.name = name
+        self.environment = environment
+        self.root = root
+        self.root_scope = root_scope
+        self.max_depth = max_depth
+
+
+# --------------------------------------------------------------------------------------
+# Runtime objects
+
+
+class Frame:
+    """Values of one Jinja scope (``v``) and the enclosing frame (``p``)."""
+
+    __slots__ = ("p", "v")
+
+
+class Run:
+    """State of one render call."""
+
+    __slots__ = ("depth", "environment", "max_depth", "undefined", "wire")
+
+    def __init__(self, program, wire):
+        self.environment = program.environment
+        self.undefined = program.environment.undefined
+        self.max_depth = program.max_depth
+        self.wire = wire
+        self.depth = 0
+
+
+_FIELDS: dict = {}
+
+
+def _fields_of(tp):
+    """Field names of a msgspec Struct or dataclass type, or None for mappings."""
+    try:
+        return _FIELDS[tp]
+    except KeyError:
+        pass
+    names = getattr(tp, "__struct_fields__", None)
+    if names is None:
+        dc = getattr(tp, "__dataclass_fields__", None)
+        names = tuple(dc) if dc is not None else None
+    fields = frozenset(names) if names is not None else None
+    _FIELDS[tp] = fields
+    return fields
+
+
+class Ctx:
+    """A template context, as Jinja's ``Context`` resolves names: the template's own
+    top-level assignments (``vars``), then the locals an include or a scoped block was
+    given, then the outer context, then the data, then the environment's globals."""
+
+    __slots__ = ("data", "fields", "globals", "jinja", "locals", "name", "outer", "rt", "vars")
+
+    def __init__(self, rt, name, data, outer, local_vars):
+        self.rt = rt
+        self.name = name
+        self.vars = {}
+        self.locals = local_vars
+        self.outer = outer
+        self.data = data
+        self.fields = _fields_of(type(data)) if data is not None else None
+        self.globals = rt.environment.globals
+        self.jinja = None
+
+    def resolve(self, name):
+        v = self.vars.get(name, missing)
+        if v is not missing:
+            return v
+        return self.resolve_parent(name)
+
+    def resolve_parent(self, name):
+        """Resolve without this context's own assignments (Jinja's ``Context.parent``)."""
+        if self.locals is not None:
+            v = self.locals.get(name, missing)
+            if v is not missing:
+                return v
+        if self.outer is not None:
+            return self.outer.resolve(name)
+        data = self.data
+        if data is not None:
+            fields = self.fields
+            if fields is None:
+                if name in data:
+                    return data[name]
+            elif name in fields:
+                return getattr(data, name)
+        return self.globals.get(name, missing)
+
+    def parent_names(self):
+        names = set(self.globals)
+        if self.data is not None:
+            names.update(self.data if self.fields is None else self.fields)
+        if self.outer is not None:
+            names.update(self.outer.parent_names())
+            names.update(self.outer.vars)
+        if self.locals is not None:
+            names.update(self.locals)
+        return names
+
+    def jinja_context(self):
+        """The Jinja ``Context`` expressions need for ``context.call`` and the filters
+        that take a context; made on first use."""
+        if self.jinja is None:
+            ctx = Context(self.rt.environment, _ParentView(self), self.name, {})
+            ctx.vars = self.vars
+            self.jinja = ctx
+        return self.jinja
+
+
+class _ParentView:
+    """Read-only mapping view of a context's parent, as Jinja's ``Context`` expects."""
+
+    __slots__ = ("ctx",)
+
+    def __init__(self, ctx):
+        self.ctx = ctx
+
+    def __contains__(self, name):
+        return self.ctx.resolve_parent(name) is not missing
+
+    def __getitem__(self, name):
+        v = self.ctx.resolve_parent(name)
+        if v is missing:
+            raise KeyError(name)
+        return v
+
+    def __iter__(self):
+        return iter(self.ctx.parent_names())
+
+    def __len__(self):
+        return len(self.ctx.parent_names())
+
+    def keys(self):
+        return self.ctx.parent_names()
+
+    def items(self):
+        return [(k, self[k]) for k in self.ctx.parent_names()]
+
+
+def enter(scope, parent, C):
+    """Create the frame of ``scope`` below ``parent`` and run its load instructions."""
+    F = Frame()
+    F.p = parent
+    values = [missing] * scope.size
+    for load in scope.loads:
+        if load[1] == LOAD_RESOLVE:
+            values[load[0]] = C.resolve(load[2])
+        else:
+            g = parent
+            hops = load[2]
+            while hops > 1:
+                g = g.p
+                hops -= 1
+            values[load[0]] = g.v[load[3]]
+    F.v = values
+    return F
+
+
+# --------------------------------------------------------------------------------------
+# Gates: dependency snapshots
+
+
+def read_path(path, F, C, environment):
+    hops = path.hops
+    if hops < 0:
+        v = C.resolve(path.name)
+    else:
+        while hops > 0:
+            F = F.p
+            hops -= 1
+        v = F.v[path.index]
+    if v is missing:
+        return NOT_SCALAR if path.attrs else missing
+    for is_item, key in path.attrs:
+        if isinstance(v, Undefined):
+            return NOT_SCALAR
+        if is_item:
+            v = environment.getitem(v, key)
+        else:
+            v = environment.getattr(v, key)
+    return v
+
+
+def scalar(v):
+    """The value to remember for a dependency, or NOT_SCALAR when the value could change
+    without the path reading differently (a container, an object)."""
+    tp = type(v)
+    if tp is str or tp is int or tp is bool or tp is float or v is None or tp is Markup:
+        return v
+    if v is missing:
+        return v
+    if isinstance(v, Undefined):
+        return tp
+    return NOT_SCALAR
+
+
+def snapshot(gate, F, C, environment):
+    """Read every path of ``gate``; None if any value cannot be compared later."""
+    paths = gate.paths
+    n = len(paths)
+    values = [None] * n
+    for i in range(n):
+        try:
+            v = scalar(read_path(paths[i], F, C, environment))
+        except Exception:
+            return None
+        if v is NOT_SCALAR:
+            return None
+        values[i] = v
+    return values
+
+
+def same_snapshot(a, b):
+    """Whether two snapshots hold the same values, type for type (``1`` is not ``True``,
+    ``0.0`` is not ``-0.0``)."""
+    if a is None or b is None:
+        return False
+    n = len(a)
+    if n != len(b):
+        return False
+    for i in range(n):
+        x = a[i]
+        y = b[i]
+        if x is y:
+            continue
+        if type(x) is not type(y):
+            return False
+        if x != y:
+            return False
+        if type(x) is float and x == 0.0 and math.copysign(1.0, x) != math.copysign(1.0, y):
+            return False
+    return True
+
+
+# --------------------------------------------------------------------------------------
+# Values
+
+
+def guard_value(s):
+    """Spell a slot value so the client shows it as the server rendered it: the client
+    blanks a value that starts with ``{{`` and ends with ``}}``, and deletes ``<root>``
+    and ``</root>``; equivalent spellings avoid both."""
+    if s[:2] == "{{" and s[-2:] == "}}":
+        s = "&#123;" + s[1:]
+    if "root>" in s:
+        s = guard_static(s)
+    return s
+
+
+def guard_static(s):
+    """Spell statics so the client does not delete ``<root>`` or ``</root>`` tags."""
+    if "root>" in s:
+        s = s.replace("<root>", "<root >").replace("</root>", "</root >")
+    return s
+
+
+def as_text(rt, v):
+    """An evaluated output value as the exact ``str`` stored and sent."""
+    s = str(v) if type(v) is not str else v
+    if rt.wire:
+        return guard_value(s)
+    return s
+
+
+def fail(op, exc):
+    """A TemplateError for an exception raised while evaluating ``op``."""
+    if isinstance(exc, JinjaTemplateError):
+        detail = exc.message or type(exc).__name__
+    else:
+        detail = f"{type(exc).__name__}: {exc}"
+    return TemplateError(detail, template=op.template, lineno=op.lineno)
+
+
+def descend(rt, op):
+    rt.depth += 1
+    if rt.depth > rt.max_depth:
+        raise TemplateError(
+            f"recursion deeper than {rt.max_depth} levels (raise max_depth if this is intended)",
+            template=op.template,
+            lineno=op.lineno,
+        )
+
+
+# --------------------------------------------------------------------------------------
+# Node states: what a client holds
+
+
+class NodeState:
+    """A rendered block instance: one value per slot, the gate snapshots that tell when a
+    slot must be evaluated again, and for loop items their key and position."""
+
+    __slots__ = ("block", "gsnap", "key", "pos", "snaps", "vals")
+
+    def __init__(self, block):
+        self.block = block
+        self.vals = [None] * block.nslots
+        self.snaps = [None] * block.nslots if block.slot_gates else None
+        self.key = None
+        self.gsnap = None
+        self.pos = 0
+
+
+class RangeState:
+    """A rendered loop: item keys in order, items by key, and the ``else`` node the
+    client holds (kept while the loop has items, to diff against when it empties)."""
+
+    __slots__ = ("else_state", "items", "keys")
+
+    def __init__(self):
+        self.keys = []
+        self.items = {}
+        self.else_state = None
+
+
+def build_block(rt, block, F, C):
+    """Evaluate every op of ``block`` into a new state."""
+    st = NodeState(block)
+    vals = st.vals
+    snaps = st.snaps
+    env = rt.environment
+    for op in block.ops:
+        kind = op.kind
+        try:
+            if kind == K_ASSIGN:
+                op.fn(F, C, rt)
+                continue
+            if snaps is not None and op.gate is not None:
+                snaps[op.index] = snapshot(op.gate, F, C, env)
+            vals[op.index] = build_slot(rt, op, F, C)
+        except TemplateError:
+            raise
+        except Exception as exc:
+            raise fail(op, exc) from exc
+    return st
+
+
+def update_block(rt, block, F, C, st):
+    """Evaluate ``block`` against the state the client holds; update the state in place
+    and return the changed slots as a partial node, or None when nothing changed."""
+    out = None
+    vals = st.vals
+    snaps = st.snaps
+    env = rt.environment
+    for op in block.ops:
+        kind = op.kind
+        try:
+            if kind == K_ASSIGN:
+                op.fn(F, C, rt)
+                continue
+            i = op.index
+            if snaps is not None and op.gate is not None:
+                snap = snapshot(op.gate, F, C, env)
+                if snap is not None and same_snapshot(snap, snaps[i]):
+                    continue
+                snaps[i] = snap
+            if kind == K_OUTPUT or kind == K_TEXT:
+                v = as_text(rt, op.fn(F, C))
+                if v == vals[i]:
+                    continue
+                vals[i] = v
+                change = v
+            elif kind == K_COND:
+                change = update_branch(rt, op, F, C, vals, i, choose_branch(op, F, C))
+            elif kind == K_LOOP:
+                change = update_range(rt, op, F, C, vals[i], op.fn(F, C), 0, False)
+            elif kind == K_RECURSE:
+                change = update_recursion(rt, op, F, C, vals[i], False)
+            elif kind == K_CALL:
+                change = update_call(rt, op, F, C, vals, i)
+            else:
+                Cs = C if op.ctx_fn is None else op.ctx_fn(F, C)
+                Fs = enter_scope(op, F, C, Cs)
+                change = update_block(rt, op.block, Fs, Cs, vals[i])
+                if change is None:
+                    change = NOCHANGE
+        except TemplateError:
+            raise
+        except Exception as exc:
+            raise fail(op, exc) from exc
+        if change is not NOCHANGE:
+            if out is None:
+                out = {}
+            out[slot_key(i)] = change
+    return out
+
+
+def build_slot(rt, op, F, C):
+    kind = op.kind
+    if kind == K_OUTPUT or kind == K_TEXT:
+        return as_text(rt, op.fn(F, C))
+    if kind == K_COND:
+        b = choose_branch(op, F, C)
+        if b < 0:
+            return None
+        return build_block(rt, op.blocks[b], F, C)
+    if kind == K_LOOP:
+        rs = RangeState()
+        update_range(rt, op, F, C, rs, op.fn(F, C), 0, True)
+        return rs
+    if kind == K_RECURSE:
+        rs = RangeState()
+        update_recursion(rt, op, F, C, rs, True)
+        return rs
+    if kind == K_CALL:
+        vals = [None]
+        update_call(rt, op, F, C, vals, 0)
+        return vals[0]
+    Cs = C if op.ctx_fn is None else op.ctx_fn(F, C)
+    return build_block(rt, op.block, enter_scope(op, F, C, Cs), Cs)
+
+
+def enter_scope(op, F, C, Cs):
+    """The frame of a K_SCOPE op: below ``F`` for ``with``, a new root for an included
+    template or a block (which see the data through ``Cs``)."""
+    Fs = enter(op.scope, F if op.nested else None, Cs)
+    if op.fn is not None:
+        op.fn(F, C, Fs)
+    return Fs
+
+
+def choose_branch(op, F, C):
+    tests = op.tests
+    for b in range(len(tests)):
+        if tests[b](F, C):
+            return b
+    if len(op.blocks) > len(tests):
+        return len(tests)
+    return -1
+
+
+def update_branch(rt, op, F, C, vals, i, b):
+    old = vals[i]
+    if b < 0:
+        if old is None:
+            return NOCHANGE
+        vals[i] = None
+        return ""
+    block = op.blocks[b]
+    if old is not None and old.block is block:
+        change = update_block(rt, block, F, C, old)
+        return NOCHANGE if change is None else change
+    st = build_block(rt, block, F, C)
+    vals[i] = st
+    return node_wire(st)
+
+
+# --------------------------------------------------------------------------------------
+# Macro calls
+
+
+class Bound:
+    """A macro call whose arguments are bound but whose body is not rendered yet."""
+
+    __slots__ = ("arguments", "macro")
+
+    def __init__(self, macro, arguments):
+        self.macro = macro
+        self.arguments = arguments
+
+
+class LiveMacro(Macro):
+    """A macro (or ``{% call %}`` body) defined during a render. Called from an
+    expression it renders to markup like a Jinja macro; at a call slot the engine binds
+    its arguments and renders its body as a tree node instead."""
+
+    def __init__(self, rt, spec, frame, C):
+        Macro.__init__(
+            self,
+            rt.environment,
+            _unused_macro_func,
+            spec.name,
+            spec.arguments,
+            spec.catch_kwargs,
+            spec.catch_varargs,
+            spec.caller,
+            True,
+        )
+        self.rt = rt
+        self.spec = spec
+        self.frame = frame
+        self.ctx = C
+        self.binding = False
+
+    def bind(self, *args, **kwargs):
+        self.binding = True
+        try:
+            return Macro.__call__(self, *args, **kwargs)
+        finally:
+            self.binding = False
+
+    def _invoke(self, arguments, autoescape):
+        if self.binding:
+            self.binding = False
+            return Bound(self, arguments)
+        rt = self.rt
+        saved = rt.wire
+        rt.wire = False
+        try:
+            F = enter_macro(self, arguments)
+            descend(rt, self.spec)
+            try:
+                st = build_block(rt, self.spec.block, F, self.ctx)
+            finally:
+                rt.depth -= 1
+        finally:
+            rt.wire = saved
+        return Markup(node_html(st))
+
+
+def _unused_macro_func(*args):  # pragma: no cover - LiveMacro overrides _invoke
+    raise AssertionError("LiveMacro renders through _invoke")
+
+
+class MacroSpec:
+    """Compile-time description of a macro or ``{% call %}`` body."""
+
+    __slots__ = (
+        "arg_indexes",
+        "arguments",
+        "block",
+        "caller",
+        "catch_kwargs",
+        "catch_varargs",
+        "defaults",
+        "lineno",
+        "name",
+        "scope",
+        "template",
+    )
+
+
+def define_macro(rt, spec, F, C):
+    return LiveMacro(rt, spec, F, C)
+
+
+def enter_macro(macro, arguments):
+    spec = macro.spec
+    F = enter(spec.scope, macro.frame, macro.ctx)
+    values = F.v
+    indexes = spec.arg_indexes
+    for i in range(len(indexes)):
+        values[indexes[i]] = arguments[i]
+    if spec.defaults is not None:
+        spec.defaults(F, macro.ctx)
+    return F
+
+
+def bind_macro(callee, *args, **kwargs):
+    """Generated code for a call slot calls this: bind a LiveMacro, call anything else."""
+    if type(callee) is LiveMacro:
+        return callee.bind(*args, **kwargs)
+    raise _NotAMacro()
+
+
+class _NotAMacro(Exception):
+    pass
+
+
+def update_call(rt, op, F, C, vals, i):
+    caller = None
+    if op.macro is not None:
+        caller = LiveMacro(rt, op.macro, F, C)
+    try:
+        bound = op.fn(F, C, caller)
+    except _NotAMacro:
+        text = as_text(rt, op.alt(F, C, caller))
+        if type(vals[i]) is str and vals[i] == text:
+            return NOCHANGE
+        vals[i] = text
+        return text
+    macro = bound.macro
+    Fm = enter_macro(macro, bound.arguments)
+    block = macro.spec.block
+    old = vals[i]
+    descend(rt, op)
+    try:
+        if type(old) is NodeState and old.block is block:
+            change = update_block(rt, block, Fm, macro.ctx, old)
+            return NOCHANGE if change is None else change
+        st = build_block(rt, block, Fm, macro.ctx)
+    finally:
+        rt.depth -= 1
+    vals[i] = st
+    return node_wire(st)
+
+
+# --------------------------------------------------------------------------------------
+# Loops
+
+
+class _Recurse:
+    """``loop`` of a recursive for-loop, called from an expression: renders markup."""
+
+    __slots__ = ("C", "F", "op", "rt")
+
+    def __init__(self, rt, op, F, C):
+        self.rt = rt
+        self.op = op
+        self.F = F
+        self.C = C
+
+    def __call__(self, iterable, loop_render_func, depth=0):
+        rt = self.rt
+        saved = rt.wire
+        rt.wire = False
+        descend(rt, self.op)
+        try:
+            rs = RangeState()
+            update_range(rt, self.op, self.F, self.C, rs, iterable, depth, True)
+        finally:
+            rt.depth -= 1
+            rt.wire = saved
+        return Markup(range_html(rs))
+
+
+def update_recursion(rt, op, F, C, rs, first):
+    """``{{ loop(children) }}``: render the enclosing recursive loop one level deeper."""
+    Fi = F
+    for _ in range(op.hops):
+        Fi = Fi.p
+    lc = Fi.v[op.loop_index]
+    descend(rt, op)
+    try:
+        return update_range(rt, op.loop, Fi.p, C, rs, op.fn(F, C), lc.depth, first)
+    finally:
+        rt.depth -= 1
+
+
+def loop_iterable(rt, op, F, C, iterable):
+    if op.test is None:
+        return iterable
+    kept = []
+    for value in iterable:
+        Ft = enter(op.test_scope, F, C)
+        op.test_bind(Ft, value)
+        if op.test(Ft, C):
+            kept.append(value)
+    return kept
+
+
+def bind_target(op, F, value):
+    if op.target_index >= 0:
+        F.v[op.target_index] = value
+    else:
+        op.bind(F, value)
+
+
+def item_frame(op, F, C, value, lc):
+    Fi = enter(op.scope, F, C)
+    bind_target(op, Fi, value)
+    if lc is not None:
+        Fi.v[op.loop_index] = lc
+    return Fi
+
+
+def key_of(op, vals):
+    """The item key from the values of its data-key attribute's slots."""
+    parts = []
+    for part in op.key_parts:
+        if type(part) is str:
+            parts.append(part)
+        else:
+            parts.append(vals[part])
+    return unescape("".join(parts))
+
+
+def key_by_slots(rt, op, Fi, C):
+    """The item key without evaluating the whole item: only the key's slots (and, for
+    KEY_PREFIX, the statements before them)."""
+    body = op.block
+    need = op.key_parts
+    vals = [None] * body.nslots
+    remaining = 0
+    for part in need:
+        if type(part) is not str:
+            remaining += 1
+    for sub in body.ops:
+        if remaining == 0:
+            break
+        if sub.kind == K_ASSIGN:
+            sub.fn(Fi, C, rt)
+        elif sub.index in need:
+            vals[sub.index] = str(sub.fn(Fi, C))
+            remaining -= 1
+    return key_of(op, vals)
+
+
+def unescape(s):
+    if "&" in s:
+        return html.unescape(s)
+    return s
+
+
+def hash_key(st):
+    """Key of an item whose root element has no usable data-key: a hash of its HTML."""
+    digest = blake2b(node_html(st).encode("utf-8", "surrogatepass"), digest_size=8)
+    return digest.hexdigest()
+
+
+def unique_key(key, taken):
+    if key not in taken:
+        return key
+    n = 1
+    while True:
+        candidate = f"{key}#{n}"
+        if candidate not in taken:
+            return candidate
+        n += 1
+
+
+def update_range(rt, op, F, C, rs, iterable, depth0, first):
+    """Render loop ``op`` over ``iterable`` against ``rs``, the range the client holds
+    (a new, empty one when ``first``). Updates ``rs`` and returns the wire change: a
+    list of range operations, a partial range object, or NOCHANGE."""
+    env = rt.environment
+    body = op.block
+    gate = body.gate
+    old_keys = rs.keys
+    old_items = rs.items
+    n_old = len(old_keys)
+    new_keys = []
+    seen = None  # new items by key, made once the new list departs from the old one
+    changes = []  # (key, partial item) for kept items whose content changed
+    created = set()
+    cursor = 0
+    ordered = True
+    last_pos = -1
+    items = loop_iterable(rt, op, F, C, iterable)
+    if op.extended:
+        items = LoopContext(items, rt.undefined, _Recurse(rt, op, F, C), depth0)
+    for entry in items:
+        if op.extended:
+            value = entry[0]
+            Fi = item_frame(op, F, C, value, entry[1])
+        else:
+            Fi = item_frame(op, F, C, entry, None)
+        snap = snapshot(gate, Fi, C, env) if gate is not None else None
+        if cursor < n_old and snap is not None:
+            # same inputs as the old item in this place: same item, unchanged
+            cand = old_items[old_keys[cursor]]
+            if same_snapshot(snap, cand.gsnap) and (seen is None or cand.key not in seen):
+                new_keys.append(cand.key)
+                if seen is not None:
+                    seen[cand.key] = cand
+                cursor += 1
+                last_pos = cand.pos
+                continue
+        if seen is None:
+            seen = {}
+            for k in new_keys:
+                seen[k] = old_items[k]
+        if op.key_mode != KEY_HASH:
+            key = unique_key(key_by_slots(rt, op, Fi, C), seen)
+            old = old_items.get(key)
+            if old is not None:
+                if not same_snapshot(snap, old.gsnap):
+                    change = update_block(rt, body, Fi, C, old)
+                    if change is not None:
+                        changes.append((key, change))
+                    old.gsnap = snap
+                st = old
+            else:
+                st = build_block(rt, body, Fi, C)
+                st.key = key
+                st.gsnap = snap
+                created.add(key)
+        else:
+            st = build_block(rt, body, Fi, C)
+            key = unique_key(hash_key(st), seen)
+            old = old_items.get(key)
+            if old is not None:
+                old.gsnap = snap
+                st = old
+            else:
+                st.key = key
+                st.gsnap = snap
+                created.add(key)
+        if key not in created:
+            if old.pos < last_pos:
+                ordered = False
+            last_pos = old.pos
+            cursor = old.pos + 1
+        seen[key] = st
+        new_keys.append(key)
+    if seen is None:
+        # every item kept its place; only items past the new end were removed
+        if len(new_keys) == n_old and new_keys and not first:
+            return NOCHANGE
+        seen = {}
+        for k in new_keys:
+            seen[k] = old_items[k]
+    return finish_range(rt, op, F, C, rs, new_keys, seen, changes, created, ordered, first)
+
+
+def finish_range(rt, op, F, C, rs, new_keys, seen, changes, created, ordered, first):
+    change = range_change(rt, op, F, C, rs, new_keys, seen, changes, created, ordered, first)
+    for i in range(len(new_keys)):
+        seen[new_keys[i]].pos = i
+    rs.keys = new_keys
+    rs.items = seen
+    return change
+
+
+def range_change(rt, op, F, C, rs, new_keys, seen, changes, created, ordered, first):
+    """The wire change taking the client's range (``rs``, old positions still set) to
+    ``new_keys``: range operations, a partial range object, or NOCHANGE."""
+    old_keys = rs.keys
+    old_items = rs.items
+    if first:
+        if not new_keys:
+            attach_else(rt, op, F, C, rs)
+        return NOCHANGE
+    if not new_keys:
+        out = {}
+        if old_keys:
+            out[ITEMS] = []
+        else_change = attach_else(rt, op, F, C, rs)
+        if else_change is not None:
+            out[ELSE] = else_change
+        return out if out else NOCHANGE
+    kept = len(new_keys) - len(created)
+    if kept == 0 and old_keys:
+        # nothing survived: send the item list whole
+        return {ITEMS: [item_wire(seen[k]) for k in new_keys]}
+
+    ops = []
+    for k in old_keys:
+        st = seen.get(k)
+        if st is None or st is not old_items[k]:
+            ops.append([OP_REMOVE, k])
+    moved = set()
+    if not ordered:
+        moved = plan_moves(new_keys, seen, created, old_items)
+        if moved is None:
+            # sending the new key order is smaller than moving items one by one
+            for key, change in changes:
+                ops.append([OP_UPDATE, key, change])
+            fresh = [item_wire(seen[k]) for k in new_keys if k in created]
+            if fresh:
+                ops.append([OP_APPEND, fresh])
+            ops.append([OP_ORDER, list(new_keys)])
+            return ops
+        for k in moved:
+            ops.append([OP_REMOVE, k])
+    for key, change in changes:
+        if key not in moved:
+            ops.append([OP_UPDATE, key, change])
+    if created or moved:
+        insert_runs(ops, new_keys, seen, created, moved, kept > len(moved))
+    return ops if ops else NOCHANGE
+
+
+def insert_runs(ops, new_keys, seen, created, moved, anchored):
+    """Append ``p``/``i``/``a`` operations placing every created or moved item, given
+    that every other item already stands in the right order."""
+    n = len(new_keys)
+    i = 0
+    while i < n:
+        k = new_keys[i]
+        if k not in created and k not in moved:
+            i += 1
+            continue
+        start = i
+        run = []
+        while i < n and (new_keys[i] in created or new_keys[i] in moved):
+            run.append(item_wire(seen[new_keys[i]]))
+            i += 1
+        if start == 0:
+            ops.append([OP_PREPEND if anchored else OP_APPEND, run])
+        elif i == n:
+            ops.append([OP_APPEND, run])
+        else:
+            ops.append([OP_INSERT_AFTER, new_keys[start - 1], run])
+
+
+def plan_moves(new_keys, seen, created, old_items):
+    """For a reordered range, the kept items to move (remove and insert again) so the
+    rest keep their relative order, or None when sending the new key order is smaller."""
+    positions = []
+    keys = []
+    for k in new_keys:
+        if k not in created:
+            positions.append(old_items[k].pos)
+            keys.append(k)
+    stay = longest_increasing(positions)
+    moved = set()
+    move_cost = 0
+    for j in range(len(keys)):
+        if j not in stay:
+            moved.add(keys[j])
+            move_cost += wire_size(seen[keys[j]]) + len(keys[j]) + 8
+    order_cost = 0
+    for k in new_keys:
+        order_cost += len(k) + 3
+    if order_cost <= move_cost:
+        return None
+    return moved
+
+
+def longest_increasing(seq):
+    """Indexes of one longest strictly increasing subsequence of ``seq``."""
+    tails = []  # index into seq of the smallest tail of each length
+    prev = [-1] * len(seq)
+    for i in range(len(seq)):
+        x = seq[i]
+        lo = 0
+        hi = len(tails)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if seq[tails[mid]] < x:
+                lo = mid + 1
+            else:
+                hi = mid
+        if lo > 0:
+            prev[i] = tails[lo - 1]
+        if lo == len(tails):
+            tails.append(i)
+        else:
+            tails[lo] = i
+    result = set()
+    j = tails[-1] if tails else -1
+    while j >= 0:
+        result.add(j)
+        j = prev[j]
+    return result
+
+
+def attach_else(rt, op, F, C, rs):
+    """Make the client's ``else`` node current; returns its wire change or None."""
+    if op.else_block is None:
+        return None
+    Fe = enter(op.else_scope, F, C)
+    if rs.else_state is None:
+        rs.else_state = build_block(rt, op.else_block, Fe, C)
+        return node_wire(rs.else_state)
+    return update_block(rt, op.else_block, Fe, C, rs.else_state)
+
+
+# --------------------------------------------------------------------------------------
+# Wire form and HTML of states
+
+
+def node_wire(st):
+    """The complete wire node of a state, statics included."""
+    block = st.block
+    out = {STATICS: list(block.wire_statics)}
+    fill_slots(out, block, st.vals)
+    if block.marker is not None:
+        out[block.marker] = ""
+    return out
+
+
+def item_wire(st):
+    """A complete range item: its slots and key, no statics (the range has them)."""
+    out = {}
+    fill_slots(out, st.block, st.vals)
+    out[ITEM_KEY] = st.key
+    return out
+
+
+def fill_slots(out, block, vals):
+    for op in block.ops:
+        if op.kind == K_ASSIGN:
+            continue
+        v = vals[op.index]
+        tp = type(v)
+        if tp is str:
+            out[slot_key(op.index)] = v
+        elif v is None:
+            out[slot_key(op.index)] = ""
+        elif tp is RangeState:
+            out[slot_key(op.index)] = range_wire(op, v)
+        else:
+            out[slot_key(op.index)] = node_wire(v)
+
+
+def range_wire(op, rs):
+    loop_op = op.loop if op.kind == K_RECURSE else op
+    out = {
+        STATICS: list(loop_op.block.wire_statics),
+        ITEMS: [item_wire(rs.items[k]) for k in rs.keys],
+    }
+    if loop_op.id_slot >= 0:
+        out[RANGE_META] = {ID_KEY: slot_key(loop_op.id_slot)}
+    if not rs.keys and rs.else_state is not None:
+        out[ELSE] = node_wire(rs.else_state)
+    return out
+
+
+def wire_size(st):
+    """Approximate encoded size of a state's wire item, for choosing range operations."""
+    size = 4 + 6 * len(st.vals)
+    for v in st.vals:
+        tp = type(v)
+        if tp is str:
+            size += len(v)
+        elif tp is NodeState:
+            size += wire_size(v)
+            for s in v.block.statics:
+                size += len(s) + 3
+        elif tp is RangeState:
+            for k in v.keys:
+                size += wire_size(v.items[k])
+    return size
+
+
+def node_html(st):
+    statics = st.block.statics
+    vals = st.vals
+    parts = []
+    for i in range(len(vals)):
+        parts.append(statics[i])
+        v = vals[i]
+        tp = type(v)
+        if tp is str:
+            parts.append(v)
+        elif tp is NodeState:
+            parts.append(node_html(v))
+        elif tp is RangeState:
+            parts.append(range_html(v))
+    parts.append(statics[len(vals)])
+    return "".join(parts)
+
+
+def range_html(rs):
+    if not rs.keys:
+        return node_html(rs.else_state) if rs.else_state is not None else ""
+    items = rs.items
+    return "".join([node_html(items[k]) for k in rs.keys])
+
+
+# --------------------------------------------------------------------------------------
+# Entry points
+
+
+class View:
+    """What one client holds of a template: empty until the first render."""
+
+    __slots__ = ("state",)
+
+    def __init__(self):
+        self.state = None
+
+
+def render_text(rt, block, F, C):
+    """Render ``block`` to markup text (a macro called from an expression, a filter
+    block, a block assignment), whatever mode the surrounding render is in."""
+    saved = rt.wire
+    rt.wire = False
+    try:
+        return node_html(build_block(rt, block, F, C))
+    finally:
+        rt.wire = saved
+
+
+def render_html(program, data):
+    """The complete HTML of ``program`` for ``data``."""
+    rt = Run(program, False)
+    C = Ctx(rt, program.name, data, None, None)
+    F = enter(program.root_scope, None, C)
+    return node_html(build_block(rt, program.root, F, C))
+
+
+def render_tree(program, data, view):
+    """The tree to send to the client behind ``view``: complete on the first call (or
+    after :func:`reset`), afterwards only what changed (``{}`` when nothing did)."""
+    rt = Run(program, True)
+    C = Ctx(rt, program.name, data, None, None)
+    F = enter(program.root_scope, None, C)
+    if view.state is None:
+        view.state = build_block(rt, program.root, F, C)
+        return node_wire(view.state)
+    change = update_block(rt, program.root, F, C, view.state)
+    return {} if change is None else change
+
+
+_encoder = msgspec.json.Encoder()
+
+
+def encode_frame(tree, meta):
+    """Encode an update frame ``{"tree": tree, "meta": meta}`` to JSON bytes."""
+    return _encoder.encode({"tree": tree, "meta": meta})

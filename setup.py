@@ -1,0 +1,66 @@
+"""Declares the compiled twins of the hot-path modules.
+
+Each hot module has one Python source in ``livetemplate/`` (the pure-Python twin) and a
+``.pxd`` in ``ext/`` that gives Cython its static types. The build copies both side by
+side under ``build/cython/`` and compiles them as ``livetemplate.<name>_c``.
+
+Environment switches:
+
+``LIVETEMPLATE_NO_EXTENSIONS=1``
+    build nothing; the package then imports the pure-Python twins.
+``LIVETEMPLATE_BUILD_EXTENSIONS=required``
+    fail the build if an extension cannot be compiled (used for release wheels).
+``LIVETEMPLATE_DEBUG=1``
+    compile with ``-O0 -g`` and Cython line tracing for debugging and coverage.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from setuptools import Extension, setup
+
+ROOT = Path(__file__).parent
+# (twin module in livetemplate/, compiled module name)
+HOT_MODULES = [("_render_py", "_render_c")]
+
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").lower() in {"1", "true", "yes", "on", "y"}
+
+
+def _extensions() -> list[Extension]:
+    if _flag("LIVETEMPLATE_NO_EXTENSIONS"):
+        return []
+    from Cython.Build import cythonize
+
+    staging = ROOT / "build" / "cython" / "livetemplate"
+    staging.mkdir(parents=True, exist_ok=True)
+    (staging / "__init__.py").touch()
+    debug = _flag("LIVETEMPLATE_DEBUG")
+    extensions = []
+    for twin, compiled in HOT_MODULES:
+        shutil.copyfile(ROOT / "livetemplate" / f"{twin}.py", staging / f"{compiled}.py")
+        shutil.copyfile(ROOT / "ext" / f"{compiled}.pxd", staging / f"{compiled}.pxd")
+        extensions.append(
+            Extension(
+                f"livetemplate.{compiled}",
+                [str((staging / f"{compiled}.py").relative_to(ROOT))],
+                extra_compile_args=["-O0", "-g"] if debug else ["-O2"],
+                define_macros=[("CYTHON_TRACE", "1")] if debug else [],
+                optional=os.environ.get("LIVETEMPLATE_BUILD_EXTENSIONS") != "required",
+            )
+        )
+    directives = {
+        "language_level": 3,
+        "boundscheck": False,
+        "wraparound": False,
+        "cdivision": True,
+        "linetrace": debug,
+    }
+    return cythonize(extensions, compiler_directives=directives, quiet=True)
+
+
+setup(ext_modules=_extensions())

@@ -19,11 +19,11 @@ import itertools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any
+from typing import Any, NoReturn
 
 import jinja2
 from jinja2 import nodes
-from jinja2.compiler import CodeGenerator, Frame, find_undeclared
+from jinja2.compiler import CodeGenerator, Frame, find_undeclared, optimizeconst
 from jinja2.idtracking import VAR_LOAD_ALIAS, VAR_LOAD_PARAMETER, VAR_LOAD_RESOLVE, Symbols
 from jinja2.nodes import EvalContext
 from jinja2.utils import _PassArg
@@ -170,7 +170,8 @@ class Compiler:
         self.env = environment
         self.engine = engine
         self.max_depth = max_depth
-        self.gen = CodeGenerator(environment, None, None)
+        self.gen = _ExpressionGenerator(environment, None, None)
+        self.access = engine.Access(environment)
         self.template: str | None = None
         self.uids = itertools.count()
         self.fn_ids = itertools.count()
@@ -194,7 +195,9 @@ class Compiler:
         unit = self.unit(tree, name, filename)
         self.finish()
         assert unit.scope is not None
-        return self.engine.Program(name, self.env, unit.block, unit.scope.runtime, self.max_depth)
+        return self.engine.Program(
+            name, self.env, self.access, unit.block, unit.scope.runtime, self.max_depth
+        )
 
     def unit(self, tree: nodes.Template, name: str | None, filename: str | None) -> Unit:
         """Compile a whole template (the root or an included one)."""
@@ -209,7 +212,7 @@ class Compiler:
     def _unit(self, tree: nodes.Template, name: str | None, boundary: Boundary | None = None) -> Unit:
         if "self" in find_undeclared(tree.body, ("self",)):
             self.fail("'self' (block references) is not supported; use blocks or macros", tree)
-        self.check_names(tree)
+        self.check_names(tree, getattr(tree, "lt_source", ""))
         unit = Unit(name, self.new_block())
         if name is not None:
             self.units[name] = unit  # until compiled: an include of it is recursive
@@ -220,7 +223,9 @@ class Compiler:
         unit.scope = scope
         extends = [n for n in tree.body if isinstance(n, nodes.Extends)]
         if tree.find(nodes.Extends) is not None and not extends:
-            self.fail("{% extends %} is only supported at the top level of a template", tree.find(nodes.Extends))
+            self.fail(
+                "{% extends %} is only supported at the top level of a template", tree.find(nodes.Extends)
+            )
         for block in tree.find_all(nodes.Block):
             self.block_chain.setdefault(block.name, [])
         builder = _Builder()
@@ -309,7 +314,12 @@ class Compiler:
                 builder.text(const)
 
     def dynamic_output(self, child: nodes.Expr, builder: _Builder, frame: Frame, scope: CScope) -> None:
-        if isinstance(child, nodes.Call) and not child.args and not child.kwargs and _is_name(child.node, "super"):
+        if (
+            isinstance(child, nodes.Call)
+            and not child.args
+            and not child.kwargs
+            and _is_name(child.node, "super")
+        ):
             self.super_call(child, builder, frame, scope)
             return
         if isinstance(child, nodes.Call) and _is_name(child.node, "loop"):
@@ -329,8 +339,12 @@ class Compiler:
 
     def output_source(self, child: nodes.Expr, frame: Frame) -> str:
         finalize = self.gen._make_finalize()
-        return self.source(child, frame, pre=lambda: self.gen._output_child_pre(child, frame, finalize),
-                           post=lambda: self.gen._output_child_post(child, frame, finalize))
+        return self.source(
+            child,
+            frame,
+            pre=lambda: self.gen._output_child_pre(child, frame, finalize),
+            post=lambda: self.gen._output_child_post(child, frame, finalize),
+        )
 
     def visit_If(self, node: nodes.If, builder: _Builder, frame: Frame, scope: CScope) -> None:
         if_frame = frame.soft()
@@ -339,8 +353,9 @@ class Compiler:
         bodies = [node.body] + [elif_.body for elif_ in node.elif_]
         if node.else_:
             bodies.append(node.else_)
-        op.tests = tuple(self.function("F, C", [f"return {self.source(t, if_frame)}"], [t], if_frame, scope)
-                         for t in tests)
+        op.tests = tuple(
+            self.function("F, C", [f"return {self.source(t, if_frame)}"], [t], if_frame, scope) for t in tests
+        )
         op.blocks = tuple(self.block(body, if_frame, scope) for body in bodies)
         deps: list[Dep] = []
         for test in tests:
@@ -419,14 +434,16 @@ class Compiler:
         self.gate(op, scope)
         builder.slot(op)
 
-    def bind_target(self, op: Any, target: nodes.Expr, frame: Frame, scope: CScope) -> None:
+    def bind_target(self, op: Any, target: nodes.Node, frame: Frame, scope: CScope) -> None:
         if isinstance(target, nodes.Name):
             op.target_index = scope.index(frame.symbols.ref(target.name))
         else:
             op.bind = self.target_function(target, frame, scope)
 
-    def target_function(self, target: nodes.Expr, frame: Frame, scope: CScope) -> Callable[..., Any]:
-        return self.function("F, value", [f"{self.target_source(target, frame, scope)} = value"], [], frame, scope)
+    def target_function(self, target: nodes.Node, frame: Frame, scope: CScope) -> Callable[..., Any]:
+        return self.function(
+            "F, value", [f"{self.target_source(target, frame, scope)} = value"], [], frame, scope
+        )
 
     def key(self, op: Any, loop_frame: Frame) -> None:
         """Find how the loop's items are keyed: the data-key of their root element."""
@@ -449,10 +466,12 @@ class Compiler:
         if len(parts) == 1 and isinstance(parts[0], int):
             op.id_slot = parts[0]
 
-    def recursion(self, call: nodes.Call, loop_op: Any, builder: _Builder, frame: Frame, scope: CScope) -> None:
+    def recursion(
+        self, call: nodes.Call, loop_op: Any, builder: _Builder, frame: Frame, scope: CScope
+    ) -> None:
         op = self.op(self.engine.K_RECURSE, call)
         op.loop = loop_op
-        op.hops, op.loop_index = scope.locate(frame.symbols.find_ref("loop"))
+        op.hops, op.loop_index = scope.locate(frame.symbols.ref("loop"))
         arg = call.args[0]
         op.fn = self.function("F, C", [f"return {self.source(arg, frame)}"], [arg], frame, scope)
         self.op_deps[id(op)] = [VOLATILE]
@@ -474,7 +493,9 @@ class Compiler:
         self.op_deps[id(op)] = deps
         builder.statement(op)
 
-    def visit_AssignBlock(self, node: nodes.AssignBlock, builder: _Builder, frame: Frame, scope: CScope) -> None:
+    def visit_AssignBlock(
+        self, node: nodes.AssignBlock, builder: _Builder, frame: Frame, scope: CScope
+    ) -> None:
         block_frame = frame.inner()
         block_frame.require_output_check = False
         block_frame.symbols.analyze_node(node)
@@ -522,7 +543,8 @@ class Compiler:
         lines = []
         deps: list[Dep] = []
         for target, expr in zip(node.targets, node.values, strict=True):
-            lines.append(f"{self.target_source(target, with_frame, inner, frame_var='Fs')} = {self.source(expr, frame)}")
+            target_source = self.target_source(target, with_frame, inner, frame_var="Fs")
+            lines.append(f"{target_source} = {self.source(expr, frame)}")
             deps.extend(self.expr_deps(expr, frame, scope))
         op.fn = self.function("F, C, Fs", lines, list(node.values), frame, scope)
         op.block = self.block(node.body, with_frame, inner)
@@ -534,7 +556,7 @@ class Compiler:
     def visit_Macro(self, node: nodes.Macro, builder: _Builder, frame: Frame, scope: CScope) -> None:
         spec = self.macro_body(node, frame, scope)
         ident = frame.symbols.ref(node.name)
-        hops, index = scope.locate(ident)
+        _, index = scope.locate(ident)
         self.macro_specs[(id(scope.owner(ident)), ident)] = spec
         op = self.op(self.engine.K_ASSIGN, node)
         lines = [f"F.v[{index}] = define_macro(rt, {self.const(spec)}, F, C)"]
@@ -601,15 +623,16 @@ class Compiler:
             try:
                 default = node.defaults[idx - len(node.args)]
             except IndexError:
-                lines.append(
-                    f"    {ref} = undefined({f'parameter {arg.name!r} was not provided'!r}, name={arg.name!r})"
-                )
+                message = f"parameter {arg.name!r} was not provided"
+                lines.append(f"    {ref} = undefined({message!r}, name={arg.name!r})")
             else:
                 lines.append(f"    {ref} = {self.source(default, macro_frame)}")
         if lines:
             loads = [f"{ref} = F.v[{inner.index(ref)}]" for ref in params]
             stores = [f"F.v[{inner.index(ref)}] = {ref}" for ref in params]
-            spec.defaults = self.function("F, C", [*loads, *lines, *stores], list(node.defaults), macro_frame, inner)
+            spec.defaults = self.function(
+                "F, C", [*loads, *lines, *stores], list(node.defaults), macro_frame, inner
+            )
         else:
             spec.defaults = None
         spec.block = self.block(node.body, macro_frame, inner)
@@ -636,19 +659,23 @@ class Compiler:
         bind = self.source(call, frame, callee_prefix="bind_macro(", extra_kwargs=extra)
         op.fn = self.function("F, C, caller", [f"return {bind}"], [call], frame, scope)
         if escape:
-            text = self.source(call, frame, pre=lambda: self.gen.write("escape("), post=lambda: self.gen.write(")"),
-                               extra_kwargs=extra)
+            text = self.source(
+                call,
+                frame,
+                pre=lambda: self.gen.write("escape("),
+                post=lambda: self.gen.write(")"),
+                extra_kwargs=extra,
+            )
         else:
             text = self.source(call, frame, extra_kwargs=extra)
         op.alt = self.function("F, C, caller", [f"return {text}"], [call], frame, scope)
         deps = list(self.expr_deps(call, frame, scope, callee_known=True))
         spec = self.macro_callee(call.node, frame, scope)
-        if spec is None or self.macro_deps.get(id(spec)) is None:
-            deps.append(VOLATILE)
-        else:
-            deps.extend(self.macro_deps[id(spec)])
-        if caller is not None:
-            deps.extend(self.macro_deps[id(caller)])
+        for macro in (spec, caller):
+            if macro is None:
+                continue
+            macro_deps = self.macro_deps.get(id(macro))
+            deps.extend([VOLATILE] if macro_deps is None else macro_deps)
         self.op_deps[id(op)] = deps
         self.gate(op, scope)
         builder.slot(op)
@@ -726,14 +753,16 @@ class Compiler:
         self.gate(op, scope)
         builder.slot(op)
 
-    def extend(self, node: nodes.Extends, builder: _Builder, frame: Frame, scope: CScope, tree: nodes.Template) -> None:
+    def extend(
+        self, node: nodes.Extends, builder: _Builder, frame: Frame, scope: CScope, tree: nodes.Template
+    ) -> None:
         if not isinstance(node.template, nodes.Const) or not isinstance(node.template.value, str):
             self.fail("{% extends %} needs a constant template name", node)
         for block in tree.find_all(nodes.Block):
             chain = self.block_chain.setdefault(block.name, [])
             if not any(b is block for _, b in chain):
                 chain.append((self.template, block))
-        parent_name = node.template.value
+        parent_name: str = node.template.value
         parent_tree, filename = self.load(parent_name, node)
         saved = (self.template, self.gen.name, self.gen.filename)
         self.template, self.gen.name, self.gen.filename = parent_name, parent_name, filename
@@ -758,7 +787,7 @@ class Compiler:
         names = _constant_names(node.template)
         if names is None:
             self.fail("{% include %} needs a constant template name (or a constant list of names)", node)
-        chosen = None
+        chosen: tuple[str, nodes.Template, str | None] | None = None
         for name in names:
             try:
                 chosen = (name, *self.load(name, node))
@@ -796,21 +825,32 @@ class Compiler:
         builder.slot(op)
 
     def context_function(
-        self, local_names: dict[str, str], frame: Frame, scope: CScope, *, inherits: bool, name: str | None = None
+        self,
+        local_names: dict[str, str],
+        frame: Frame,
+        scope: CScope,
+        *,
+        inherits: bool,
+        name: str | None = None,
     ) -> Callable[..., Any]:
         if not inherits:
             return self.function("F, C", [f"return Ctx(C.rt, {name!r}, None, None, None)"], [], frame, scope)
         items = ", ".join(f"{k!r}: {self.ref_source(ident, scope)}" for k, ident in local_names.items())
         return self.function(
             "F, C",
-            [f"loc = {{{items}}}", f"return Ctx(C.rt, {name if name is not None else self.template!r}, None, C,"
-             " {k: v for k, v in loc.items() if v is not missing})"],
+            [
+                f"loc = {{{items}}}",
+                f"return Ctx(C.rt, {name if name is not None else self.template!r}, None, C,"
+                " {k: v for k, v in loc.items() if v is not missing})",
+            ],
             [],
             frame,
             scope,
         )
 
-    def visit_FilterBlock(self, node: nodes.FilterBlock, builder: _Builder, frame: Frame, scope: CScope) -> None:
+    def visit_FilterBlock(
+        self, node: nodes.FilterBlock, builder: _Builder, frame: Frame, scope: CScope
+    ) -> None:
         filter_frame = frame.inner()
         filter_frame.symbols.analyze_node(node)
         inner = self.new_scope(filter_frame.symbols, scope)
@@ -845,7 +885,7 @@ class Compiler:
 
     def source(
         self,
-        node: nodes.Expr,
+        node: nodes.Node,
         frame: Frame,
         *,
         pre: Callable[[], None] | None = None,
@@ -892,16 +932,20 @@ class Compiler:
                     table = self.env.filters if kind == "filter" else self.env.tests
                     self.namespace[alias] = table[item.name]
 
-    def check_names(self, tree: nodes.Node) -> None:
+    def check_names(self, tree: nodes.Node, source: str) -> None:
         """Unknown filters and tests fail at construction, wherever they are used."""
-        for item in tree.find_all(nodes.Filter):
-            if item.name not in self.env.filters:
-                self.fail(f"No filter named {item.name!r}.", item)
-        for test in tree.find_all(nodes.Test):
-            if test.name not in self.env.tests:
-                self.fail(f"No test named {test.name!r}.", test)
+        for kind, table in ((nodes.Filter, self.env.filters), (nodes.Test, self.env.tests)):
+            for item in tree.find_all(kind):
+                if item.name not in table:
+                    what = "filter" if kind is nodes.Filter else "test"
+                    raise TemplateError(
+                        f"No {what} named {item.name!r}.",
+                        template=self.template,
+                        lineno=item.lineno,
+                        column=_find_column(source, item.lineno, item.name),
+                    )
 
-    def target_source(self, target: nodes.Expr, frame: Frame, scope: CScope, frame_var: str = "F") -> str:
+    def target_source(self, target: nodes.Node, frame: Frame, scope: CScope, frame_var: str = "F") -> str:
         if isinstance(target, nodes.Name):
             hops, index = scope.locate(frame.symbols.ref(target.name))
             return f"{frame_var}{'.p' * hops}.v[{index}]"
@@ -910,13 +954,15 @@ class Compiler:
         if isinstance(target, (nodes.Tuple, nodes.List)):
             inner = ", ".join(self.target_source(item, frame, scope, frame_var) for item in target.items)
             return f"({inner},)"
-        self.fail(f"cannot assign to {type(target).__name__}", target)
+        return self.fail(f"cannot assign to {type(target).__name__}", target)
 
     def ref_source(self, ident: str, scope: CScope, frame_var: str = "F") -> str:
         hops, index = scope.locate(ident)
         return f"{frame_var}{'.p' * hops}.v[{index}]"
 
-    def prologue(self, needs: Sequence[nodes.Node], frame: Frame, scope: CScope, frame_var: str = "F") -> list[str]:
+    def prologue(
+        self, needs: Sequence[nodes.Node], frame: Frame, scope: CScope, frame_var: str = "F"
+    ) -> list[str]:
         """Load the references the given expressions read into local names."""
         idents: dict[str, None] = {}
         for node in needs:
@@ -961,12 +1007,16 @@ class Compiler:
             render_text=engine.render_text,
             enter=engine.enter,
             Ctx=engine.Ctx,
+            getattr_=self.access.getattr,
+            getitem_=self.access.getitem,
         )
         return ns
 
     # -- dependencies -------------------------------------------------------------
 
-    def expr_deps(self, node: nodes.Node, frame: Frame, scope: CScope, *, callee_known: bool = False) -> list[Dep]:
+    def expr_deps(
+        self, node: nodes.Node, frame: Frame, scope: CScope, *, callee_known: bool = False
+    ) -> list[Dep]:
         """The paths an expression reads, rooted at references of ``scope``'s chain."""
         deps: list[Dep] = []
 
@@ -1000,16 +1050,18 @@ class Compiler:
                 table = self.env.filters if isinstance(n, nodes.Filter) else self.env.tests
                 func = table.get(n.name)
                 if n.name in _IMPURE or (
-                    _PassArg.from_obj(func) is _PassArg.context and getattr(func, "__module__", "") != "jinja2.filters"
+                    func is not None
+                    and _PassArg.from_obj(func) is _PassArg.context  # type: ignore[type-var]
+                    and getattr(func, "__module__", "") != "jinja2.filters"
                 ):
                     deps.append(VOLATILE)
             if isinstance(n, nodes.Call):
                 visit(n.node, is_callee=True)
                 for child in itertools.chain(n.args, n.kwargs):
                     visit(child)
-                for child in (n.dyn_args, n.dyn_kwargs):
-                    if child is not None:
-                        visit(child)
+                for extra in (n.dyn_args, n.dyn_kwargs):
+                    if extra is not None:
+                        visit(extra)
                 return
             if isinstance(n, nodes.NSRef):
                 ident = frame.symbols.find_ref(n.name)
@@ -1100,8 +1152,14 @@ class Compiler:
                 elif kind == VAR_LOAD_ALIAS:
                     assert scope.parent is not None
                     owner = scope.parent.owner(param)
-                    loads.append((scope.index(ident), self.engine.LOAD_ALIAS, scope.level - owner.level,
-                                  owner.index(param)))
+                    loads.append(
+                        (
+                            scope.index(ident),
+                            self.engine.LOAD_ALIAS,
+                            scope.level - owner.level,
+                            owner.index(param),
+                        )
+                    )
             scope.runtime.size = len(scope.indexes)
             scope.runtime.loads = tuple(loads)
 
@@ -1113,23 +1171,49 @@ class Compiler:
     def load(self, name: str, node: nodes.Node) -> tuple[nodes.Template, str | None]:
         loader = self.env.loader
         if loader is None:
-            self.fail(f"cannot load {name!r}: the template has no loader", node)
+            return self.fail(f"cannot load {name!r}: the template has no loader", node)
         source, filename, _ = loader.get_source(self.env, name)
         return parse(self.env, source, name, filename), filename
 
-    def fail(self, message: str, node: nodes.Node | None) -> Any:
+    def fail(self, message: str, node: nodes.Node | None) -> NoReturn:
         raise TemplateError(message, template=self.template, lineno=getattr(node, "lineno", None))
+
+
+class _ExpressionGenerator(CodeGenerator):
+    """Jinja's code generator, with attribute and item lookups bound to the engine's
+    ``Access`` (same semantics as ``Environment.getattr``/``getitem``, faster)."""
+
+    @optimizeconst
+    def visit_Getattr(self, node: nodes.Getattr, frame: Frame) -> None:
+        self.write("getattr_(")
+        self.visit(node.node, frame)
+        self.write(f", {node.attr!r})")
+
+    @optimizeconst
+    def visit_Getitem(self, node: nodes.Getitem, frame: Frame) -> None:
+        if isinstance(node.arg, nodes.Slice):
+            super().visit_Getitem(node, frame)
+            return
+        self.write("getitem_(")
+        self.visit(node.node, frame)
+        self.write(", ")
+        self.visit(node.arg, frame)
+        self.write(")")
 
 
 def parse(env: jinja2.Environment, source: str, name: str | None, filename: str | None) -> nodes.Template:
     """Parse with Jinja2, reporting syntax errors with their line and column."""
     parser = jinja2.parser.Parser(env, source, name, filename)
     try:
-        return parser.parse()
+        tree = parser.parse()
+        tree.lt_source = source  # type: ignore[attr-defined]
+        return tree
     except jinja2.TemplateSyntaxError as exc:
         current = parser.stream.current
         column = _column(env, source, exc.lineno, current.type, current.value)
-        raise TemplateError(exc.message or "syntax error", template=name, lineno=exc.lineno, column=column) from None
+        raise TemplateError(
+            exc.message or "syntax error", template=name, lineno=exc.lineno, column=column
+        ) from None
 
 
 def _column(env: jinja2.Environment, source: str, lineno: int, kind: str, value: Any) -> int | None:
@@ -1138,8 +1222,12 @@ def _column(env: jinja2.Environment, source: str, lineno: int, kind: str, value:
     if not 0 < lineno <= len(lines):
         return None
     line = lines[lineno - 1]
-    text = {"block_end": env.block_end_string, "variable_end": env.variable_end_string,
-            "block_begin": env.block_start_string, "variable_begin": env.variable_start_string}.get(kind)
+    text = {
+        "block_end": env.block_end_string,
+        "variable_end": env.variable_end_string,
+        "block_begin": env.block_start_string,
+        "variable_begin": env.variable_start_string,
+    }.get(kind)
     if text is None and kind not in ("eof", "data"):
         text = str(value)
     if text:
@@ -1154,6 +1242,15 @@ def _find_all(node: nodes.Node, kind: type[nodes.Node] | tuple[type[nodes.Node],
     if isinstance(node, kind):
         yield node
     yield from node.find_all(kind)
+
+
+def _find_column(source: str, lineno: int, needle: str) -> int | None:
+    lines = source.splitlines()
+    if 0 < lineno <= len(lines):
+        found = lines[lineno - 1].find(needle)
+        if found >= 0:
+            return found + 1
+    return None
 
 
 def _names(node: nodes.Node) -> Iterable[str]:

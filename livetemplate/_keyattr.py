@@ -10,14 +10,16 @@ from __future__ import annotations
 from collections.abc import Container, Sequence
 
 KEY_ATTRIBUTES = ("data-key", "data-lvt-key")
-_SPACE = " \t\n\r\f"
+_SPACE = frozenset(" \t\n\r\f")
+_NAME_PUNCTUATION = frozenset("-_:")
+_NAME_END = frozenset("=>/")
 
 
 def find_key_attribute(statics: Sequence[str], outputs: Container[int]) -> list[str | int] | None:
     """The parts of the root element's key attribute value: static text and the indexes
     of the output slots in it. None when there is no such attribute, when the tag is
     not plain markup in the first static, or when a part is not a plain output slot."""
-    tokens: list[str | int] = []  # characters of the statics, slot indexes between them
+    tokens: list[Token] = []  # characters of the statics, slot indexes between them
     for i, static in enumerate(statics):
         tokens.extend(static)
         if i < len(statics) - 1:
@@ -37,7 +39,10 @@ def find_key_attribute(statics: Sequence[str], outputs: Container[int]) -> list[
     return None
 
 
-def _first_tag(tokens: list[str | int]) -> int | None:
+Token = str | int  # a character of the statics, or the index of a slot
+
+
+def _first_tag(tokens: list[Token]) -> int | None:
     """Index just past ``<name`` of the first start tag, skipping comments and text."""
     i = 0
     n = len(tokens)
@@ -54,8 +59,11 @@ def _first_tag(tokens: list[str | int]) -> int | None:
                 continue
             j = i + 1
             name = ""
-            while j < n and isinstance(tokens[j], str) and (tokens[j].isalnum() or tokens[j] in "-_:"):
-                name += tokens[j]  # type: ignore[operator]
+            while j < n:
+                c = tokens[j]
+                if not isinstance(c, str) or not (c.isalnum() or c in _NAME_PUNCTUATION):
+                    break
+                name += c
                 j += 1
             if name and name[0].isalpha():
                 return j
@@ -63,17 +71,17 @@ def _first_tag(tokens: list[str | int]) -> int | None:
     return None
 
 
-def _find(tokens: list[str | int], text: str, start: int) -> int | None:
+def _find(tokens: list[Token], text: str, start: int) -> int | None:
     for i in range(start, len(tokens) - len(text) + 1):
         if all(tokens[i + k] == text[k] for k in range(len(text))):
             return i
     return None
 
 
-def _attributes(tokens: list[str | int], i: int) -> dict[str, list[str | int]] | None:
+def _attributes(tokens: list[Token], i: int) -> dict[str, list[Token]] | None:
     """Attributes of the start tag whose name ends before ``i``; None if a slot stands
     where an attribute name should be (it could hold any attribute)."""
-    attributes: dict[str, list[str | int]] = {}
+    attributes: dict[str, list[Token]] = {}
     n = len(tokens)
     while i < n:
         t = tokens[i]
@@ -85,14 +93,17 @@ def _attributes(tokens: list[str | int], i: int) -> dict[str, list[str | int]] |
         if t == ">":
             return attributes
         name = ""
-        while i < n and isinstance(tokens[i], str) and tokens[i] not in _SPACE and tokens[i] not in "=>/":
-            name += tokens[i]  # type: ignore[operator]
+        while i < n:
+            c = tokens[i]
+            if not isinstance(c, str) or c in _SPACE or c in _NAME_END:
+                break
+            name += c
             i += 1
         if i < n and isinstance(tokens[i], int):
             return None
         while i < n and tokens[i] in _SPACE:
             i += 1
-        value: list[str | int] = []
+        value: list[Token] = []
         if i < n and tokens[i] == "=":
             i += 1
             while i < n and tokens[i] in _SPACE:
@@ -105,16 +116,18 @@ def _attributes(tokens: list[str | int], i: int) -> dict[str, list[str | int]] |
                     i += 1
                 i += 1
             else:
-                while i < n and (isinstance(tokens[i], int) or tokens[i] not in _SPACE and tokens[i] != ">"):
+                while i < n and (
+                    isinstance(tokens[i], int) or (tokens[i] not in _SPACE and tokens[i] != ">")
+                ):
                     value.append(tokens[i])
                     i += 1
         attributes.setdefault(name.lower(), value)
     return None
 
 
-def _merge(value: list[str | int]) -> list[str | int]:
+def _merge(value: list[Token]) -> list[Token]:
     """Join runs of characters into strings."""
-    parts: list[str | int] = []
+    parts: list[Token] = []
     for part in value:
         if isinstance(part, str) and parts and isinstance(parts[-1], str):
             parts[-1] += part

@@ -18,7 +18,6 @@ from __future__ import annotations
 import html
 import math
 from hashlib import blake2b
-from typing import Any
 
 import msgspec
 from jinja2.exceptions import TemplateError as JinjaTemplateError
@@ -28,7 +27,6 @@ from markupsafe import Markup
 
 from .errors import TemplateError
 from .wire import (
-    BRANCH_MARKER_BASE,
     ELSE,
     ID_KEY,
     ITEM_KEY,
@@ -85,15 +83,17 @@ def slot_key(index):
 
 class Path:
     """A dependency: a frame value (``hops`` >= 0) or a context name (``hops`` == -1)
-    followed by attribute lookups; ``attrs`` holds ``(is_item, key)`` pairs."""
+    followed by lookups: ``keys[j]`` is an item lookup where ``items[j]`` is true, an
+    attribute lookup otherwise."""
 
-    __slots__ = ("attrs", "hops", "index", "name")
+    __slots__ = ("hops", "index", "items", "keys", "name")
 
     def __init__(self, hops, index, name, attrs):
         self.hops = hops
         self.index = index
         self.name = name
-        self.attrs = attrs
+        self.keys = tuple(key for _, key in attrs)
+        self.items = tuple(is_item for is_item, _ in attrs)
 
 
 class Gate:
@@ -165,14 +165,18 @@ class Op:
     """
 
     __slots__ = (
+        "alt",
+        "bind",
         "block",
         "blocks",
-        "bind",
+        "ctx_fn",
         "else_block",
         "else_scope",
         "extended",
         "fn",
         "gate",
+        "hops",
+        "id_slot",
         "index",
         "key_mode",
         "key_parts",
@@ -180,19 +184,15 @@ class Op:
         "lineno",
         "loop",
         "loop_index",
+        "macro",
+        "nested",
         "scope",
         "target_index",
         "template",
         "test",
+        "test_bind",
         "test_scope",
         "tests",
-        "id_slot",
-        "ctx_fn",
-        "macro",
-        "alt",
-        "nested",
-        "hops",
-        "test_bind",
     )
 
     def __init__(self, kind, index, template, lineno):
@@ -229,11 +229,12 @@ class Op:
 class Program:
     """A compiled template: its root block and frame layout."""
 
-    __slots__ = ("environment", "max_depth", "name", "root", "root_scope")
+    __slots__ = ("access", "environment", "max_depth", "name", "root", "root_scope")
 
-    def __init__(self, name, environment, root, root_scope, max_depth):
+    def __init__(self, name, environment, access, root, root_scope, max_depth):
         self.name = name
         self.environment = environment
+        self.access = access
         self.root = root
         self.root_scope = root_scope
         self.max_depth = max_depth
@@ -249,13 +250,54 @@ class Frame:
     __slots__ = ("p", "v")
 
 
+_DICT_ATTRIBUTES = frozenset(dir(dict))
+
+
+class Access:
+    """Attribute and item lookup with the semantics of a plain ``jinja2.Environment``
+    (``getattr`` prefers the attribute, ``getitem`` the item, a miss is undefined),
+    with a fast path for plain dicts. Generated expressions and gates both use it."""
+
+    __slots__ = ("undefined",)
+
+    def __init__(self, environment):
+        self.undefined = environment.undefined
+
+    def getattr(self, obj, attribute):
+        if type(obj) is dict and attribute not in _DICT_ATTRIBUTES:
+            v = obj.get(attribute, missing)
+            if v is not missing:
+                return v
+            return self.undefined(obj=obj, name=attribute)
+        try:
+            return getattr(obj, attribute)
+        except AttributeError:
+            pass
+        try:
+            return obj[attribute]
+        except (TypeError, LookupError, AttributeError):
+            return self.undefined(obj=obj, name=attribute)
+
+    def getitem(self, obj, argument):
+        try:
+            return obj[argument]
+        except (AttributeError, TypeError, LookupError):
+            if isinstance(argument, str):
+                try:
+                    return getattr(obj, argument)
+                except AttributeError:
+                    pass
+            return self.undefined(obj=obj, name=argument)
+
+
 class Run:
     """State of one render call."""
 
-    __slots__ = ("depth", "environment", "max_depth", "undefined", "wire")
+    __slots__ = ("access", "depth", "environment", "max_depth", "undefined", "wire")
 
     def __init__(self, program, wire):
         self.environment = program.environment
+        self.access = program.access
         self.undefined = program.environment.undefined
         self.max_depth = program.max_depth
         self.wire = wire
@@ -396,7 +438,8 @@ def enter(scope, parent, C):
 # Gates: dependency snapshots
 
 
-def read_path(path, F, C, environment):
+def read_path(path, F, C, access):
+    """The value at ``path`` (lookups on an undefined value raise, as in Jinja)."""
     hops = path.hops
     if hops < 0:
         v = C.resolve(path.name)
@@ -405,15 +448,16 @@ def read_path(path, F, C, environment):
             F = F.p
             hops -= 1
         v = F.v[path.index]
+    keys = path.keys
+    n = len(keys)
     if v is missing:
-        return NOT_SCALAR if path.attrs else missing
-    for is_item, key in path.attrs:
-        if isinstance(v, Undefined):
-            return NOT_SCALAR
-        if is_item:
-            v = environment.getitem(v, key)
+        return NOT_SCALAR if n else missing
+    items = path.items
+    for j in range(n):
+        if items[j]:
+            v = access.getitem(v, keys[j])
         else:
-            v = environment.getattr(v, key)
+            v = access.getattr(v, keys[j])
     return v
 
 
@@ -430,14 +474,14 @@ def scalar(v):
     return NOT_SCALAR
 
 
-def snapshot(gate, F, C, environment):
+def snapshot(gate, F, C, access):
     """Read every path of ``gate``; None if any value cannot be compared later."""
     paths = gate.paths
     n = len(paths)
     values = [None] * n
     for i in range(n):
         try:
-            v = scalar(read_path(paths[i], F, C, environment))
+            v = scalar(read_path(paths[i], F, C, access))
         except Exception:
             return None
         if v is NOT_SCALAR:
@@ -446,26 +490,48 @@ def snapshot(gate, F, C, environment):
     return values
 
 
+def unchanged(gate, F, C, access, old):
+    """Whether every path of ``gate`` reads the values of snapshot ``old`` again (the
+    common case, checked without building a new snapshot)."""
+    if old is None:
+        return False
+    paths = gate.paths
+    for i in range(len(paths)):
+        try:
+            v = read_path(paths[i], F, C, access)
+        except Exception:
+            return False
+        if not same_value(v, old[i]):
+            return False
+    return True
+
+
 def same_snapshot(a, b):
-    """Whether two snapshots hold the same values, type for type (``1`` is not ``True``,
-    ``0.0`` is not ``-0.0``)."""
+    """Whether two snapshots hold the same values."""
     if a is None or b is None:
         return False
     n = len(a)
     if n != len(b):
         return False
     for i in range(n):
-        x = a[i]
-        y = b[i]
-        if x is y:
-            continue
-        if type(x) is not type(y):
-            return False
-        if x != y:
-            return False
-        if type(x) is float and x == 0.0 and math.copysign(1.0, x) != math.copysign(1.0, y):
+        if not same_value(a[i], b[i]):
             return False
     return True
+
+
+def same_value(x, y):
+    """Whether ``x`` (a value read now) equals ``y`` (a remembered scalar), type for type:
+    ``1`` is not ``True``, ``0.0`` is not ``-0.0``, an undefined is remembered as its type."""
+    if x is y:
+        return True
+    tp = type(x)
+    if tp is not type(y):
+        return isinstance(x, Undefined) and tp is y
+    if tp is str or tp is int or tp is bool or tp is Markup:
+        return x == y
+    if tp is float:
+        return x == y and (x != 0.0 or math.copysign(1.0, x) == math.copysign(1.0, y))
+    return False
 
 
 # --------------------------------------------------------------------------------------
@@ -476,7 +542,7 @@ def guard_value(s):
     """Spell a slot value so the client shows it as the server rendered it: the client
     blanks a value that starts with ``{{`` and ends with ``}}``, and deletes ``<root>``
     and ``</root>``; equivalent spellings avoid both."""
-    if s[:2] == "{{" and s[-2:] == "}}":
+    if s.startswith("{{") and s.endswith("}}"):
         s = "&#123;" + s[1:]
     if "root>" in s:
         s = guard_static(s)
@@ -553,7 +619,7 @@ def build_block(rt, block, F, C):
     st = NodeState(block)
     vals = st.vals
     snaps = st.snaps
-    env = rt.environment
+    access = rt.access
     for op in block.ops:
         kind = op.kind
         try:
@@ -561,7 +627,7 @@ def build_block(rt, block, F, C):
                 op.fn(F, C, rt)
                 continue
             if snaps is not None and op.gate is not None:
-                snaps[op.index] = snapshot(op.gate, F, C, env)
+                snaps[op.index] = snapshot(op.gate, F, C, access)
             vals[op.index] = build_slot(rt, op, F, C)
         except TemplateError:
             raise
@@ -576,7 +642,7 @@ def update_block(rt, block, F, C, st):
     out = None
     vals = st.vals
     snaps = st.snaps
-    env = rt.environment
+    access = rt.access
     for op in block.ops:
         kind = op.kind
         try:
@@ -585,10 +651,9 @@ def update_block(rt, block, F, C, st):
                 continue
             i = op.index
             if snaps is not None and op.gate is not None:
-                snap = snapshot(op.gate, F, C, env)
-                if snap is not None and same_snapshot(snap, snaps[i]):
+                if unchanged(op.gate, F, C, access, snaps[i]):
                     continue
-                snaps[i] = snap
+                snaps[i] = snapshot(op.gate, F, C, access)
             if kind == K_OUTPUT or kind == K_TEXT:
                 v = as_text(rt, op.fn(F, C))
                 if v == vals[i]:
@@ -948,7 +1013,7 @@ def update_range(rt, op, F, C, rs, iterable, depth0, first):
     """Render loop ``op`` over ``iterable`` against ``rs``, the range the client holds
     (a new, empty one when ``first``). Updates ``rs`` and returns the wire change: a
     list of range operations, a partial range object, or NOCHANGE."""
-    env = rt.environment
+    access = rt.access
     body = op.block
     gate = body.gate
     old_keys = rs.keys
@@ -962,22 +1027,46 @@ def update_range(rt, op, F, C, rs, iterable, depth0, first):
     ordered = True
     last_pos = -1
     items = loop_iterable(rt, op, F, C, iterable)
-    if op.extended:
+    extended = op.extended
+    if extended:
         items = LoopContext(items, rt.undefined, _Recurse(rt, op, F, C), depth0)
+    # gates are read from one scratch frame: the loads on entry are the same for every
+    # item; an item that needs evaluating gets a frame of its own
+    scratch = enter(op.scope, F, C) if gate is not None else None
     for entry in items:
-        if op.extended:
+        if extended:
             value = entry[0]
-            Fi = item_frame(op, F, C, value, entry[1])
+            lc = entry[1]
         else:
-            Fi = item_frame(op, F, C, entry, None)
-        snap = snapshot(gate, Fi, C, env) if gate is not None else None
-        if cursor < n_old and snap is not None:
-            # same inputs as the old item in this place: same item, unchanged
+            value = entry
+            lc = None
+        if scratch is not None:
+            bind_target(op, scratch, value)
+            if extended:
+                scratch.v[op.loop_index] = lc
+            if cursor < n_old:
+                # same inputs as the old item in this place: same item, unchanged
+                cand = old_items[old_keys[cursor]]
+                if unchanged(gate, scratch, C, access, cand.gsnap) and (seen is None or cand.key not in seen):
+                    new_keys.append(cand.key)
+                    if seen is not None:
+                        seen[cand.key] = cand
+                    cursor += 1
+                    last_pos = cand.pos
+                    continue
+            snap = snapshot(gate, scratch, C, access)
+        else:
+            snap = None
+        Fi = item_frame(op, F, C, value, lc)
+        if seen is None and cursor < n_old and op.key_mode != KEY_HASH:
+            # an item edited in place keeps its key and position: no reordering to find
             cand = old_items[old_keys[cursor]]
-            if same_snapshot(snap, cand.gsnap) and (seen is None or cand.key not in seen):
+            if key_by_slots(rt, op, Fi, C) == cand.key:
+                change = update_block(rt, body, Fi, C, cand)
+                if change is not None:
+                    changes.append((cand.key, change))
+                cand.gsnap = snap
                 new_keys.append(cand.key)
-                if seen is not None:
-                    seen[cand.key] = cand
                 cursor += 1
                 last_pos = cand.pos
                 continue
@@ -985,7 +1074,12 @@ def update_range(rt, op, F, C, rs, iterable, depth0, first):
             seen = {}
             for k in new_keys:
                 seen[k] = old_items[k]
-        if op.key_mode != KEY_HASH:
+        if op.key_mode != KEY_HASH and n_old == 0:
+            st = build_block(rt, body, Fi, C)
+            st.key = key = unique_key(key_of(op, st.vals), seen)
+            st.gsnap = snap
+            created.add(key)
+        elif op.key_mode != KEY_HASH:
             key = unique_key(key_by_slots(rt, op, Fi, C), seen)
             old = old_items.get(key)
             if old is not None:
@@ -1019,9 +1113,12 @@ def update_range(rt, op, F, C, rs, iterable, depth0, first):
         seen[key] = st
         new_keys.append(key)
     if seen is None:
-        # every item kept its place; only items past the new end were removed
         if len(new_keys) == n_old and new_keys and not first:
-            return NOCHANGE
+            # every item kept its place
+            if not changes:
+                return NOCHANGE
+            return [[OP_UPDATE, key, change] for key, change in changes]
+        # only items past the new end were removed
         seen = {}
         for k in new_keys:
             seen[k] = old_items[k]
@@ -1154,7 +1251,7 @@ def longest_increasing(seq):
         else:
             tails[lo] = i
     result = set()
-    j = tails[-1] if tails else -1
+    j = tails[len(tails) - 1] if tails else -1
     while j >= 0:
         result.add(j)
         j = prev[j]

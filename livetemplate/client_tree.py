@@ -112,6 +112,7 @@ def _identity(value: Json) -> tuple[str, Json] | None:
 
 def _js_key_order(obj: Mapping[str, Json]) -> list[str]:
     """Own-key order of a JavaScript object: array indices ascending, then the rest as inserted."""
+
     def is_index(key: str) -> bool:
         return bool(_DIGITS.fullmatch(key)) and (key == "0" or key[0] != "0") and int(key) < 2**32 - 1
 
@@ -188,7 +189,11 @@ class ClientTree:
         return self._html
 
     def apply(self, update: Mapping[str, Json]) -> None:
-        """Apply one ``tree`` value (the first full tree or any later diff) and re-render."""
+        """Apply one ``tree`` value (the first full tree or any later diff) and re-render.
+
+        Raises TypeError where the client throws (an item that is null, an ``o`` key list that is
+        not iterable); like the client, the state keeps whatever was merged before the failure.
+        """
         for key, value in _thaw(update).items():
             if _is_op_list(value):
                 current = self._tree.get(key)
@@ -232,8 +237,9 @@ class ClientTree:
         node["s"] = self._run_ops(node["d"], node["s"], ops, path, keep_falsy_adds=True)
         self._range_memory[path] = (node["d"], node["s"])
 
-    def _run_ops(self, items: list[Json], statics: Json, ops: list[Json], path: str, *,
-                 keep_falsy_adds: bool) -> Json:
+    def _run_ops(
+        self, items: list[Json], statics: Json, ops: list[Json], path: str, *, keep_falsy_adds: bool
+    ) -> Json:
         """Apply range ops to ``items`` in place; return the (possibly replaced) statics."""
         for op in ops:
             if not isinstance(op, list) or len(op) < 2 or op[0] not in _RANGE_OPS:  # unknown ops: skipped
@@ -249,7 +255,7 @@ class ClientTree:
                 elif kind == "u" and _truthy(extra):
                     items[index] = self._merge(items[index], extra, f"{path}.item")
                 elif kind == "i":
-                    items[index + 1:index + 1] = extra if isinstance(extra, list) else [extra]
+                    items[index + 1 : index + 1] = extra if isinstance(extra, list) else [extra]
             elif kind in ("a", "p"):
                 if _truthy(extra):
                     statics = extra
@@ -315,7 +321,7 @@ class ClientTree:
             out.append(_js_string(segment))
             if i < len(segments) - 1:
                 value = slot(str(i))
-                if value is not None:
+                if value is not None:  # null and missing slots both render as ""
                     out.append(self._render(value, str(i), f"{prefix}{i}"))
         return "".join(out)
 

@@ -68,11 +68,11 @@ class Environment:
         self._cache: dict[tuple[str, str], Template] = {}
 
     @property
-    def filters(self) -> dict[str, Callable[..., Any]]:
+    def filters(self) -> dict[str, Any]:
         return self.jinja.filters
 
     @property
-    def tests(self) -> dict[str, Callable[..., Any]]:
+    def tests(self) -> dict[str, Any]:
         return self.jinja.tests
 
     @property
@@ -123,7 +123,11 @@ class Template:
     ) -> None:
         if environment is None:
             environment = Environment(
-                loader=loader, strict_undefined=strict_undefined, filters=filters, tests=tests, globals=globals
+                loader=loader,
+                strict_undefined=strict_undefined,
+                filters=filters,
+                tests=tests,
+                globals=globals,
             )
         elif loader is not None or strict_undefined or filters or tests or globals:
             raise TypeError("with a shared environment, configure loader, filters, tests and globals on it")
@@ -198,7 +202,8 @@ def _check_data(data: Any) -> None:
         dataclasses.is_dataclass(data) and not isinstance(data, type)
     ):
         return
-    raise TypeError(f"template data must be a mapping, a msgspec.Struct or a dataclass instance, not {type(data).__name__}")
+    kinds = "a mapping, a msgspec.Struct or a dataclass instance"
+    raise TypeError(f"template data must be {kinds}, not {type(data).__name__}")
 
 
 def encode_frame(tree: Mapping[str, Any], meta: Mapping[str, Any]) -> bytes:

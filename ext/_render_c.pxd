@@ -119,6 +119,7 @@ cdef class Ctx:
 
 
 cdef class NodeState:
+    cdef public object digest
     cdef public Block block
     cdef public list vals
     cdef public object snaps
@@ -196,7 +197,7 @@ cdef NodeState build_block(Run rt, Block block, Frame F, Ctx C)
 @cython.locals(vals=list, op=Op, kind=int, i=Py_ssize_t, Fs=Frame, Cs=Ctx, access=Access)
 cdef object update_block(Run rt, Block block, Frame F, Ctx C, NodeState st)
 
-@cython.locals(kind=int, b=Py_ssize_t, rs=RangeState, vals=list, Cs=Ctx)
+@cython.locals(kind=int, b=Py_ssize_t, rs=RangeState, vals=list, Cs=Ctx, Fs=Frame)
 cdef object build_slot(Run rt, Op op, Frame F, Ctx C)
 
 @cython.locals(Fs=Frame)
@@ -237,21 +238,39 @@ cdef str unescape(str s)
 cdef str hash_key(NodeState st)
 
 @cython.locals(n=Py_ssize_t)
-cdef str unique_key(str key, dict taken)
+cdef str unique_key(str key, dict taken, dict old)
+
+@cython.locals(groups=dict, st=NodeState, group=list)
+cdef dict by_digest(dict items)
+
+@cython.locals(group=list, st=NodeState)
+cdef object claim(dict groups, object digest, dict seen)
 
 @cython.locals(
     body=Block, old_keys=list, old_items=dict, n_old=Py_ssize_t, new_keys=list,
-    changes=list, created=set, cursor=Py_ssize_t, ordered=bint, last_pos=Py_ssize_t,
+    changes=list, created=set, pending=list, cursor=Py_ssize_t, ordered=bint, last_pos=Py_ssize_t,
     Fi=Frame, cand=NodeState, old=NodeState, st=NodeState, key=str, access=Access,
-    scratch=Frame, extended=bint, gate=Gate,
+    scratch=Frame, extended=bint, gate=Gate, hashed=bint, digests=dict,
 )
 cdef object update_range(Run rt, Op op, Frame F, Ctx C, RangeState rs, object iterable, Py_ssize_t depth0, bint first)
+
+@cython.locals(old_keys=list, old_items=dict, n_old=Py_ssize_t, p=Py_ssize_t, after=Py_ssize_t, j=Py_ssize_t,
+               st=NodeState, old=NodeState)
+cdef object place_hashed(RangeState rs, list new_keys, dict seen, list changes, set created, list pending)
 
 @cython.locals(i=Py_ssize_t)
 cdef object finish_range(Run rt, Op op, Frame F, Ctx C, RangeState rs, list new_keys, dict seen, list changes, set created, bint ordered, bint first)
 
 @cython.locals(old_keys=list, old_items=dict, kept=Py_ssize_t, ops=list)
-cdef object range_change(Run rt, Op op, Frame F, Ctx C, RangeState rs, list new_keys, dict seen, list changes, set created, bint ordered, bint first)
+cdef object range_change(RangeState rs, list new_keys, dict seen, list changes, set created, bint ordered, bint first, object else_change)
+
+@cython.locals(vals=list, new_vals=list, op=Op, i=Py_ssize_t)
+cdef object diff_states(NodeState old, NodeState new)
+
+cdef object diff_values(Op op, object a, object b)
+
+@cython.locals(changes=list, created=set, ordered=bint, last_pos=Py_ssize_t, old=NodeState)
+cdef object diff_ranges(RangeState a, RangeState b)
 
 @cython.locals(n=Py_ssize_t, i=Py_ssize_t, start=Py_ssize_t, run=list)
 cdef object insert_runs(list ops, list new_keys, dict seen, set created, set moved, bint anchored)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -1209,15 +1210,14 @@ def parse(env: jinja2.Environment, source: str, name: str | None, filename: str 
         tree.lt_source = source  # type: ignore[attr-defined]
         return tree
     except jinja2.TemplateSyntaxError as exc:
-        current = parser.stream.current
-        column = _column(env, source, exc.lineno, current.type, current.value)
-        raise TemplateError(
-            exc.message or "syntax error", template=name, lineno=exc.lineno, column=column
-        ) from None
+        message = exc.message or "syntax error"
+        column = _column(env, source, exc.lineno, parser.stream.current, message)
+        raise TemplateError(message, template=name, lineno=exc.lineno, column=column) from None
 
 
-def _column(env: jinja2.Environment, source: str, lineno: int, kind: str, value: Any) -> int | None:
-    """Best-effort 1-based column of the token the parser stopped at on ``lineno``."""
+def _column(env: jinja2.Environment, source: str, lineno: int, current: Any, message: str) -> int | None:
+    """Best-effort 1-based column of a syntax error on ``lineno``: the token the parser
+    stopped at or, for an error of the lexer, the character it names after that token."""
     lines = source.splitlines()
     if not 0 < lineno <= len(lines):
         return None
@@ -1227,13 +1227,17 @@ def _column(env: jinja2.Environment, source: str, lineno: int, kind: str, value:
         "variable_end": env.variable_end_string,
         "block_begin": env.block_start_string,
         "variable_begin": env.variable_start_string,
-    }.get(kind)
-    if text is None and kind not in ("eof", "data"):
-        text = str(value)
-    if text:
-        found = line.find(text)
+    }.get(current.type)
+    if text is None and current.type not in ("eof", "data", "initial"):
+        text = str(current.value)
+    start = line.find(text) if text and current.lineno == lineno else -1
+    unexpected = re.fullmatch(r"unexpected '(.+)'", message)
+    if unexpected is not None:
+        found = line.find(unexpected.group(1), start + len(text or "") if start >= 0 else 0)
         if found >= 0:
             return found + 1
+    if start >= 0:
+        return start + 1
     return len(line.rstrip()) + 1
 
 

@@ -589,9 +589,10 @@ def descend(rt, op):
 
 class NodeState:
     """A rendered block instance: one value per slot, the gate snapshots that tell when a
-    slot must be evaluated again, and for loop items their key and position."""
+    slot must be evaluated again, and for loop items their key, position and (in loops
+    keyed by content) the digest of their content."""
 
-    __slots__ = ("block", "gsnap", "key", "pos", "snaps", "vals")
+    __slots__ = ("block", "digest", "gsnap", "key", "pos", "snaps", "vals")
 
     def __init__(self, block):
         self.block = block
@@ -600,6 +601,7 @@ class NodeState:
         self.key = None
         self.gsnap = None
         self.pos = 0
+        self.digest = None
 
 
 class RangeState:
@@ -671,7 +673,11 @@ def update_block(rt, block, F, C, st):
             else:
                 Cs = C if op.ctx_fn is None else op.ctx_fn(F, C)
                 Fs = enter_scope(op, F, C, Cs)
-                change = update_block(rt, op.block, Fs, Cs, vals[i])
+                descend(rt, op)  # an include can include itself
+                try:
+                    change = update_block(rt, op.block, Fs, Cs, vals[i])
+                finally:
+                    rt.depth -= 1
                 if change is None:
                     change = NOCHANGE
         except TemplateError:
@@ -707,7 +713,12 @@ def build_slot(rt, op, F, C):
         update_call(rt, op, F, C, vals, 0)
         return vals[0]
     Cs = C if op.ctx_fn is None else op.ctx_fn(F, C)
-    return build_block(rt, op.block, enter_scope(op, F, C, Cs), Cs)
+    Fs = enter_scope(op, F, C, Cs)
+    descend(rt, op)
+    try:
+        return build_block(rt, op.block, Fs, Cs)
+    finally:
+        rt.depth -= 1
 
 
 def enter_scope(op, F, C, Cs):
@@ -998,15 +1009,39 @@ def hash_key(st):
     return digest.hexdigest()
 
 
-def unique_key(key, taken):
-    if key not in taken:
+def unique_key(key, taken, old):
+    """``key``, or ``key#n``, unused by the new items (``taken``) and, when ``old`` is
+    given, by every item the client holds."""
+    if key not in taken and (old is None or key not in old):
         return key
     n = 1
     while True:
         candidate = f"{key}#{n}"
-        if candidate not in taken:
+        if candidate not in taken and (old is None or candidate not in old):
             return candidate
         n += 1
+
+
+def by_digest(items):
+    """Items (keyed by content) grouped by the digest of their content."""
+    groups = {}
+    for st in items.values():
+        group = groups.get(st.digest)
+        if group is None:
+            groups[st.digest] = [st]
+        else:
+            group.append(st)
+    return groups
+
+
+def claim(groups, digest, seen):
+    """An item with this content that no new item has claimed yet, or None."""
+    group = groups.get(digest)
+    if group is not None:
+        for st in group:
+            if st.key not in seen:
+                return st
+    return None
 
 
 def update_range(rt, op, F, C, rs, iterable, depth0, first):
@@ -1016,6 +1051,7 @@ def update_range(rt, op, F, C, rs, iterable, depth0, first):
     access = rt.access
     body = op.block
     gate = body.gate
+    hashed = op.key_mode == KEY_HASH
     old_keys = rs.keys
     old_items = rs.items
     n_old = len(old_keys)
@@ -1023,6 +1059,8 @@ def update_range(rt, op, F, C, rs, iterable, depth0, first):
     seen = None  # new items by key, made once the new list departs from the old one
     changes = []  # (key, partial item) for kept items whose content changed
     created = set()
+    pending = []  # (index in new_keys, state) of hash-keyed items matching no old item
+    digests = None  # old hash-keyed items by content digest, made when first needed
     cursor = 0
     ordered = True
     last_pos = -1
@@ -1058,7 +1096,7 @@ def update_range(rt, op, F, C, rs, iterable, depth0, first):
         else:
             snap = None
         Fi = item_frame(op, F, C, value, lc)
-        if seen is None and cursor < n_old and op.key_mode != KEY_HASH:
+        if seen is None and cursor < n_old and not hashed:
             # an item edited in place keeps its key and position: no reordering to find
             cand = old_items[old_keys[cursor]]
             if key_by_slots(rt, op, Fi, C) == cand.key:
@@ -1074,13 +1112,29 @@ def update_range(rt, op, F, C, rs, iterable, depth0, first):
             seen = {}
             for k in new_keys:
                 seen[k] = old_items[k]
-        if op.key_mode != KEY_HASH and n_old == 0:
+        old = None
+        if hashed:
             st = build_block(rt, body, Fi, C)
-            st.key = key = unique_key(key_of(op, st.vals), seen)
+            st.gsnap = snap
+            st.digest = hash_key(st)
+            if digests is None:
+                digests = by_digest(old_items)
+            old = claim(digests, st.digest, seen)
+            if old is None:
+                # new content: a new item, or an old one edited (paired below)
+                pending.append((len(new_keys), st))
+                new_keys.append(None)
+                continue
+            old.gsnap = snap
+            key = old.key
+            st = old
+        elif n_old == 0:
+            st = build_block(rt, body, Fi, C)
+            st.key = key = unique_key(key_of(op, st.vals), seen, None)
             st.gsnap = snap
             created.add(key)
-        elif op.key_mode != KEY_HASH:
-            key = unique_key(key_by_slots(rt, op, Fi, C), seen)
+        else:
+            key = unique_key(key_by_slots(rt, op, Fi, C), seen, None)
             old = old_items.get(key)
             if old is not None:
                 if not same_snapshot(snap, old.gsnap):
@@ -1094,18 +1148,7 @@ def update_range(rt, op, F, C, rs, iterable, depth0, first):
                 st.key = key
                 st.gsnap = snap
                 created.add(key)
-        else:
-            st = build_block(rt, body, Fi, C)
-            key = unique_key(hash_key(st), seen)
-            old = old_items.get(key)
-            if old is not None:
-                old.gsnap = snap
-                st = old
-            else:
-                st.key = key
-                st.gsnap = snap
-                created.add(key)
-        if key not in created:
+        if old is not None:
             if old.pos < last_pos:
                 ordered = False
             last_pos = old.pos
@@ -1122,11 +1165,45 @@ def update_range(rt, op, F, C, rs, iterable, depth0, first):
         seen = {}
         for k in new_keys:
             seen[k] = old_items[k]
+    if pending:
+        place_hashed(rs, new_keys, seen, changes, created, pending)
     return finish_range(rt, op, F, C, rs, new_keys, seen, changes, created, ordered, first)
 
 
+def place_hashed(rs, new_keys, seen, changes, created, pending):
+    """Key the hash-keyed items that match no old item. One standing where an old item
+    that is gone stood is that item, edited: it keeps the old key (keys stay stable) and
+    the client gets the difference. Others are new, keyed by their hash."""
+    old_keys = rs.keys
+    old_items = rs.items
+    n_old = len(old_keys)
+    p = 0
+    after = -1  # old position of the last kept item before the current one
+    for j in range(len(new_keys)):
+        key = new_keys[j]
+        if key is not None:
+            after = old_items[key].pos if key not in created else after
+            continue
+        st = pending[p][1]
+        p += 1
+        if after + 1 < n_old and old_keys[after + 1] not in seen:
+            old = old_items[old_keys[after + 1]]
+            change = diff_states(old, st)
+            if change is not None:
+                changes.append((old.key, change))
+            key = old.key
+            after += 1
+        else:
+            key = unique_key(st.digest, seen, old_items)
+            created.add(key)
+        st.key = key
+        seen[key] = st
+        new_keys[j] = key
+
+
 def finish_range(rt, op, F, C, rs, new_keys, seen, changes, created, ordered, first):
-    change = range_change(rt, op, F, C, rs, new_keys, seen, changes, created, ordered, first)
+    else_change = attach_else(rt, op, F, C, rs) if not new_keys else None
+    change = range_change(rs, new_keys, seen, changes, created, ordered, first, else_change)
     for i in range(len(new_keys)):
         seen[new_keys[i]].pos = i
     rs.keys = new_keys
@@ -1134,20 +1211,18 @@ def finish_range(rt, op, F, C, rs, new_keys, seen, changes, created, ordered, fi
     return change
 
 
-def range_change(rt, op, F, C, rs, new_keys, seen, changes, created, ordered, first):
-    """The wire change taking the client's range (``rs``, old positions still set) to
-    ``new_keys``: range operations, a partial range object, or NOCHANGE."""
+def range_change(rs, new_keys, seen, changes, created, ordered, first, else_change):
+    """The wire change taking the client's range ``rs`` (old positions still set) to
+    ``new_keys``/``seen``: range operations, a partial range object, or NOCHANGE.
+    ``changes`` holds the updates of kept items, ``else_change`` that of the else node."""
     old_keys = rs.keys
     old_items = rs.items
     if first:
-        if not new_keys:
-            attach_else(rt, op, F, C, rs)
         return NOCHANGE
     if not new_keys:
         out = {}
         if old_keys:
             out[ITEMS] = []
-        else_change = attach_else(rt, op, F, C, rs)
         if else_change is not None:
             out[ELSE] = else_change
         return out if out else NOCHANGE
@@ -1158,8 +1233,7 @@ def range_change(rt, op, F, C, rs, new_keys, seen, changes, created, ordered, fi
 
     ops = []
     for k in old_keys:
-        st = seen.get(k)
-        if st is None or st is not old_items[k]:
+        if k not in seen:
             ops.append([OP_REMOVE, k])
     moved = set()
     if not ordered:
@@ -1181,6 +1255,66 @@ def range_change(rt, op, F, C, rs, new_keys, seen, changes, created, ordered, fi
     if created or moved:
         insert_runs(ops, new_keys, seen, created, moved, kept > len(moved))
     return ops if ops else NOCHANGE
+
+
+def diff_states(old, new):
+    """The partial node taking ``old`` (what the client holds) to ``new``, a state of the
+    same block; None when they render alike. Neither state is changed."""
+    out = None
+    vals = old.vals
+    new_vals = new.vals
+    for op in new.block.ops:
+        if op.kind == K_ASSIGN:
+            continue
+        i = op.index
+        change = diff_values(op, vals[i], new_vals[i])
+        if change is not NOCHANGE:
+            if out is None:
+                out = {}
+            out[slot_key(i)] = change
+    return out
+
+
+def diff_values(op, a, b):
+    tb = type(b)
+    if tb is str:
+        if type(a) is str and a == b:
+            return NOCHANGE
+        return b
+    if b is None:
+        return NOCHANGE if a is None else ""
+    if tb is NodeState:
+        if type(a) is NodeState and a.block is b.block:
+            change = diff_states(a, b)
+            return NOCHANGE if change is None else change
+        return node_wire(b)
+    return diff_ranges(a, b)
+
+
+def diff_ranges(a, b):
+    """The wire change taking range state ``a`` to ``b`` (items matched by key)."""
+    changes = []
+    created = set()
+    ordered = True
+    last_pos = -1
+    for k in b.keys:
+        old = a.items.get(k)
+        if old is None:
+            created.add(k)
+            continue
+        change = diff_states(old, b.items[k])
+        if change is not None:
+            changes.append((k, change))
+        if old.pos < last_pos:
+            ordered = False
+        last_pos = old.pos
+    else_change = None
+    if not b.keys and b.else_state is not None:
+        if a.else_state is not None and a.else_state.block is b.else_state.block:
+            else_change = diff_states(a.else_state, b.else_state)
+        else:
+            else_change = node_wire(b.else_state)
+    return range_change(a, b.keys, b.items, changes, created, ordered, False, else_change)
 
 
 def insert_runs(ops, new_keys, seen, created, moved, anchored):
@@ -1217,12 +1351,14 @@ def plan_moves(new_keys, seen, created, old_items):
             keys.append(k)
     stay = longest_increasing(positions)
     moved = set()
+    # encoded sizes: ["r","k"] plus ["i","after",[{...,"_k":"k"}]] per moved item,
+    # against ["o",["k1","k2",...]] once
     move_cost = 0
     for j in range(len(keys)):
         if j not in stay:
             moved.add(keys[j])
-            move_cost += wire_size(seen[keys[j]]) + len(keys[j]) + 8
-    order_cost = 0
+            move_cost += wire_size(seen[keys[j]]) + 3 * len(keys[j]) + 30
+    order_cost = 10
     for k in new_keys:
         order_cost += len(k) + 3
     if order_cost <= move_cost:

@@ -1,0 +1,41 @@
+"""Replay a sequence of states through one renderer and check what a client would show."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from livetemplate import Template
+from livetemplate.client_tree import ClientTree
+
+from .oracle import shared_oracle
+
+
+def has_statics(tree: Any) -> bool:
+    """Whether a tree or update carries statics anywhere (an ``"s"`` key)."""
+    if isinstance(tree, dict):
+        return "s" in tree or any(has_statics(v) for v in tree.values())
+    if isinstance(tree, list):
+        return any(has_statics(v) for v in tree)
+    return False
+
+
+def replay(template: Template, states: Iterable[Any]) -> list[dict[str, Any]]:
+    """Render each state with one renderer and apply every tree to the project's
+    ClientTree and to the official client (in Node); after each step both must show
+    exactly ``template.render(state)``. Returns the trees sent."""
+    renderer = template.renderer()
+    mine = ClientTree()
+    official = shared_oracle().session()
+    sent = []
+    try:
+        for step, state in enumerate(states):
+            tree = renderer.render(state)
+            sent.append(tree)
+            want = template.render(state)
+            mine.apply(tree)
+            assert mine.html() == want, f"step {step}: ClientTree differs after {tree!r}"
+            assert official.apply(tree) == want, f"step {step}: official client differs after {tree!r}"
+    finally:
+        official.close()
+    return sent

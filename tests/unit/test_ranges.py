@@ -1,0 +1,152 @@
+"""Keyed loops: the exact range operations sent for each kind of edit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+import pytest
+
+from livetemplate import Template
+from tests.support.replay import replay
+
+LIST = '<ul>{% for t in todos %}<li data-key="{{ t.id }}">{{ t.title }}</li>{% endfor %}</ul>'
+
+
+def todos(*spec: int | tuple[int, str]) -> dict[str, Any]:
+    items = []
+    for entry in spec:
+        key, title = entry if isinstance(entry, tuple) else (entry, f"T{entry}")
+        items.append({"id": key, "title": title})
+    return {"todos": items}
+
+
+def item(key: int, title: str | None = None) -> dict[str, str]:
+    return {"0": str(key), "1": title or f"T{key}", "_k": str(key)}
+
+
+GOLDEN = [
+    ("remove", todos(1, 2, 3), todos(1, 3), [["r", "2"]]),
+    ("update one field", todos(1, 2, 3), todos(1, (2, "B"), 3), [["u", "2", {"1": "B"}]]),
+    ("reorder", todos(1, 2, 3), todos(3, 1, 2), [["o", ["3", "1", "2"]]]),
+    ("move one", todos(1, 2, 3), todos(2, 3, 1), [["o", ["2", "3", "1"]]]),
+    ("prepend", todos(1, 2, 3), todos(4, 1, 2, 3), [["p", [item(4)]]]),
+    ("insert after a key", todos(1, 2, 3), todos(1, 4, 2, 3), [["i", "1", [item(4)]]]),
+    ("append", todos(1, 2, 3), todos(1, 2, 3, 4), [["a", [item(4)]]]),
+    ("insert two", todos(1, 2), todos(1, 5, 6, 2), [["i", "1", [item(5), item(6)]]]),
+    (
+        "mixed edit",
+        todos(1, 2, 3),
+        todos(2, 4, (3, "C")),
+        [["r", "1"], ["u", "3", {"1": "C"}], ["i", "2", [item(4)]]],
+    ),
+]
+
+
+@pytest.mark.parametrize(("before", "after", "ops"), [g[1:] for g in GOLDEN], ids=[g[0] for g in GOLDEN])
+def test_keyed_edit_sends_exact_operations(before: Any, after: Any, ops: list[Any]) -> None:
+    sent = replay(Template(LIST), [before, after])
+    assert sent[1] == {"0": ops}
+
+
+def test_first_render_is_a_range_with_statics_keys_and_id_key() -> None:
+    tree = Template(LIST).renderer().render(todos(1, 2))
+    assert tree == {
+        "s": ["<ul>", "</ul>"],
+        "0": {"s": ['<li data-key="', '">', "</li>"], "d": [item(1), item(2)], "m": {"idKey": "0"}},
+    }
+
+
+def test_a_single_move_in_a_long_list_moves_only_that_item() -> None:
+    keys = list(range(1, 51))
+    moved = [1, *range(3, 26), 2, *range(26, 51)]
+    sent = replay(Template(LIST), [todos(*keys), todos(*moved)])
+    assert sent[1] == {"0": [["r", "2"], ["i", "25", [item(2)]]]}
+
+
+def test_replacing_every_item_sends_the_item_list_whole() -> None:
+    sent = replay(Template(LIST), [todos(1, 2), todos(3, 4)])
+    assert sent[1] == {"0": {"d": [item(3), item(4)]}}
+
+
+def test_emptying_and_refilling_a_loop_with_else() -> None:
+    template = Template(
+        '<ul>{% for t in todos %}<li data-key="{{ t.id }}">{{ t.title }}</li>'
+        "{% else %}<li>nothing for {{ who }}</li>{% endfor %}</ul>"
+    )
+    sent = replay(
+        template,
+        [
+            {**todos(1), "who": "ann"},
+            {**todos(), "who": "ann"},
+            {**todos(), "who": "bob"},
+            {**todos(2), "who": "bob"},
+            {**todos(), "who": "bob"},
+        ],
+    )
+    assert sent[1] == {"0": {"d": [], "else": {"s": ["<li>nothing for ", "</li>"], "0": "ann"}}}
+    assert sent[2] == {"0": {"else": {"0": "bob"}}}
+    assert sent[3] == {"0": [["a", [item(2)]]]}
+    assert sent[4] == {"0": {"d": []}}  # the client still holds the current else node
+
+
+def test_unkeyed_items_are_keyed_by_a_stable_hash_of_their_content() -> None:
+    template = Template("{% for x in xs %}<b>{{ x }}</b>{% endfor %}")
+    sent = replay(
+        template,
+        [
+            {"xs": ["a", "b"]},
+            {"xs": ["b", "a"]},
+            {"xs": ["b", "c"]},
+            {"xs": ["b", "c", "a"]},
+            {"xs": ["c", "a"]},
+        ],
+    )
+    key_a, key_b = (it["_k"] for it in sent[0]["0"]["d"])
+    assert len(key_a) == 16 and key_a != key_b
+    assert sent[1] == {"0": [["o", [key_b, key_a]]]}
+    # an item edited in place keeps its key: the client gets the change, not a new item
+    assert sent[2] == {"0": [["u", key_a, {"0": "c"}]]}
+    # new content gets the hash of its content (the same hash "a" had at first)
+    assert sent[3] == {"0": [["a", [{"0": "a", "_k": key_a + "#1"}]]]}
+    assert sent[4] == {"0": [["r", key_b]]}
+
+
+def test_duplicate_keys_stay_distinct() -> None:
+    template = Template(LIST)
+    sent = replay(template, [todos(1, 1, 2), todos(1, 2), todos(1, 1, 1, 2)])
+    assert [it["_k"] for it in sent[0]["0"]["d"]] == ["1", "1#1", "2"]
+
+
+def test_no_change_sends_nothing() -> None:
+    sent = replay(Template(LIST), [todos(1, 2), todos(1, 2)])
+    assert sent[1] == {}
+
+
+class Todo(msgspec.Struct):
+    id: int
+    title: str
+    done: bool = False
+
+
+class Page(msgspec.Struct):
+    todos: list[Todo]
+
+
+def test_in_place_mutation_of_structs_is_detected() -> None:
+    template = Template(
+        '<ul>{% for t in todos %}<li data-key="{{ t.id }}" class="{{ "done" if t.done }}">{{ t.title }}</li>'
+        "{% endfor %}</ul>"
+    )
+    page = Page([Todo(1, "a"), Todo(2, "b"), Todo(3, "c")])
+    renderer = template.renderer()
+    renderer.render(page)
+    page.todos[1].done = True
+    assert renderer.render(page) == {"0": [["u", "2", {"1": "done"}]]}
+    page.todos.insert(0, Todo(4, "d"))
+    assert renderer.render(page) == {"0": [["p", [{"0": "4", "1": "", "2": "d", "_k": "4"}]]]}
+    del page.todos[2]
+    assert renderer.render(page) == {"0": [["r", "2"]]}
+    page.todos.reverse()
+    assert renderer.render(page) == {"0": [["o", ["3", "1", "4"]]]}
+    assert renderer.render(page) == {}

@@ -31,6 +31,7 @@ from jinja2.utils import _PassArg
 
 from ._keyattr import find_key_attribute
 from .errors import TemplateError
+from .wire import BRANCH_MARKER_BASE
 
 #: Filters and tests whose result is not a function of their arguments.
 _IMPURE = frozenset({"random"})
@@ -368,7 +369,7 @@ class Compiler:
         ranged = [b for b in op.blocks if b.has_range]
         if len(ranged) > 1:
             for b in ranged:
-                b.marker = str(self.engine.BRANCH_MARKER_BASE + b.uid)
+                b.marker = str(BRANCH_MARKER_BASE + b.uid)
         self.op_deps[id(op)] = deps
         self.gate(op, scope)
         builder.slot(op)
@@ -638,7 +639,7 @@ class Compiler:
             spec.defaults = None
         spec.block = self.block(node.body, macro_frame, inner)
         if spec.block.has_range:
-            spec.block.marker = str(self.engine.BRANCH_MARKER_BASE + spec.block.uid)
+            spec.block.marker = str(BRANCH_MARKER_BASE + spec.block.uid)
         deps: list[Dep] = []
         for default in node.defaults:
             deps.extend(self.translate(self.expr_deps(default, macro_frame, inner), inner, scope))

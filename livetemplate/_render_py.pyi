@@ -19,7 +19,6 @@ LOAD_RESOLVE: Final[int]
 LOAD_ALIAS: Final[int]
 KEY_SLOTS: Final[int]
 KEY_HASH: Final[int]
-BRANCH_MARKER_BASE: Final[int]
 
 class Path:
     hops: int

@@ -150,3 +150,22 @@ def test_in_place_mutation_of_structs_is_detected() -> None:
     page.todos.reverse()
     assert renderer.render(page) == {"0": [["o", ["3", "1", "4"]]]}
     assert renderer.render(page) == {}
+
+
+def test_switching_between_branches_that_both_hold_loops_replaces_the_branch() -> None:
+    """The client merges a new branch into the old one unless the old one has a slot the
+    new one lacks: a range at slot 0 would keep its stale items under a new branch node
+    holding a range deeper down. Branches that may hold ranges carry a marker slot."""
+    template = Template(
+        "{% if grid %}<ul>{% for r in rows %}<li>{{ r }}</li>{% endfor %}</ul>"
+        "{% else %}<div>{% if rows %}<ol>{% for r in rows %}<li>{{ r }}</li>{% endfor %}</ol>{% endif %}</div>"
+        "{% endif %}"
+    )
+    sent = replay(
+        template,
+        [{"grid": True, "rows": [1, 2]}, {"grid": False, "rows": [3]}, {"grid": True, "rows": []}],
+    )
+    first_branch = sent[0]["0"]
+    second_branch = sent[1]["0"]
+    markers = [k for k in first_branch if k.isdigit() and int(k) >= 1_000_000]
+    assert len(markers) == 1 and markers[0] not in second_branch

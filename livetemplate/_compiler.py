@@ -197,9 +197,7 @@ class Compiler:
         unit = self.unit(tree, name, filename)
         self.finish()
         assert unit.scope is not None
-        return self.engine.Program(
-            name, self.env, self.access, unit.block, unit.scope.runtime, self.max_depth
-        )
+        return self.engine.Program(name, self.env, self.access, unit.block, unit.scope.runtime, self.max_depth)
 
     def unit(self, tree: nodes.Template, name: str | None, filename: str | None) -> Unit:
         """Compile a whole template (the root or an included one)."""
@@ -225,9 +223,7 @@ class Compiler:
         unit.scope = scope
         extends = [n for n in tree.body if isinstance(n, nodes.Extends)]
         if tree.find(nodes.Extends) is not None and not extends:
-            self.fail(
-                "{% extends %} is only supported at the top level of a template", tree.find(nodes.Extends)
-            )
+            self.fail("{% extends %} is only supported at the top level of a template", tree.find(nodes.Extends))
         for block in tree.find_all(nodes.Block):
             self.block_chain.setdefault(block.name, [])
         builder = _Builder()
@@ -316,12 +312,7 @@ class Compiler:
                 builder.text(const)
 
     def dynamic_output(self, child: nodes.Expr, builder: _Builder, frame: Frame, scope: CScope) -> None:
-        if (
-            isinstance(child, nodes.Call)
-            and not child.args
-            and not child.kwargs
-            and _is_name(child.node, "super")
-        ):
+        if isinstance(child, nodes.Call) and not child.args and not child.kwargs and _is_name(child.node, "super"):
             self.super_call(child, builder, frame, scope)
             return
         if isinstance(child, nodes.Call) and _is_name(child.node, "loop"):
@@ -443,9 +434,7 @@ class Compiler:
             op.bind = self.target_function(target, frame, scope)
 
     def target_function(self, target: nodes.Node, frame: Frame, scope: CScope) -> Callable[..., Any]:
-        return self.function(
-            "F, value", [f"{self.target_source(target, frame, scope)} = value"], [], frame, scope
-        )
+        return self.function("F, value", [f"{self.target_source(target, frame, scope)} = value"], [], frame, scope)
 
     def key(self, op: Any, loop_frame: Frame) -> None:
         """Find how the loop's items are keyed: the data-key of their root element."""
@@ -468,9 +457,7 @@ class Compiler:
         if len(parts) == 1 and isinstance(parts[0], int):
             op.id_slot = parts[0]
 
-    def recursion(
-        self, call: nodes.Call, loop_op: Any, builder: _Builder, frame: Frame, scope: CScope
-    ) -> None:
+    def recursion(self, call: nodes.Call, loop_op: Any, builder: _Builder, frame: Frame, scope: CScope) -> None:
         op = self.op(self.engine.K_RECURSE, call)
         op.loop = loop_op
         op.hops, op.loop_index = scope.locate(frame.symbols.ref("loop"))
@@ -495,9 +482,7 @@ class Compiler:
         self.op_deps[id(op)] = deps
         builder.statement(op)
 
-    def visit_AssignBlock(
-        self, node: nodes.AssignBlock, builder: _Builder, frame: Frame, scope: CScope
-    ) -> None:
+    def visit_AssignBlock(self, node: nodes.AssignBlock, builder: _Builder, frame: Frame, scope: CScope) -> None:
         block_frame = frame.inner()
         block_frame.require_output_check = False
         block_frame.symbols.analyze_node(node)
@@ -632,9 +617,7 @@ class Compiler:
         if lines:
             loads = [f"{ref} = F.v[{inner.index(ref)}]" for ref in params]
             stores = [f"F.v[{inner.index(ref)}] = {ref}" for ref in params]
-            spec.defaults = self.function(
-                "F, C", [*loads, *lines, *stores], list(node.defaults), macro_frame, inner
-            )
+            spec.defaults = self.function("F, C", [*loads, *lines, *stores], list(node.defaults), macro_frame, inner)
         else:
             spec.defaults = None
         spec.block = self.block(node.body, macro_frame, inner)
@@ -755,9 +738,7 @@ class Compiler:
         self.gate(op, scope)
         builder.slot(op)
 
-    def extend(
-        self, node: nodes.Extends, builder: _Builder, frame: Frame, scope: CScope, tree: nodes.Template
-    ) -> None:
+    def extend(self, node: nodes.Extends, builder: _Builder, frame: Frame, scope: CScope, tree: nodes.Template) -> None:
         if not isinstance(node.template, nodes.Const) or not isinstance(node.template.value, str):
             self.fail("{% extends %} needs a constant template name", node)
         for block in tree.find_all(nodes.Block):
@@ -850,9 +831,7 @@ class Compiler:
             scope,
         )
 
-    def visit_FilterBlock(
-        self, node: nodes.FilterBlock, builder: _Builder, frame: Frame, scope: CScope
-    ) -> None:
+    def visit_FilterBlock(self, node: nodes.FilterBlock, builder: _Builder, frame: Frame, scope: CScope) -> None:
         filter_frame = frame.inner()
         filter_frame.symbols.analyze_node(node)
         inner = self.new_scope(filter_frame.symbols, scope)
@@ -962,9 +941,7 @@ class Compiler:
         hops, index = scope.locate(ident)
         return f"{frame_var}{'.p' * hops}.v[{index}]"
 
-    def prologue(
-        self, needs: Sequence[nodes.Node], frame: Frame, scope: CScope, frame_var: str = "F"
-    ) -> list[str]:
+    def prologue(self, needs: Sequence[nodes.Node], frame: Frame, scope: CScope, frame_var: str = "F") -> list[str]:
         """Load the references the given expressions read into local names."""
         idents: dict[str, None] = {}
         for node in needs:
@@ -1016,9 +993,7 @@ class Compiler:
 
     # -- dependencies -------------------------------------------------------------
 
-    def expr_deps(
-        self, node: nodes.Node, frame: Frame, scope: CScope, *, callee_known: bool = False
-    ) -> list[Dep]:
+    def expr_deps(self, node: nodes.Node, frame: Frame, scope: CScope, *, callee_known: bool = False) -> list[Dep]:
         """The paths an expression reads, rooted at references of ``scope``'s chain."""
         deps: list[Dep] = []
 

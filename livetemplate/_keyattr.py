@@ -116,9 +116,7 @@ def _attributes(tokens: list[Token], i: int) -> dict[str, list[Token]] | None:
                     i += 1
                 i += 1
             else:
-                while i < n and (
-                    isinstance(tokens[i], int) or (tokens[i] not in _SPACE and tokens[i] != ">")
-                ):
+                while i < n and (isinstance(tokens[i], int) or (tokens[i] not in _SPACE and tokens[i] != ">")):
                     value.append(tokens[i])
                     i += 1
         attributes.setdefault(name.lower(), value)

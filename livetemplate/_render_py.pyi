@@ -26,9 +26,7 @@ class Path:
     name: str | None
     keys: tuple[Any, ...]
     items: tuple[bool, ...]
-    def __init__(
-        self, hops: int, index: int, name: str | None, attrs: tuple[tuple[bool, Any], ...]
-    ) -> None: ...
+    def __init__(self, hops: int, index: int, name: str | None, attrs: tuple[tuple[bool, Any], ...]) -> None: ...
 
 class Gate:
     paths: tuple[Path, ...]

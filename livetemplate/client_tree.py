@@ -237,9 +237,7 @@ class ClientTree:
         node["s"] = self._run_ops(node["d"], node["s"], ops, path, keep_falsy_adds=True)
         self._range_memory[path] = (node["d"], node["s"])
 
-    def _run_ops(
-        self, items: list[Json], statics: Json, ops: list[Json], path: str, *, keep_falsy_adds: bool
-    ) -> Json:
+    def _run_ops(self, items: list[Json], statics: Json, ops: list[Json], path: str, *, keep_falsy_adds: bool) -> Json:
         """Apply range ops to ``items`` in place; return the (possibly replaced) statics."""
         for op in ops:
             if not isinstance(op, list) or len(op) < 2 or op[0] not in _RANGE_OPS:  # unknown ops: skipped

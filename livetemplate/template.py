@@ -198,9 +198,7 @@ class Renderer:
 
 
 def _check_data(data: Any) -> None:
-    if isinstance(data, (Mapping, msgspec.Struct)) or (
-        dataclasses.is_dataclass(data) and not isinstance(data, type)
-    ):
+    if isinstance(data, (Mapping, msgspec.Struct)) or (dataclasses.is_dataclass(data) and not isinstance(data, type)):
         return
     kinds = "a mapping, a msgspec.Struct or a dataclass instance"
     raise TypeError(f"template data must be {kinds}, not {type(data).__name__}")

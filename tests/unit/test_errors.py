@@ -75,9 +75,7 @@ def test_depth_limit_is_configurable() -> None:
     from livetemplate import Environment
 
     env = Environment(max_depth=5)
-    template = env.from_string(
-        "{% macro m(n) %}{% if n %}<i>{{ m(n - 1) }}</i>{% endif %}{% endmacro %}{{ m(k) }}"
-    )
+    template = env.from_string("{% macro m(n) %}{% if n %}<i>{{ m(n - 1) }}</i>{% endif %}{% endmacro %}{{ m(k) }}")
     assert template.render({"k": 4}) == "<i>" * 4 + "</i>" * 4
     with pytest.raises(TemplateError, match="recursion deeper than 5 levels"):
         template.render({"k": 6})

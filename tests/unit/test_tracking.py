@@ -25,10 +25,7 @@ class Spy:
         return calls
 
 
-PAGE = (
-    "<h1>{{ title|spy }}</h1>"
-    '<ul>{% for r in rows %}<li data-key="{{ r.id }}">{{ r.name|spy }}</li>{% endfor %}</ul>'
-)
+PAGE = '<h1>{{ title|spy }}</h1><ul>{% for r in rows %}<li data-key="{{ r.id }}">{{ r.name|spy }}</li>{% endfor %}</ul>'
 
 
 def test_only_slots_with_changed_inputs_are_evaluated() -> None:
@@ -97,9 +94,7 @@ def test_nested_objects_mutated_in_place() -> None:
 
 def test_assignments_inside_a_branch_are_rerun() -> None:
     template = Template("{% if on %}{% set label = 'on ' ~ n %}{% endif %}<b>{{ label }}</b>")
-    replay(
-        template, [{"on": True, "n": 1}, {"on": True, "n": 2}, {"on": False, "n": 2}, {"on": True, "n": 3}]
-    )
+    replay(template, [{"on": True, "n": 1}, {"on": True, "n": 2}, {"on": False, "n": 2}, {"on": True, "n": 3}])
 
 
 def test_loop_variables_are_inputs_of_items() -> None:

@@ -18,7 +18,9 @@ _NAME_END = frozenset("=>/")
 def find_key_attribute(statics: Sequence[str], outputs: Container[int]) -> list[str | int] | None:
     """The parts of the root element's key attribute value: static text and the indexes
     of the output slots in it. None when there is no such attribute, when the tag is
-    not plain markup in the first static, or when a part is not a plain output slot."""
+    not plain markup in the first static, when a part is not a plain output slot, or
+    when a slot that could write attributes comes before it (HTML keeps the first of
+    two equal attributes)."""
     tokens: list[Token] = []  # characters of the statics, slot indexes between them
     for i, static in enumerate(statics):
         tokens.extend(static)
@@ -79,14 +81,14 @@ def _find(tokens: list[Token], text: str, start: int) -> int | None:
 
 
 def _attributes(tokens: list[Token], i: int) -> dict[str, list[Token]] | None:
-    """Attributes of the start tag whose name ends before ``i``; None if a slot stands
-    where an attribute name should be (it could hold any attribute)."""
+    """Attributes of the start tag whose name ends before ``i``, up to the first slot
+    standing where an attribute name should be (it could write any attribute)."""
     attributes: dict[str, list[Token]] = {}
     n = len(tokens)
     while i < n:
         t = tokens[i]
         if isinstance(t, int):
-            return None
+            return attributes
         if t in _SPACE or t == "/":
             i += 1
             continue
@@ -100,7 +102,7 @@ def _attributes(tokens: list[Token], i: int) -> dict[str, list[Token]] | None:
             name += c
             i += 1
         if i < n and isinstance(tokens[i], int):
-            return None
+            return attributes if not name else None
         while i < n and tokens[i] in _SPACE:
             i += 1
         value: list[Token] = []

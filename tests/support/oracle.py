@@ -94,8 +94,7 @@ class TreeOracle:
             raise RuntimeError("the tree oracle needs Node.js: `node` is not on PATH")
         if not RENDERER.is_file():
             raise RuntimeError(
-                f"the tree oracle needs @livetemplate/client ({RENDERER} is missing): "
-                f"run `npm ci` in {REPO_ROOT}"
+                f"the tree oracle needs @livetemplate/client ({RENDERER} is missing): run `npm ci` in {REPO_ROOT}"
             )
         proc = subprocess.Popen(
             [node, str(SCRIPT)],

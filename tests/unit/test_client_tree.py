@@ -680,11 +680,7 @@ class Gen:
                     [
                         "u",
                         key,
-                        {
-                            str(i): self.update_for(_slot(row, i), depth - 1)
-                            for i in range(slots)
-                            if self.chance(60)
-                        },
+                        {str(i): self.update_for(_slot(row, i), depth - 1) for i in range(slots) if self.chance(60)},
                     ]
                 )
             elif kind in ("a", "p"):
@@ -742,9 +738,7 @@ class Gen:
             return self.range_node(3)
         if choice == "statics" or not _has_statics(root):
             return self.statics_node(3, min_slots=1)
-        return {
-            str(i): self.update_for(root.get(str(i)), 3) for i in range(len(root["s"]) - 1) if self.chance(60)
-        }
+        return {str(i): self.update_for(root.get(str(i)), 3) for i in range(len(root["s"]) - 1) if self.chance(60)}
 
 
 def _slot(row: Any, i: int) -> Any:

@@ -169,3 +169,24 @@ def test_switching_between_branches_that_both_hold_loops_replaces_the_branch() -
     second_branch = sent[1]["0"]
     markers = [k for k in first_branch if k.isdigit() and int(k) >= 1_000_000]
     assert len(markers) == 1 and markers[0] not in second_branch
+
+
+@pytest.mark.parametrize(
+    ("item", "key"),
+    [
+        ('<li data-key="{{ t.id }}"{% if t.done %} class="done"{% endif %}>{{ t.title }}</li>', "1"),
+        ("<li data-lvt-key='t-{{ t.id }}' class=x>{{ t.title }}</li>", "t-1"),
+        ("\n  <!-- row -->\n  <tr data-key={{ t.id }}><td>{{ t.title }}</td></tr>", "1"),
+        ('<li {% if t.done %}class="done" {% endif %}data-key="{{ t.id }}">{{ t.title }}</li>', None),
+        ("{{ t.title }}<li data-key='{{ t.id }}'></li>", None),
+        ('<li data-key="{{ t.id if t.id }}">{{ t.title }}</li>', "1"),
+    ],
+)
+def test_the_key_comes_from_the_root_elements_data_key(item: str, key: str | None) -> None:
+    template = Template("{% for t in todos %}" + item + "{% endfor %}")
+    tree = template.renderer().render({"todos": [{"id": 1, "title": "a", "done": True}]})
+    (only,) = tree["0"]["d"]
+    if key is None:
+        assert len(only["_k"]) == 16  # no usable data-key: a content hash
+    else:
+        assert only["_k"] == key

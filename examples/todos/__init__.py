@@ -1,0 +1,1 @@
+"""The todos example: a keyed list rendered by LiveTemplate."""

@@ -1,6 +1,6 @@
-"""Shared fixtures. Every test that renders templates runs once per engine: the
-compiled one and its pure-Python twin (modules that test something engine-independent
-set ``ENGINE_INDEPENDENT = True``)."""
+"""Shared fixtures. Every test runs once per engine: the compiled one and its pure-Python
+twin. A module that tests nothing engine-specific overrides ``engine`` with a plain
+fixture (see ``tests/support/engine_independent.py``) and runs once."""
 
 from __future__ import annotations
 
@@ -23,17 +23,9 @@ def engine_module(name: str) -> ModuleType:
     return importlib.import_module("livetemplate._render_c")
 
 
-def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "engine" not in metafunc.fixturenames:
-        if getattr(metafunc.module, "ENGINE_INDEPENDENT", False):
-            return
-        metafunc.fixturenames.append("engine")
-    metafunc.parametrize("engine", ENGINES, indirect=True)
-
-
-@pytest.fixture
+@pytest.fixture(params=ENGINES, autouse=True)
 def engine(request: pytest.FixtureRequest) -> Iterator[ModuleType]:
-    """Select the engine new templates bind (``compiled`` or ``python``)."""
+    """Select the engine that templates constructed in the test bind."""
     saved = _engine.engine
     _engine.engine = engine_module(request.param)
     try:

@@ -9,8 +9,7 @@ from pathlib import Path
 import livetemplate
 from livetemplate import _engine, _render_py, encode_frame
 from tests.conftest import NO_EXTENSIONS
-
-ENGINE_INDEPENDENT = True  # these tests look at the engines themselves
+from tests.support.engine_independent import engine  # noqa: F401  (runs once, on the default engine)
 
 
 def test_the_compiled_engine_is_selected_unless_disabled() -> None:

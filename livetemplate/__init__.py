@@ -8,9 +8,36 @@ applies, then only the minimal updates as the data changes.
 from __future__ import annotations
 
 from ._engine import implementation
-from .errors import TemplateError
+from .app import LiveApp, Options, Session, mount
+from .broadcast import Broadcaster, InProcessBroadcaster
+from .context import Context
+from .errors import FieldError, NotAvailable, TemplateError, TopicForbidden
+from .helpers import Helpers
+from .sessions import MemorySessionStore, SessionStore
+from .state import Persist
 from .template import Environment, Renderer, Template, encode_frame
 
-__all__ = ["Environment", "Renderer", "Template", "TemplateError", "encode_frame", "implementation"]
+__all__ = [
+    "Broadcaster",
+    "Context",
+    "Environment",
+    "FieldError",
+    "Helpers",
+    "InProcessBroadcaster",
+    "LiveApp",
+    "MemorySessionStore",
+    "NotAvailable",
+    "Options",
+    "Persist",
+    "Renderer",
+    "Session",
+    "SessionStore",
+    "Template",
+    "TemplateError",
+    "TopicForbidden",
+    "encode_frame",
+    "implementation",
+    "mount",
+]
 
 __version__ = "0.1.0"

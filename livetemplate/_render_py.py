@@ -1522,19 +1522,20 @@ def render_text(rt, block, F, C):
         rt.wire = saved
 
 
-def render_html(program, data):
-    """The complete HTML of ``program`` for ``data``."""
+def render_html(program, data, extra):
+    """The complete HTML of ``program`` for ``data``; ``extra`` (a dict or None) holds
+    names visible to the template besides the data's fields, taking precedence."""
     rt = Run(program, False)
-    C = Ctx(rt, program.name, data, None, None)
+    C = Ctx(rt, program.name, data, None, extra)
     F = enter(program.root_scope, None, C)
     return node_html(build_block(rt, program.root, F, C))
 
 
-def render_tree(program, data, view):
+def render_tree(program, data, view, extra):
     """The tree to send to the client behind ``view``: complete on the first call (or
-    after :func:`reset`), afterwards only what changed (``{}`` when nothing did)."""
+    after a reset), afterwards only what changed (``{}`` when nothing did)."""
     rt = Run(program, True)
-    C = Ctx(rt, program.name, data, None, None)
+    C = Ctx(rt, program.name, data, None, extra)
     F = enter(program.root_scope, None, C)
     if view.state is None:
         view.state = build_block(rt, program.root, F, C)

@@ -163,10 +163,11 @@ class Template:
             )
         return cls(source, name=path.name, environment=environment, filename=str(path))
 
-    def render(self, data: Any) -> str:
-        """The complete HTML for ``data``."""
+    def render(self, data: Any, extra: Mapping[str, Any] | None = None) -> str:
+        """The complete HTML for ``data``. Names in ``extra`` are visible to the template
+        too, ahead of the data's fields (the live runtime passes its ``lvt`` helper so)."""
         _check_data(data)
-        return self._engine.render_html(self._program, data)  # type: ignore[no-any-return]
+        return self._engine.render_html(self._program, data, _extra(extra))  # type: ignore[no-any-return]
 
     def renderer(self) -> Renderer:
         """A renderer for one client."""
@@ -189,12 +190,17 @@ class Renderer:
         self._engine = template._engine
         self._view = template._engine.View()
 
-    def render(self, data: Any) -> dict[str, Any]:
+    def render(self, data: Any, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The tree (first call) or update for ``data``; ``extra`` as in :meth:`Template.render`."""
         _check_data(data)
-        return self._engine.render_tree(self._program, data, self._view)  # type: ignore[no-any-return]
+        return self._engine.render_tree(self._program, data, self._view, _extra(extra))  # type: ignore[no-any-return]
 
     def reset(self) -> None:
         self._view.state = None
+
+
+def _extra(extra: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    return dict(extra) if extra is not None and type(extra) is not dict else extra
 
 
 def _check_data(data: Any) -> None:

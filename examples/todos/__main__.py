@@ -1,25 +1,19 @@
-"""Render the todos template for a sample state and show the tree a client receives."""
+"""Serve the todos example on http://127.0.0.1:8000 with the embedded defaults (memory
+session store, in-process broadcaster)."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
-from livetemplate import Template
-
-TEMPLATE = Path(__file__).parent / "templates" / "todos.html"
+import uvicorn
 
 
 def main() -> None:
-    template = Template.from_file(TEMPLATE)
-    state = {
-        "todos": [{"id": 1, "title": "Write the engine", "done": True}, {"id": 2, "title": "Serve it", "done": False}]
-    }
-    print(template.render(state))
-    renderer = template.renderer()
-    print(json.dumps(renderer.render(state), indent=1))
-    state["todos"][1]["done"] = True
-    print(json.dumps(renderer.render(state)))
+    uvicorn.run(
+        "examples.todos.app:app",
+        host="127.0.0.1",
+        port=8000,
+        ws_per_message_deflate=False,  # deflate costs 100-300 KB per connection
+        log_level="info",
+    )
 
 
 if __name__ == "__main__":

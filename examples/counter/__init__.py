@@ -1,0 +1,1 @@
+"""The counter example: the smallest live app."""

@@ -1,0 +1,233 @@
+"""The context an action or lifecycle hook receives (``ctx``)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from http.cookies import SimpleCookie
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import msgspec
+
+from .errors import FieldError, NotAvailable
+
+if TYPE_CHECKING:
+    from .app import Exchange, Group, LiveApp, Session
+
+__all__ = ["Context"]
+
+T = TypeVar("T")
+
+_TRUE = frozenset({"1", "true", "yes", "on", "y"})
+_FALSE = frozenset({"", "0", "false", "no", "off", "n"})
+_TOPIC = re.compile(r"[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*\Z")
+_FLASH_KEY = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*\Z")
+_VALIDATION_PATH = re.compile(r" - at `\$\.([^`\[]+)")
+
+
+class Context:
+    """What an action sees of the request: its data, who sent it, and the means to
+    answer beyond the state (flash messages, cookies and redirects over HTTP, topics).
+
+    ``data`` holds the message's data for an action, the query parameters for ``mount``.
+    """
+
+    def __init__(
+        self,
+        app: LiveApp,
+        group: Group,
+        exchange: Exchange,
+        *,
+        action: str,
+        data: Mapping[str, Any],
+        query: Mapping[str, str],
+    ) -> None:
+        self.app = app
+        self.group_id = group.id
+        self.action = action
+        self.data = dict(data)
+        self.query = dict(query)
+        self._group = group
+        self._exchange = exchange
+        self.publishes: list[tuple[str, str, Any]] = []
+
+    # -- identity --------------------------------------------------------------
+
+    @property
+    def is_http(self) -> bool:
+        """True for an HTTP request (page load, form post, fetch), False over WebSocket."""
+        return self._exchange.is_http
+
+    @property
+    def session(self) -> Session:
+        """A handle on this session group, usable after the action returns (for
+        example from a background task) to push actions to its connections."""
+        return self.app.session(self.group_id)
+
+    @property
+    def self_topic(self) -> str:
+        """The topic every connection of this session group may subscribe to."""
+        return f"lvt:session:{self.group_id}"
+
+    @property
+    def submitter(self) -> str | None:
+        """Name of the submit button that sent a form, if any."""
+        return self._exchange.submitter
+
+    # -- data ------------------------------------------------------------------
+
+    def has(self, name: str) -> bool:
+        return name in self.data
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self.data.get(name, default)
+
+    def get_str(self, name: str, default: str = "") -> str:
+        value = self.data.get(name)
+        if value is None:
+            return default
+        return value if isinstance(value, str) else str(value)
+
+    def get_int(self, name: str, default: int = 0) -> int:
+        """The value as an int; a value that is not one is a field error."""
+        value = self.data.get(name)
+        if value is None or value == "":
+            return default
+        if isinstance(value, bool):
+            raise FieldError(name, "must be a whole number")
+        if isinstance(value, int):
+            return value
+        try:
+            return int(str(value).strip())
+        except ValueError:
+            raise FieldError(name, "must be a whole number") from None
+
+    def get_float(self, name: str, default: float = 0.0) -> float:
+        value = self.data.get(name)
+        if value is None or value == "":
+            return default
+        if isinstance(value, bool):
+            raise FieldError(name, "must be a number")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise FieldError(name, "must be a number") from None
+
+    def get_bool(self, name: str, default: bool = False) -> bool:
+        """True for ``true``/``1``/``on``/``yes`` (a checked checkbox), False for
+        ``false``/``0``/``off``/``no``/empty."""
+        value = self.data.get(name)
+        if value is None:
+            return default
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+        raise FieldError(name, "must be true or false")
+
+    def bind(self, type_: type[T]) -> T:
+        """Convert the data into ``type_`` (a ``msgspec.Struct``, dataclass or
+        TypedDict), converting strings as forms send them; validation failures become
+        field errors."""
+        try:
+            return msgspec.convert(self.data, type_, strict=False)
+        except msgspec.ValidationError as exc:
+            message = str(exc)
+            match = _VALIDATION_PATH.search(message)
+            field = match.group(1) if match else "_general"
+            raise FieldError(field, _VALIDATION_PATH.sub("", message)) from None
+
+    # -- flash -----------------------------------------------------------------
+
+    def set_flash(self, key: str, message: str) -> None:
+        """Show ``message`` as ``lvt.flash(key)`` until cleared (over HTTP: on the next
+        page, after the redirect of a form post)."""
+        if not _FLASH_KEY.match(key):
+            raise ValueError(f"invalid flash key {key!r}")
+        self._exchange.flash[key] = message
+
+    def clear_flash(self, key: str | None = None) -> None:
+        """Remove one flash message, or all of them."""
+        if key is None:
+            self._exchange.flash.clear()
+        else:
+            self._exchange.flash.pop(key, None)
+
+    # -- HTTP only ---------------------------------------------------------------
+
+    def redirect(self, url: str, status: int = 303) -> None:
+        """Answer a form post or page request with a redirect to a path on this site."""
+        exchange = self._http("redirect")
+        if status not in (301, 302, 303, 307, 308):
+            raise ValueError(f"not a redirect status: {status}")
+        if not url.startswith("/") or url.startswith(("//", "/\\")):
+            raise ValueError(f"redirects must go to a path on this site, not {url!r}")
+        exchange.redirect = (url, status)
+
+    def get_cookie(self, name: str, default: str | None = None) -> str | None:
+        return self._http("get_cookie").cookies.get(name, default)
+
+    def set_cookie(
+        self,
+        name: str,
+        value: str,
+        *,
+        max_age: int | None = None,
+        path: str = "/",
+        http_only: bool = True,
+        same_site: str = "Lax",
+        secure: bool | None = None,
+    ) -> None:
+        exchange = self._http("set_cookie")
+        cookie: SimpleCookie = SimpleCookie()
+        cookie[name] = value
+        morsel = cookie[name]
+        morsel["path"] = path
+        morsel["samesite"] = same_site
+        if max_age is not None:
+            morsel["max-age"] = max_age
+        if http_only:
+            morsel["httponly"] = True
+        if secure if secure is not None else exchange.secure:
+            morsel["secure"] = True
+        exchange.set_cookies.append(morsel.OutputString())
+
+    def delete_cookie(self, name: str, path: str = "/") -> None:
+        self.set_cookie(name, "", max_age=0, path=path)
+
+    def _http(self, feature: str) -> Exchange:
+        if not self._exchange.is_http:
+            raise NotAvailable(f"ctx.{feature}() is only available for HTTP requests, not over WebSocket")
+        return self._exchange
+
+    # -- topics ------------------------------------------------------------------
+
+    def subscribe(self, topic: str) -> None:
+        """Receive the actions published to ``topic`` (WebSocket connections; a no-op
+        over HTTP, where nothing can be pushed)."""
+        check_topic(topic)
+        if not self._exchange.is_http:
+            self.app.authorize_topic(topic, self)
+            self._exchange.subscribe(topic)
+
+    def unsubscribe(self, topic: str) -> None:
+        if not self._exchange.is_http:
+            self._exchange.unsubscribe(topic)
+
+    def publish(self, topic: str, action: str, data: Mapping[str, Any] | None = None) -> None:
+        """Run ``action`` for every session subscribed to ``topic``, once this action
+        has committed (nothing is published if it fails)."""
+        check_topic(topic)
+        self.publishes.append((topic, action, dict(data or {})))
+
+
+def check_topic(topic: str) -> None:
+    """Topics are ``/``-separated segments of letters, digits, ``_`` and ``-``; the
+    ``lvt:`` namespace is reserved for session topics."""
+    if topic.startswith("lvt:session:") and len(topic) > len("lvt:session:"):
+        return
+    if not isinstance(topic, str) or not _TOPIC.match(topic):
+        raise ValueError(f"invalid topic {topic!r}: use '/'-separated segments of letters, digits, '_' and '-'")

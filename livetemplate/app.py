@@ -9,7 +9,7 @@ serialized by its lock; a committed change to persisted fields reaches every tab
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import contextvars
 import dataclasses
 import hashlib
 import hmac
@@ -44,6 +44,9 @@ logger = logging.getLogger("livetemplate")
 #: Extensions of template files, to tell a path from a template source.
 _TEMPLATE_SUFFIXES = (".html", ".htm", ".jinja", ".jinja2", ".j2", ".tmpl", ".tpl")
 GENERAL = "_general"
+
+#: Set while hooks and actions run: pushes they start wait for the action to finish.
+_ACTING: contextvars.ContextVar[bool] = contextvars.ContextVar("livetemplate_acting", default=False)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -123,9 +126,7 @@ class Group:
         self.id = group_id
         self.persisted = persisted
         self.lock = asyncio.Lock()
-        self.owner: asyncio.Task[Any] | None = None
         self.connections: list[Connection] = []
-        self.deferred: list[tuple[str, dict[str, Any]]] = []
         self.touched = time.monotonic()
 
 
@@ -273,7 +274,8 @@ class LiveApp:
         data = dict(data or {})
         publishes: list[tuple[str, str, Any]] = []
         forbidden: list[str] = []
-        async with self._locked(group):
+        async with group.lock:
+            token = _ACTING.set(True)
             working = self.spec.clone(state)
             if group.persisted is not None:
                 working = self.spec.load(working, group.persisted)
@@ -300,6 +302,8 @@ class LiveApp:
                 logger.exception("%s failed", f"action {action!r}" if action else "+".join(hooks))
                 detail = f"{type(exc).__name__}: {exc}" if self.options.dev_mode else "Something went wrong."
                 return Outcome(False, {GENERAL: detail}, action, state)
+            finally:
+                _ACTING.reset(token)
             persisted = self.spec.dump(working)
             changed = persisted is not None and persisted != group.persisted
             if changed and commit_persisted:
@@ -311,23 +315,12 @@ class LiveApp:
             self._background(self._refresh(group, exclude=exchange))
         for topic, name, payload in publishes:
             self._background(self.publish(topic, name, payload))
-        if group.deferred:
-            self._background(self._drain(group))
         return Outcome(True, {}, action, working)
 
     def _result(self, result: Any, working: Any, where: str) -> Any:
         if isinstance(result, FieldError):
             raise result
         return working if result is None else self.spec.check(result, where)
-
-    @contextlib.asynccontextmanager
-    async def _locked(self, group: Group) -> Any:
-        async with group.lock:
-            group.owner = asyncio.current_task()
-            try:
-                yield
-            finally:
-                group.owner = None
 
     async def _save(self, group: Group) -> None:
         try:
@@ -348,8 +341,9 @@ class LiveApp:
         group = self.groups.get(group_id)
         if group is None or not group.connections:
             raise NotAvailable(f"session group {group_id} has no open connection here")
-        if group.owner is not None and group.owner is asyncio.current_task():
-            group.deferred.append((action, data))
+        if _ACTING.get():
+            # from inside an action: run once it has finished (it holds the locks we need)
+            self._background(self._dispatch(group, action, data, group.connections))
             return
         await self._dispatch(group, action, data, group.connections)
 
@@ -363,18 +357,16 @@ class LiveApp:
             committed = await connection.dispatch(action, data, commit_persisted=first)
             first = first and not committed
 
-    async def _drain(self, group: Group) -> None:
-        while group.deferred:
-            action, data = group.deferred.pop(0)
-            if group.connections:
-                await self._dispatch(group, action, data, group.connections)
-
     async def publish(self, topic: str, action: str, data: Mapping[str, Any] | None = None) -> None:
         """Run ``action`` (with ``data``) for every connection subscribed to ``topic``, in
         this instance and, through the broadcaster, in the others."""
         check_topic(topic)
         envelope = _Envelope("topic", topic, action, dict(data or {}), self.instance_id)
-        await self.broadcaster.publish(f"livetemplate:topic:{topic}", msgspec.msgpack.encode(envelope))
+        publishing = self.broadcaster.publish(f"livetemplate:topic:{topic}", msgspec.msgpack.encode(envelope))
+        if _ACTING.get():
+            self._background(publishing)  # delivery needs locks the running action holds
+            return
+        await publishing
 
     async def _on_topic(self, message: bytes) -> None:
         try:
@@ -429,7 +421,8 @@ class LiveApp:
     # -- lifecycle --------------------------------------------------------------------
 
     def _background(self, coroutine: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coroutine)
+        # a fresh context: work started by an action runs as if started from outside it
+        task = asyncio.get_running_loop().create_task(coroutine, context=contextvars.Context())
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
 

@@ -80,7 +80,12 @@ class Connection(Exchange):
                 message = await self._receive()
                 if message["type"] == "websocket.disconnect":
                     break
-                await self._on_message(message)
+                try:
+                    await self._on_message(message)
+                except Exception:
+                    # a bug must not take the connection down: report it and go on
+                    logger.exception("handling a message failed")
+                    await self._reject("the server failed to handle the message")
         finally:
             self.closed = True
             await self._finish()
@@ -112,7 +117,8 @@ class Connection(Exchange):
         if text is None:
             await self._reject("binary frames are not supported; send JSON text frames")
             return
-        if len(text) > self.app.options.max_message_size:
+        limit = self.app.options.max_message_size
+        if len(text) > limit or (len(text) * 4 > limit and len(text.encode()) > limit):
             await self.close(1009, "message too big")
             return
         try:

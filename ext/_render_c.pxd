@@ -182,6 +182,7 @@ cpdef bint same_snapshot(object a, object b) except -1
 @cython.locals(tp=type)
 cpdef bint same_value(object x, object y) except -1
 
+cpdef str escape_text(object v)
 cpdef str guard_value(str s)
 cpdef str guard_static(str s)
 

@@ -331,13 +331,16 @@ class Compiler:
         builder.slot(op)
 
     def output_source(self, child: nodes.Expr, frame: Frame) -> str:
+        """``escape_text(value)``: Jinja's ``escape(value)`` (with the environment's
+        finalize, if any) as a plain string."""
         finalize = self.gen._make_finalize()
-        return self.source(
-            child,
-            frame,
-            pre=lambda: self.gen._output_child_pre(child, frame, finalize),
-            post=lambda: self.gen._output_child_post(child, frame, finalize),
-        )
+
+        def pre() -> None:
+            self.gen.write("escape_text(")
+            if finalize.src is not None:
+                self.gen.write(finalize.src)
+
+        return self.source(child, frame, pre=pre, post=lambda: self.gen._output_child_post(child, frame, finalize))
 
     def visit_If(self, node: nodes.If, builder: _Builder, frame: Frame, scope: CScope) -> None:
         if_frame = frame.soft()
@@ -647,7 +650,7 @@ class Compiler:
             text = self.source(
                 call,
                 frame,
-                pre=lambda: self.gen.write("escape("),
+                pre=lambda: self.gen.write("escape_text("),
                 post=lambda: self.gen.write(")"),
                 extra_kwargs=extra,
             )
@@ -986,6 +989,7 @@ class Compiler:
             render_text=engine.render_text,
             enter=engine.enter,
             Ctx=engine.Ctx,
+            escape_text=engine.escape_text,
             getattr_=self.access.getattr,
             getitem_=self.access.getitem,
         )

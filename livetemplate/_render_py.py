@@ -23,7 +23,14 @@ import msgspec
 from jinja2.exceptions import TemplateError as JinjaTemplateError
 from jinja2.runtime import Context, LoopContext, Macro, Undefined
 from jinja2.utils import missing
-from markupsafe import Markup
+from markupsafe import Markup, escape
+
+try:
+    from markupsafe import _escape_inner
+except ImportError:  # pragma: no cover - markupsafe without its (private) core function
+
+    def _escape_inner(s):
+        return str(escape(s))
 
 from .errors import TemplateError
 from .wire import (
@@ -554,6 +561,16 @@ def guard_static(s):
     if "root>" in s:
         s = s.replace("<root>", "<root >").replace("</root>", "</root >")
     return s
+
+
+def escape_text(v):
+    """``str(markupsafe.escape(v))``, without making a ``Markup`` object: how output
+    expressions are escaped (autoescaping is always on)."""
+    if type(v) is str:
+        return _escape_inner(v)
+    if hasattr(v, "__html__"):
+        return str(v.__html__())
+    return _escape_inner(str(v))
 
 
 def as_text(rt, v):

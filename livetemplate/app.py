@@ -9,7 +9,6 @@ serialized by its lock; a committed change to persisted fields reaches every tab
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import dataclasses
 import hashlib
 import hmac
@@ -44,9 +43,6 @@ logger = logging.getLogger("livetemplate")
 #: Extensions of template files, to tell a path from a template source.
 _TEMPLATE_SUFFIXES = (".html", ".htm", ".jinja", ".jinja2", ".j2", ".tmpl", ".tpl")
 GENERAL = "_general"
-
-#: Set while hooks and actions run: pushes they start wait for the action to finish.
-_ACTING: contextvars.ContextVar[bool] = contextvars.ContextVar("livetemplate_acting", default=False)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -187,8 +183,9 @@ class LiveApp:
         self.region: LiveRegion | None = live_region(template)
         self.actions = Actions(controller)
         self.options = options
-        self.store: SessionStore = options.session_store or MemorySessionStore()
-        self.broadcaster: Broadcaster = options.broadcaster or InProcessBroadcaster()
+        store, broadcaster = options.session_store, options.broadcaster
+        self.store: SessionStore = store if store is not None else MemorySessionStore()
+        self.broadcaster: Broadcaster = broadcaster if broadcaster is not None else InProcessBroadcaster()
         self.instance_id = secrets.token_hex(8)
         self.namespace = options.name or f"{type(controller).__name__}:{template.name or 'template'}"
         secret = options.secret_key or secrets.token_bytes(32)
@@ -198,6 +195,7 @@ class LiveApp:
         self._topics: dict[str, set[Connection]] = {}
         self._group_channels: set[str] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._acting: set[asyncio.Task[Any] | None] = set()  # tasks running hooks or actions
         self._sweeper: asyncio.Task[None] | None = None
         self.closing = False
         self.capabilities = ["change"] if self.actions.find("change") is not None else []
@@ -275,7 +273,8 @@ class LiveApp:
         publishes: list[tuple[str, str, Any]] = []
         forbidden: list[str] = []
         async with group.lock:
-            token = _ACTING.set(True)
+            task = asyncio.current_task()
+            self._acting.add(task)
             working = self.spec.clone(state)
             if group.persisted is not None:
                 working = self.spec.load(working, group.persisted)
@@ -298,12 +297,15 @@ class LiveApp:
             except TopicForbidden as exc:
                 forbidden.append(exc.topic)
                 return Outcome(False, {GENERAL: str(exc)}, action, state, forbidden)
+            except NotAvailable as exc:
+                logger.warning("%s: %s", f"action {action!r}" if action else "+".join(hooks), exc)
+                return Outcome(False, {GENERAL: str(exc)}, action, state)
             except Exception as exc:
                 logger.exception("%s failed", f"action {action!r}" if action else "+".join(hooks))
                 detail = f"{type(exc).__name__}: {exc}" if self.options.dev_mode else "Something went wrong."
                 return Outcome(False, {GENERAL: detail}, action, state)
             finally:
-                _ACTING.reset(token)
+                self._acting.discard(task)
             persisted = self.spec.dump(working)
             changed = persisted is not None and persisted != group.persisted
             if changed and commit_persisted:
@@ -341,7 +343,7 @@ class LiveApp:
         group = self.groups.get(group_id)
         if group is None or not group.connections:
             raise NotAvailable(f"session group {group_id} has no open connection here")
-        if _ACTING.get():
+        if asyncio.current_task() in self._acting:
             # from inside an action: run once it has finished (it holds the locks we need)
             self._background(self._dispatch(group, action, data, group.connections))
             return
@@ -363,7 +365,7 @@ class LiveApp:
         check_topic(topic)
         envelope = _Envelope("topic", topic, action, dict(data or {}), self.instance_id)
         publishing = self.broadcaster.publish(f"livetemplate:topic:{topic}", msgspec.msgpack.encode(envelope))
-        if _ACTING.get():
+        if asyncio.current_task() in self._acting:
             self._background(publishing)  # delivery needs locks the running action holds
             return
         await publishing
@@ -383,10 +385,16 @@ class LiveApp:
                 await self._dispatch(group, envelope.action, envelope.data, targets)
 
     def authorize_topic(self, topic: str, ctx: Context) -> None:
-        if topic == ctx.self_topic or self.options.open_topics:
+        """Own session topic: allowed; other ``lvt:`` topics: never; the rest: as
+        ``open_topics`` or ``topic_acl`` say (denied by default)."""
+        if topic.startswith("lvt:"):
+            if topic != ctx.self_topic:
+                raise TopicForbidden(topic)
+            return
+        if self.options.open_topics:
             return
         acl = self.options.topic_acl
-        if topic.startswith("lvt:") or acl is None or not acl(topic, ctx):
+        if acl is None or not acl(topic, ctx):
             raise TopicForbidden(topic)
 
     async def subscribe(self, connection: Connection, topic: str) -> None:
@@ -421,8 +429,7 @@ class LiveApp:
     # -- lifecycle --------------------------------------------------------------------
 
     def _background(self, coroutine: Any) -> None:
-        # a fresh context: work started by an action runs as if started from outside it
-        task = asyncio.get_running_loop().create_task(coroutine, context=contextvars.Context())
+        task = asyncio.get_running_loop().create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
 

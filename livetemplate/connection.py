@@ -114,10 +114,13 @@ class Connection(Exchange):
 
     async def _on_message(self, message: Message) -> None:
         text = message.get("text")
-        if text is None:
-            await self._reject("binary frames are not supported; send JSON text frames")
-            return
         limit = self.app.options.max_message_size
+        if text is None:
+            if len(message.get("bytes") or b"") > limit:
+                await self.close(1009, "message too big")
+            else:
+                await self._reject("binary frames are not supported; send JSON text frames")
+            return
         if len(text) > limit or (len(text) * 4 > limit and len(text.encode()) > limit):
             await self.close(1009, "message too big")
             return
@@ -139,8 +142,10 @@ class Connection(Exchange):
         data = incoming.data or {}
         async with self.lock:
             if incoming.action == NAVIGATE:
-                self.query = {str(k): v if isinstance(v, str) else str(v) for k, v in data.items()}
-                outcome = await self.app.run(self.group, self, self.state, hooks=("mount",), query=self.query)
+                query = {str(k): v if isinstance(v, str) else str(v) for k, v in data.items()}
+                outcome = await self.app.run(self.group, self, self.state, hooks=("mount",), query=query)
+                if outcome.success:
+                    self.query = query
                 action = None
             else:
                 outcome = await self.app.run(

@@ -21,8 +21,9 @@ T = TypeVar("T")
 _TRUE = frozenset({"1", "true", "yes", "on", "y"})
 _FALSE = frozenset({"", "0", "false", "no", "off", "n"})
 _TOPIC = re.compile(r"[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*\Z")
-_FLASH_KEY = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*\Z")
+_FLASH_KEY = re.compile(r"[A-Za-z0-9-][A-Za-z0-9_.-]*\Z")
 _VALIDATION_PATH = re.compile(r" - at `\$\.([^`\[]+)")
+_MISSING_FIELD = re.compile(r"missing required field `([^`]+)`")
 
 
 class Context:
@@ -136,9 +137,12 @@ class Context:
             return msgspec.convert(self.data, type_, strict=False)
         except msgspec.ValidationError as exc:
             message = str(exc)
-            match = _VALIDATION_PATH.search(message)
-            field = match.group(1) if match else "_general"
-            raise FieldError(field, _VALIDATION_PATH.sub("", message)) from None
+            path = _VALIDATION_PATH.search(message)
+            missing = _MISSING_FIELD.search(message)
+            if missing is not None:
+                field = f"{path.group(1)}.{missing.group(1)}" if path else missing.group(1)
+                raise FieldError(field, "is required") from None
+            raise FieldError(path.group(1) if path else "_general", _VALIDATION_PATH.sub("", message)) from None
 
     # -- flash -----------------------------------------------------------------
 
@@ -146,7 +150,7 @@ class Context:
         """Show ``message`` as ``lvt.flash(key)`` until cleared (over HTTP: on the next
         page, after the redirect of a form post)."""
         if not _FLASH_KEY.match(key):
-            raise ValueError(f"invalid flash key {key!r}")
+            raise ValueError(f"invalid flash key {key!r}: letters, digits, '-', '_' and '.', not starting with '_'")
         self._exchange.flash[key] = message
 
     def clear_flash(self, key: str | None = None) -> None:
@@ -196,6 +200,7 @@ class Context:
         exchange.set_cookies.append(morsel.OutputString())
 
     def delete_cookie(self, name: str, path: str = "/") -> None:
+        self._http("delete_cookie")
         self.set_cookie(name, "", max_age=0, path=path)
 
     def _http(self, feature: str) -> Exchange:

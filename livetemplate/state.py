@@ -40,6 +40,8 @@ class StateSpec(Generic[S]):
     clone it, and save and restore its persisted fields."""
 
     def __init__(self, initial: S) -> None:
+        if isinstance(initial, type):
+            raise TypeError(f"pass an instance of {initial.__name__} as the initial state, not the class")
         tp = type(initial)
         if not (isinstance(initial, msgspec.Struct) or (dataclasses.is_dataclass(initial) and initial is not tp)):
             raise TypeError(f"state must be a msgspec.Struct or a dataclass instance, not {tp.__name__}")

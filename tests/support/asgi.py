@@ -1,0 +1,305 @@
+"""An in-process ASGI test client: HTTP through httpx, WebSockets through two queues.
+
+``starlette.testclient.TestClient`` is not used (it warns, and warnings are errors here).
+HTTP goes through ``httpx.AsyncClient`` over ``httpx.ASGITransport``; the client's cookie
+jar keeps the cookies the app sets (``ASGITransport`` runs no lifespan). A WebSocket runs
+the app coroutine as a task fed from one queue (connect, frames, disconnect) and drained
+into another (accept, frames, close). Every wait has a timeout, so no test can hang::
+
+    async with LiveClient(app) as client:
+        page = await client.get("/")
+        async with client.websocket("/") as ws:
+            first = await ws.receive_json()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterable, Mapping
+from types import TracebackType
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from livetemplate.client_tree import ClientTree
+from livetemplate.types import ASGIApp, Message
+
+__all__ = ["TIMEOUT", "LiveClient", "WebSocket", "WebSocketClosed", "settle"]
+
+#: Seconds any single wait may take before the test fails.
+TIMEOUT = 3.0
+
+
+class WebSocketClosed(AssertionError):
+    """The app closed the socket while the test waited for a message."""
+
+    def __init__(self, code: int | None, reason: str = "") -> None:
+        self.code = code
+        self.reason = reason
+        super().__init__(f"the app closed the WebSocket (code {code}, reason {reason!r})")
+
+
+class WebSocket:
+    """One WebSocket to the app. ``async with`` performs the handshake: afterwards
+    ``accepted`` tells whether the app accepted (``accept_headers`` holds its headers) or
+    closed before accepting (``close_code``). Tree frames received through
+    :meth:`receive_json` are applied to ``view``, the client's tree state."""
+
+    def __init__(self, app: ASGIApp, scope: dict[str, Any], client: LiveClient | None = None) -> None:
+        self.app = app
+        self.scope = scope
+        self.client = client
+        self._to_app: asyncio.Queue[Message] = asyncio.Queue()
+        self._from_app: asyncio.Queue[Message] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self.accepted = False
+        self.accept_headers: dict[str, str] = {}
+        self.close_code: int | None = None
+        self.close_reason = ""
+        self.disconnected = False
+        self.sent_after_close = 0
+        self.view = ClientTree()
+
+    # -- the app's side ------------------------------------------------------------------
+
+    async def _receive(self) -> Message:
+        return await self._to_app.get()
+
+    async def _send(self, message: Message) -> None:
+        if self.disconnected or self.close_code is not None:
+            self.sent_after_close += 1
+            raise OSError("the WebSocket is closed")
+        kind = message["type"]
+        if kind == "websocket.accept":
+            self.accepted = True
+            self.accept_headers = {
+                k.decode("latin-1").lower(): v.decode("latin-1") for k, v in message.get("headers", [])
+            }
+        elif kind == "websocket.close":
+            self.close_code = message.get("code", 1000)
+            self.close_reason = message.get("reason") or ""
+        await self._from_app.put(dict(message))
+
+    # -- the test's side -----------------------------------------------------------------
+
+    async def __aenter__(self) -> WebSocket:
+        self._task = asyncio.get_running_loop().create_task(self.app(self.scope, self._receive, self._send))
+        await self._to_app.put({"type": "websocket.connect"})
+        message = await self._next("the accept or close of the handshake")
+        if message["type"] not in ("websocket.accept", "websocket.close"):
+            raise AssertionError(f"expected websocket.accept or websocket.close first, got {message!r}")
+        if self.accepted and self.client is not None:
+            self.client.take_cookies(self.accept_headers.get("set-cookie"), self.scope["path"])
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def _next(self, what: str, timeout: float = TIMEOUT) -> Message:
+        if self._from_app.empty() and self._task is not None and self._task.done():
+            self._task.result()  # the app crashed: raise its exception
+            raise AssertionError(f"the app returned while the test waited for {what}")
+        getter = asyncio.ensure_future(self._from_app.get())
+        waiting: set[asyncio.Future[Any]] = {getter}
+        if self._task is not None:
+            waiting.add(self._task)
+        done, _ = await asyncio.wait(waiting, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        if getter in done:
+            return getter.result()
+        getter.cancel()
+        if self._task is not None and self._task in done:
+            self._task.result()
+            raise AssertionError(f"the app returned while the test waited for {what}")
+        raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+    async def receive(self, timeout: float = TIMEOUT) -> Message:
+        """The next raw ASGI message the app sent."""
+        return await self._next("a message", timeout)
+
+    async def receive_text(self, timeout: float = TIMEOUT) -> str:
+        message = await self._next("a text frame", timeout)
+        if message["type"] == "websocket.close":
+            raise WebSocketClosed(message.get("code", 1000), message.get("reason") or "")
+        assert message["type"] == "websocket.send", message
+        text = message.get("text")
+        assert text is not None, f"expected a text frame, got {message!r}"
+        return str(text)
+
+    async def receive_json(self, timeout: float = TIMEOUT) -> Any:
+        """The next frame, decoded; a ``{"tree": ...}`` frame is applied to ``view``."""
+        payload = json.loads(await self.receive_text(timeout))
+        if isinstance(payload, dict) and isinstance(payload.get("tree"), dict):
+            self.view.apply(payload["tree"])
+        return payload
+
+    async def receive_close(self, timeout: float = TIMEOUT) -> int:
+        """Wait until the app closes the socket (skipping frames); the close code."""
+        while True:
+            message = await self._next("the close", timeout)
+            if message["type"] == "websocket.close":
+                return int(message.get("code", 1000))
+
+    async def expect_nothing(self, wait: float = 0.05) -> None:
+        """Fail if the app sends anything within ``wait`` seconds."""
+        await asyncio.sleep(wait)
+        assert self._from_app.empty(), f"unexpected message: {self._from_app.get_nowait()!r}"
+
+    async def send_text(self, text: str) -> None:
+        await self._to_app.put({"type": "websocket.receive", "text": text})
+
+    async def send_bytes(self, data: bytes) -> None:
+        await self._to_app.put({"type": "websocket.receive", "bytes": data})
+
+    async def send_json(self, payload: Any) -> None:
+        await self.send_text(json.dumps(payload))
+
+    async def action(self, action: str, data: Mapping[str, Any] | None = None, **extra: Any) -> Any:
+        """Send ``{"action": action, "data": data}`` and return the next frame."""
+        message: dict[str, Any] = {"action": action, **extra}
+        if data is not None:
+            message["data"] = dict(data)
+        await self.send_json(message)
+        return await self.receive_json()
+
+    def html(self) -> str:
+        """The HTML the client shows for the frames received so far."""
+        return self.view.html()
+
+    async def close(self, code: int = 1000) -> None:
+        """Disconnect (if the app has not closed already) and wait for the app to end."""
+        if self._task is None:
+            return
+        if not self.disconnected:
+            self.disconnected = True
+            await self._to_app.put({"type": "websocket.disconnect", "code": code})
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), TIMEOUT)
+        except TimeoutError:
+            self._task.cancel()
+            raise AssertionError("the app did not finish after the WebSocket closed") from None
+
+    @property
+    def finished(self) -> bool:
+        return self._task is not None and self._task.done()
+
+
+class LiveClient:
+    """HTTP and WebSocket access to one ASGI app, sharing one cookie jar."""
+
+    def __init__(self, app: ASGIApp, base_url: str = "http://testserver", *, shutdown: bool = True) -> None:
+        self.app = app
+        self.base_url = base_url
+        self.http = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),  # type: ignore[arg-type]
+            base_url=base_url,
+            follow_redirects=False,
+        )
+        self._shutdown = shutdown
+        self._sockets: list[WebSocket] = []
+
+    async def __aenter__(self) -> LiveClient:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        for ws in self._sockets:
+            if not ws.disconnected:
+                await ws.close()
+        await self.http.aclose()
+        shutdown = getattr(self.app, "shutdown", None)
+        if self._shutdown and shutdown is not None:
+            await shutdown()
+
+    # -- HTTP --------------------------------------------------------------------------------
+
+    async def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        return await self.http.request(method, url, **kwargs)
+
+    async def get(self, url: str = "/", **kwargs: Any) -> httpx.Response:
+        return await self.http.get(url, **kwargs)
+
+    async def head(self, url: str = "/", **kwargs: Any) -> httpx.Response:
+        return await self.http.head(url, **kwargs)
+
+    async def post(self, url: str = "/", **kwargs: Any) -> httpx.Response:
+        return await self.http.post(url, **kwargs)
+
+    async def get_json(self, url: str = "/", **kwargs: Any) -> httpx.Response:
+        """The initial state as the client's HTTP mode asks for it."""
+        return await self.http.get(url, headers={"accept": "application/json"}, **kwargs)
+
+    async def post_action(
+        self, action: str, data: Mapping[str, Any] | None = None, url: str = "/", **kwargs: Any
+    ) -> httpx.Response:
+        """POST the client's JSON envelope, as its HTTP mode does."""
+        message: dict[str, Any] = {"action": action}
+        if data is not None:
+            message["data"] = dict(data)
+        headers = {"accept": "application/json", **kwargs.pop("headers", {})}
+        return await self.http.post(url, json=message, headers=headers, **kwargs)
+
+    def cookie_header(self) -> str:
+        return "; ".join(f"{cookie.name}={cookie.value}" for cookie in self.http.cookies.jar)
+
+    def take_cookies(self, set_cookie: str | None, path: str) -> None:
+        """Store a ``Set-Cookie`` value as if a response to ``path`` had carried it."""
+        if not set_cookie:
+            return
+        request = httpx.Request("GET", self.base_url.rstrip("/") + path)
+        self.http.cookies.extract_cookies(httpx.Response(200, headers={"set-cookie": set_cookie}, request=request))
+
+    # -- WebSocket ---------------------------------------------------------------------------
+
+    def websocket(
+        self,
+        url: str = "/",
+        *,
+        headers: Mapping[str, str] | Iterable[tuple[str, str]] = (),
+        cookies: bool = True,
+        root_path: str = "",
+    ) -> WebSocket:
+        """A WebSocket to ``url`` (path and query) carrying the jar's cookies; use it with
+        ``async with``."""
+        parts = urlsplit(url)
+        base = urlsplit(self.base_url)
+        items = list(headers.items()) if isinstance(headers, Mapping) else list(headers)
+        names = {name.lower() for name, _ in items}
+        raw = [(b"host", base.netloc.encode())] if "host" not in names else []
+        raw += [
+            (b"connection", b"Upgrade"),
+            (b"upgrade", b"websocket"),
+            (b"sec-websocket-version", b"13"),
+            (b"sec-websocket-key", b"dGhlIHNhbXBsZSBub25jZQ=="),
+        ]
+        if cookies and self.http.cookies.jar and "cookie" not in names:
+            raw.append((b"cookie", self.cookie_header().encode("latin-1")))
+        raw += [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in items]
+        scope: dict[str, Any] = {
+            "type": "websocket",
+            "asgi": {"version": "3.0", "spec_version": "2.4"},
+            "http_version": "1.1",
+            "scheme": "wss" if base.scheme == "https" else "ws",
+            "server": (base.hostname or "testserver", base.port or (443 if base.scheme == "https" else 80)),
+            "client": ("127.0.0.1", 50000),
+            "root_path": root_path,
+            "path": parts.path or "/",
+            "raw_path": (parts.path or "/").encode(),
+            "query_string": parts.query.encode(),
+            "headers": raw,
+            "subprotocols": [],
+            "state": {},
+        }
+        ws = WebSocket(self.app, scope, self)
+        self._sockets.append(ws)
+        return ws
+
+
+async def settle(rounds: int = 5) -> None:
+    """Let background tasks the app started run."""
+    for _ in range(rounds):
+        await asyncio.sleep(0.005)

@@ -1,0 +1,246 @@
+"""``mount()``: options, the template argument, the state type, and the ASGI lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from pathlib import Path
+from types import ModuleType
+from typing import Annotated, Any
+
+import msgspec
+import pytest
+
+import livetemplate
+from livetemplate import Context, Options, Persist, Template, TemplateError, mount
+from tests.support.asgi import LiveClient
+
+pytestmark = pytest.mark.anyio
+
+
+class State(msgspec.Struct):
+    count: Annotated[int, Persist] = 0
+
+
+@dataclasses.dataclass
+class DataState:
+    count: Annotated[int, Persist] = 0
+    label: str = "plain"
+
+
+class Controller:
+    def increment(self, state: Any, ctx: Context) -> Any:
+        state.count += 1
+        return state
+
+
+# -- options -----------------------------------------------------------------------------------------
+
+
+def test_unknown_options_raise_at_mount() -> None:
+    with pytest.raises(TypeError, match="unknown option\\(s\\) for mount\\(\\): sesion_store, websocket"):
+        mount(Controller(), State(), template="<p>{{ count }}</p>", sesion_store=None, websocket=False)
+
+
+def test_every_option_is_accepted() -> None:
+    values: dict[str, Any] = {
+        "session_store": livetemplate.MemorySessionStore(),
+        "broadcaster": livetemplate.InProcessBroadcaster(),
+        "dev_mode": True,
+        "allowed_origins": ["https://a.example"],
+        "trust_forwarded_headers": False,
+        "websocket_disabled": True,
+        "progressive_enhancement": False,
+        "loading_indicator": False,
+        "cookie_max_age": 10,
+        "max_message_size": 4096,
+        "client_script_url": "/static/client.js",
+        "heartbeat_ms": 0,
+        "open_topics": True,
+        "secret_key": "secret",
+        "name": "counter",
+        "group_idle_timeout": 5.0,
+    }
+    assert set(values) | {"topic_acl"} == {f.name for f in dataclasses.fields(Options)}
+    app = mount(Controller(), State(), template="<p>{{ count }}</p>", **values)
+    assert app.options == Options(**values)
+    assert app.broadcaster is values["broadcaster"]
+    assert repr(app) == "<LiveApp counter>"
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"open_topics": True, "topic_acl": lambda topic, ctx: True}, "exclude each other"),
+        ({"max_message_size": 1023}, "max_message_size"),
+        ({"heartbeat_ms": 999}, "heartbeat_ms"),
+        ({"heartbeat_ms": -1}, "heartbeat_ms"),
+        ({"cookie_max_age": 0}, "cookie_max_age"),
+    ],
+)
+def test_bad_option_values_raise_at_mount(options: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        mount(Controller(), State(), template="<p>{{ count }}</p>", **options)
+
+
+def test_options_are_keyword_only_and_frozen() -> None:
+    options = Options(dev_mode=True)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        options.dev_mode = False  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        Options(None)  # type: ignore[misc]
+
+
+# -- the template argument ------------------------------------------------------------------------------
+
+
+async def _count_page(app: livetemplate.LiveApp) -> str:
+    async with LiveClient(app) as client:
+        await client.post_action("increment")
+        return (await client.get("/")).text
+
+
+async def test_template_as_source(engine: ModuleType) -> None:
+    app = mount(Controller(), State(), template="<p>{{ count }}</p>")
+    assert app.template._engine is engine
+    assert "<p>1</p>" in await _count_page(app)
+
+
+async def test_template_as_a_template_object() -> None:
+    template = Template("<b>{{ count }}</b>", name="bold")
+    app = mount(Controller(), State(), template=template)
+    assert app.template is template
+    assert "<b>1</b>" in await _count_page(app)
+
+
+@pytest.mark.parametrize("as_str", [False, True])
+async def test_template_as_a_path(tmp_path: Path, as_str: bool) -> None:
+    (tmp_path / "base.html").write_text(
+        "<!doctype html><html><head><title>T</title></head><body>{% block main %}{% endblock %}</body></html>"
+    )
+    (tmp_path / "page.html").write_text(
+        '{% extends "base.html" %}{% block main %}<i>{{ count }}</i>{% include "part.html" %}{% endblock %}'
+    )
+    (tmp_path / "part.html").write_text("<u>part</u>")
+    path = tmp_path / "page.html"
+    app = mount(Controller(), State(), template=str(path) if as_str else path)
+    assert app.template.name == "page.html"
+    page = await _count_page(app)
+    assert "<body><div data-lvt-id=" in page
+    assert "<i>1</i><u>part</u></div><script" in page
+
+
+@pytest.mark.parametrize("template", [Path("/no/such/page.html"), "/no/such/page.html", "missing.jinja"])
+def test_missing_template_file(template: Any) -> None:
+    with pytest.raises(FileNotFoundError, match="template file not found"):
+        mount(Controller(), State(), template=template)
+
+
+def test_source_that_mentions_a_file_name_is_source() -> None:
+    app = mount(Controller(), State(), template="<a href='index.html'>{{ count }}</a>")
+    assert app.template.name == "<mount>"
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "<p>{{ count }</p>",
+        "<html><body>{% if count %}<p></p></body>{% endif %}</html>",
+        "<html>{% if count %}<body>x</body>{% endif %}</html>",
+    ],
+)
+def test_broken_templates_fail_at_mount(source: str) -> None:
+    with pytest.raises(TemplateError):
+        mount(Controller(), State(), template=source)
+
+
+# -- the state -----------------------------------------------------------------------------------------------
+
+
+class NotSerializable(msgspec.Struct):
+    handler: Any = None
+
+
+@pytest.mark.parametrize(
+    ("state", "message"),
+    [
+        ({"count": 0}, "must be a msgspec.Struct or a dataclass instance, not dict"),
+        (State, "pass an instance of State as the initial state, not the class"),
+        (DataState, "pass an instance of DataState as the initial state, not the class"),
+        (42, "not int"),
+        (None, "not NoneType"),
+        (NotSerializable(handler=object()), "not serializable"),
+    ],
+)
+def test_bad_state_types_raise(state: Any, message: str | None) -> None:
+    with pytest.raises(TypeError, match=message):
+        mount(Controller(), state, template="<p>{{ count }}</p>")
+
+
+async def test_dataclass_state() -> None:
+    app = mount(Controller(), DataState(), template="<p>{{ count }} {{ label }}</p>")
+    async with LiveClient(app) as client:
+        await client.post_action("increment")
+        page = (await client.get("/")).text
+        async with client.websocket("/") as ws:
+            await ws.receive_json()
+            reply = await ws.action("increment")
+    assert "<p>1 plain</p>" in page
+    assert reply["tree"] == {"0": "2"}
+
+
+async def test_initial_state_is_copied_per_session() -> None:
+    initial = State(count=5)
+    app = mount(Controller(), initial, template="<p>{{ count }}</p>")
+    async with LiveClient(app) as one, LiveClient(app, shutdown=False) as two:
+        await one.post_action("increment")
+        assert "<p>5</p>" in (await two.get("/")).text
+    assert initial.count == 5
+
+
+# -- lifespan ----------------------------------------------------------------------------------------------
+
+
+async def test_lifespan_shutdown_closes_everything() -> None:
+    closed: list[str] = []
+
+    class Store:
+        def __init__(self) -> None:
+            self.data: dict[str, bytes] = {}
+
+        async def get(self, group_id: str) -> bytes | None:
+            return self.data.get(group_id)
+
+        async def set(self, group_id: str, data: bytes) -> None:
+            self.data[group_id] = data
+
+        async def delete(self, group_id: str) -> None:
+            self.data.pop(group_id, None)
+
+        async def list(self) -> list[str]:
+            return list(self.data)
+
+        async def ping(self) -> None:
+            return None
+
+        async def close(self) -> None:
+            closed.append("store")
+
+    store = Store()
+    app = mount(Controller(), State(), template="<p>{{ count }}</p>", session_store=store)
+    inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    task = asyncio.get_running_loop().create_task(
+        app({"type": "lifespan", "asgi": {"version": "3.0"}}, inbox.get, outbox.put)  # type: ignore[arg-type]
+    )
+    await inbox.put({"type": "lifespan.startup"})
+    assert await asyncio.wait_for(outbox.get(), 1) == {"type": "lifespan.startup.complete"}
+    async with LiveClient(app, shutdown=False) as client, client.websocket("/") as ws:
+        await ws.receive_json()
+        await inbox.put({"type": "lifespan.shutdown"})
+        assert await asyncio.wait_for(outbox.get(), 1) == {"type": "lifespan.shutdown.complete"}
+        assert await ws.receive_close() == 1001
+    await asyncio.wait_for(task, 1)
+    assert closed == ["store"]
+    await app.shutdown()  # idempotent
+    assert closed == ["store"]

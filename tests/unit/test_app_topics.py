@@ -1,0 +1,379 @@
+"""Server push and topics: ``ctx.session.trigger_action``, ``app.publish``, ``ctx.publish``,
+subscriptions in mount and the topic ACL."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Annotated, Any
+
+import msgspec
+import pytest
+
+import livetemplate
+from livetemplate import Context, NotAvailable, Persist, Session
+from tests.support.asgi import LiveClient, WebSocket, settle
+
+pytestmark = pytest.mark.anyio
+
+TEMPLATE = '<p class="events">{{ events|join(",") }}</p><p class="note">{{ note }}</p>'
+
+
+class State(msgspec.Struct):
+    events: Annotated[list[str], Persist] = []
+    note: str = ""
+
+
+class Controller:
+    """Subscribes in mount to the topics named in the query (``?topics=a,b``)."""
+
+    def __init__(self) -> None:
+        self.jobs: list[asyncio.Task[None]] = []
+        self.sessions: list[Session] = []
+
+    def mount(self, state: State, ctx: Context) -> State:
+        for topic in filter(None, ctx.get_str("topics").split(",")):
+            ctx.subscribe(ctx.self_topic if topic == "self" else topic)
+        return state
+
+    def record(self, state: State, ctx: Context) -> State:
+        state.events.append(ctx.get_str("event", ctx.action))
+        return state
+
+    def headline(self, state: State, ctx: Context) -> State:
+        state.note = ctx.get_str("text")
+        return state
+
+    def start_job(self, state: State, ctx: Context) -> State:
+        state.events.append("started")
+        self.jobs.append(asyncio.get_running_loop().create_task(self._job(ctx.session)))
+        return state
+
+    async def _job(self, session: Session) -> None:
+        await asyncio.sleep(0.01)
+        await session.trigger_action("headline", {"text": "job done"})
+
+    async def start_inline(self, state: State, ctx: Context) -> State:
+        state.events.append("start")
+        await ctx.session.trigger_action("record", {"event": "follow"})
+        return state
+
+    def remember(self, state: State, ctx: Context) -> State:
+        self.sessions.append(ctx.session)
+        return state
+
+    def announce(self, state: State, ctx: Context) -> State:
+        state.events.append("announced")
+        ctx.publish("news", "headline", {"text": ctx.get_str("text")})
+        return state
+
+    def announce_then_fail(self, state: State, ctx: Context) -> State:
+        ctx.publish("news", "headline", {"text": "never"})
+        raise RuntimeError("after publishing")
+
+    def leave(self, state: State, ctx: Context) -> State:
+        ctx.unsubscribe(ctx.get_str("topic"))
+        return state
+
+    def join(self, state: State, ctx: Context) -> State:
+        ctx.subscribe(ctx.get_str("topic"))
+        return state
+
+
+def make(controller: Controller | None = None, **options: Any) -> livetemplate.LiveApp:
+    return livetemplate.mount(controller or Controller(), State(), template=TEMPLATE, **options)
+
+
+def shown(ws: WebSocket, name: str) -> str:
+    html = ws.html()
+    start = html.index(f'<p class="{name}">') + len(f'<p class="{name}">')
+    return html[start : html.index("</p>", start)]
+
+
+async def until(ws: WebSocket, name: str, value: str) -> None:
+    """Receive frames until the client shows ``value`` in paragraph ``name``."""
+    while shown(ws, name) != value:
+        frame = await ws.receive_json()
+        assert "tree" in frame, frame
+
+
+async def opened(client: LiveClient, url: str = "/") -> WebSocket:
+    ws = client.websocket(url)
+    await ws.__aenter__()
+    assert ws.accepted
+    frame = await ws.receive_json()
+    assert "tree" in frame, frame
+    return ws
+
+
+# -- ctx.session.trigger_action -------------------------------------------------------------------
+
+
+async def test_trigger_from_a_background_task_reaches_every_tab() -> None:
+    controller = Controller()
+    app = make(controller)
+    async with LiveClient(app) as client, LiveClient(app, shutdown=False) as stranger:
+        await client.get("/")
+        one, two = await opened(client), await opened(client)
+        other = await opened(stranger)
+        reply = await one.action("start_job")
+        assert reply["meta"]["success"] is True  # the request has ended; the job runs on
+        await asyncio.gather(*controller.jobs)
+        for ws in (one, two):
+            await until(ws, "note", "job done")
+            await until(ws, "events", "started")
+        await other.expect_nothing()
+        assert shown(other, "note") == ""
+
+
+async def test_trigger_pushes_have_no_action_in_meta() -> None:
+    controller = Controller()
+    async with LiveClient(make(controller)) as client:
+        ws = await opened(client)
+        await ws.action("remember")
+        await controller.sessions[0].trigger_action("headline", {"text": "pushed"})
+        frame = await ws.receive_json()
+    assert frame == {"tree": {"1": "pushed"}, "meta": {"success": True, "errors": {}}}
+
+
+async def test_trigger_from_outside_after_the_request() -> None:
+    app = make()
+    async with LiveClient(app) as client:
+        await client.get("/")
+        one, two = await opened(client), await opened(client)
+        session = app.session(client.http.cookies["livetemplate-id"])
+        await session.trigger_action("record", {"event": "tick"})
+        for ws in (one, two):
+            await until(ws, "events", "tick")
+        await session.trigger_action("record", {"event": "tock"})
+        for ws in (one, two):
+            await until(ws, "events", "tick,tock")  # the persisted list changed once per trigger
+        page = (await client.get("/")).text
+    assert '<p class="events">tick,tock</p>' in page
+
+
+async def test_trigger_without_connections_is_not_available() -> None:
+    controller = Controller()
+    app = make(controller)
+    async with LiveClient(app) as client:
+        await client.post_action("remember")
+        with pytest.raises(NotAvailable):
+            await controller.sessions[0].trigger_action("record")
+        with pytest.raises(NotAvailable):
+            await app.session("no-such-group").trigger_action("record")
+
+
+async def test_trigger_inside_an_action_runs_after_it_commits() -> None:
+    async with LiveClient(make()) as client:
+        await client.get("/")
+        one, two = await opened(client), await opened(client)
+        reply = await one.action("start_inline")
+        assert reply["meta"] == {"success": True, "errors": {}, "action": "start_inline"}
+        assert shown(one, "events") == "start"
+        for ws in (one, two):
+            await until(ws, "events", "start,follow")
+        await settle()
+        await one.expect_nothing()
+        page = (await client.get("/")).text
+    assert '<p class="events">start,follow</p>' in page
+
+
+async def test_trigger_inside_an_http_action_reaches_the_tabs() -> None:
+    async with LiveClient(make()) as client:
+        await client.get("/")
+        ws = await opened(client)
+        response = await client.post_action("start_inline")
+        assert response.json()["meta"]["success"] is True
+        await until(ws, "events", "start,follow")
+
+
+# -- app.publish and subscriptions ------------------------------------------------------------------
+
+
+async def test_publish_reaches_the_subscribers_only() -> None:
+    app = make(open_topics=True)
+    async with LiveClient(app) as alice, LiveClient(app, shutdown=False) as bob:
+        a = await opened(alice, "/?topics=news")
+        b = await opened(bob, "/?topics=news,sports")
+        quiet = await opened(alice, "/")
+        await app.publish("news", "headline", {"text": "extra"})
+        await until(a, "note", "extra")
+        await until(b, "note", "extra")
+        await quiet.expect_nothing()
+        await app.publish("sports", "headline", {"text": "goal"})
+        await until(b, "note", "goal")
+        await a.expect_nothing()
+        await app.publish("weather", "headline", {"text": "rain"})  # nobody listens
+        await b.expect_nothing()
+
+
+async def test_each_subscriber_runs_the_action_on_its_own_state() -> None:
+    app = make(open_topics=True)
+    async with LiveClient(app) as alice, LiveClient(app, shutdown=False) as bob:
+        a = await opened(alice, "/?topics=news")
+        b = await opened(bob, "/?topics=news")
+        await a.action("record", {"event": "mine"})
+        await app.publish("news", "record", {"event": "shared"})
+        await until(a, "events", "mine,shared")
+        await until(b, "events", "shared")
+
+
+async def test_ctx_publish_is_delivered_after_commit() -> None:
+    app = make(open_topics=True)
+    async with LiveClient(app) as alice, LiveClient(app, shutdown=False) as bob:
+        a = await opened(alice, "/?topics=news")
+        b = await opened(bob, "/?topics=news")
+        reply = await a.action("announce", {"text": "hello"})
+        assert reply["meta"]["success"] is True
+        await until(b, "note", "hello")
+        await until(a, "note", "hello")  # the publisher's own subscription too
+        failed = await a.action("announce_then_fail")
+        assert failed["meta"]["success"] is False
+        await b.expect_nothing(0.1)
+        assert shown(b, "note") == "hello"
+
+
+async def test_ctx_publish_from_an_http_action() -> None:
+    app = make(open_topics=True)
+    async with LiveClient(app) as alice, LiveClient(app, shutdown=False) as bob:
+        b = await opened(bob, "/?topics=news")
+        response = await alice.post_action("announce", {"text": "via http"})
+        assert response.json()["meta"]["success"] is True
+        await until(b, "note", "via http")
+
+
+async def test_unsubscribe_and_cleanup_on_close() -> None:
+    app = make(open_topics=True)
+    broadcaster = app.broadcaster
+    assert isinstance(broadcaster, livetemplate.InProcessBroadcaster)
+    async with LiveClient(app) as client:
+        ws = await opened(client, "/?topics=news")
+        await ws.action("leave", {"topic": "news"})
+        await settle()
+        await app.publish("news", "headline", {"text": "missed"})
+        await ws.expect_nothing()
+        await ws.action("join", {"topic": "alerts"})
+        await settle()
+        await app.publish("alerts", "headline", {"text": "alert"})
+        await until(ws, "note", "alert")
+        await ws.close()
+        await settle()
+        assert broadcaster.channels() == []
+
+
+@pytest.mark.parametrize("topic", ["bad topic", "a//b", "", "news/", "*", "lvt:session:"])
+async def test_invalid_topic_names(topic: str) -> None:
+    app = make(open_topics=True)
+    async with LiveClient(app) as client:
+        ws = await opened(client)
+        reply = await ws.action("join", {"topic": topic})
+        assert reply["meta"]["success"] is False
+        with pytest.raises(ValueError, match="invalid topic"):
+            await app.publish(topic, "headline")
+
+
+# -- the topic ACL ------------------------------------------------------------------------------------
+
+
+async def test_topics_are_denied_by_default() -> None:
+    app = make()
+    async with LiveClient(app) as client:
+        ws = client.websocket("/?topics=news")
+        await ws.__aenter__()
+        assert ws.accepted
+        error = await ws.receive_json()
+        assert error == {"type": "error", "code": "topic_forbidden", "topic": "news"}
+        first = await ws.receive_json()
+        assert "s" in first["tree"]
+        await ws.send_json({"action": "__ping__"})
+        assert await ws.receive_json() == {"pong": True}  # the connection stays open
+        reply = await ws.action("record", {"event": "still works"})
+        assert reply["meta"]["success"] is True
+        await app.publish("news", "headline", {"text": "leak"})
+        await ws.expect_nothing()
+
+
+async def test_a_denied_subscribe_in_an_action() -> None:
+    async with LiveClient(make()) as client:
+        ws = await opened(client)
+        await ws.send_json({"action": "join", "data": {"topic": "secret"}})
+        error = await ws.receive_json()
+        reply = await ws.receive_json()
+    assert error == {"type": "error", "code": "topic_forbidden", "topic": "secret"}
+    assert reply["meta"]["success"] is False
+    assert "secret" in reply["meta"]["errors"]["_general"]
+
+
+async def test_the_groups_own_topic_is_allowed() -> None:
+    app = make()
+    async with LiveClient(app) as client, LiveClient(app, shutdown=False) as stranger:
+        await client.get("/")
+        one, two = await opened(client, "/?topics=self"), await opened(client, "/?topics=self")
+        other = await opened(stranger, "/?topics=self")
+        group_id = client.http.cookies["livetemplate-id"]
+        await app.publish(f"lvt:session:{group_id}", "headline", {"text": "for you"})
+        await until(one, "note", "for you")
+        await until(two, "note", "for you")
+        await other.expect_nothing()
+
+
+async def test_another_groups_topic_is_denied() -> None:
+    app = make()
+    async with LiveClient(app) as victim, LiveClient(app, shutdown=False) as spy:
+        await victim.get("/")
+        topic = f"lvt:session:{victim.http.cookies['livetemplate-id']}"
+        ws = await opened(spy)
+        await ws.send_json({"action": "join", "data": {"topic": topic}})
+        assert await ws.receive_json() == {"type": "error", "code": "topic_forbidden", "topic": topic}
+
+
+async def test_open_topics_allows_all() -> None:
+    async with LiveClient(make(open_topics=True)) as client:
+        ws = await opened(client, "/?topics=news,a/b/c,x-y_z")
+        await ws.expect_nothing()
+
+
+async def test_topic_acl_decides() -> None:
+    calls: list[tuple[str, bool, str]] = []
+
+    def acl(topic: str, ctx: Context) -> bool:
+        calls.append((topic, ctx.is_http, ctx.group_id))
+        return topic.startswith("room/")
+
+    app = make(topic_acl=acl)
+    async with LiveClient(app) as client:
+        await client.get("/")
+        ws = client.websocket("/?topics=room/1,lobby,self")
+        await ws.__aenter__()
+        error = await ws.receive_json()
+        await ws.receive_json()
+        assert error == {"type": "error", "code": "topic_forbidden", "topic": "lobby"}
+        group_id = client.http.cookies["livetemplate-id"]
+        assert calls == [("room/1", False, group_id), ("lobby", False, group_id)]  # not asked for self
+        joined = await ws.action("join", {"topic": "room/2"})
+        assert joined["meta"]["success"] is True
+        await settle()
+        await app.publish("room/2", "headline", {"text": "in room 2"})
+        await until(ws, "note", "in room 2")
+
+
+def _raises(topic: str, ctx: Context) -> bool:
+    raise RuntimeError("acl backend down")
+
+
+@pytest.mark.parametrize("acl", [_raises])
+async def test_a_failing_acl_denies(acl: Callable[[str, Context], bool]) -> None:
+    async with LiveClient(make(topic_acl=acl)) as client:
+        ws = await opened(client)
+        reply = await ws.action("join", {"topic": "room/1"})
+        assert reply["meta"]["success"] is False
+        await ws.send_json({"action": "__ping__"})
+        assert await ws.receive_json() == {"pong": True}
+
+
+async def test_subscribing_over_http_is_a_no_op() -> None:
+    async with LiveClient(make()) as client:
+        page = await client.get("/?topics=news")
+        posted = await client.post_action("join", {"topic": "news"})
+    assert page.status_code == 200
+    assert posted.json()["meta"]["success"] is True

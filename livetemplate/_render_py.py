@@ -25,13 +25,6 @@ from jinja2.runtime import Context, LoopContext, Macro, Undefined
 from jinja2.utils import missing
 from markupsafe import Markup, escape
 
-try:
-    from markupsafe import _escape_inner
-except ImportError:  # pragma: no cover - markupsafe without its (private) core function
-
-    def _escape_inner(s):
-        return str(escape(s))
-
 from .errors import TemplateError
 from .wire import (
     ELSE,
@@ -47,6 +40,14 @@ from .wire import (
     RANGE_META,
     STATICS,
 )
+
+try:
+    from markupsafe import _escape_inner
+except ImportError:  # pragma: no cover - markupsafe without its (private) core function
+
+    def _escape_inner(s):
+        return str(escape(s))
+
 
 try:
     import cython
@@ -1565,5 +1566,8 @@ _encoder = msgspec.json.Encoder()
 
 
 def encode_frame(tree, meta):
-    """Encode an update frame ``{"tree": tree, "meta": meta}`` to JSON bytes."""
+    """Encode an update frame ``{"tree": tree, "meta": meta}`` (just ``{"tree": tree}``
+    when ``meta`` is None) to JSON bytes."""
+    if meta is None:
+        return _encoder.encode({"tree": tree})
     return _encoder.encode({"tree": tree, "meta": meta})

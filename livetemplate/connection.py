@@ -203,6 +203,9 @@ class Connection(Exchange):
             region = self.app.region
             if region is not None:
                 tree = region.tree(tree) if "s" in tree else region.update(tree)
+            ops, tree = split_range_ops(tree)
+            if ops:
+                await self._send_bytes(encode_frame(ops, None))
         await self._send_bytes(encode_frame(tree, meta))
 
     async def _reject(self, detail: str, action: str | None = None) -> None:
@@ -243,3 +246,32 @@ class Connection(Exchange):
         if self.accepted:
             with contextlib.suppress(Exception):  # already gone
                 await self._send({"type": "websocket.close", "code": code, "reason": reason})
+
+
+def split_range_ops(tree: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split off the operations on top-level ranges when the same update also changes
+    the element structure elsewhere, to send them in a frame of their own first.
+
+    The client applies operations on a top-level keyed range straight to the DOM and
+    leaves an empty placeholder for that range in the page it rebuilds; when the same
+    update inserts or removes an element before the list, its morphdom pass cannot line
+    up the siblings and replaces the live list with the placeholder (client 0.25.1).
+    Apart, each update is applied correctly.
+    """
+    ops = {k: v for k, v in tree.items() if isinstance(v, list) and v and isinstance(v[0], list)}
+    if not ops or len(ops) == len(tree):
+        return {}, tree
+    rest = {k: v for k, v in tree.items() if k not in ops}
+    if not any(_restructures(v) for v in rest.values()):
+        return {}, tree
+    return ops, rest
+
+
+def _restructures(value: Any) -> bool:
+    """Whether a slot change may add or remove elements (new statics, a removed node,
+    markup in a value)."""
+    if isinstance(value, str):
+        return value == "" or "<" in value
+    if isinstance(value, dict):
+        return "s" in value or any(_restructures(v) for v in value.values())
+    return isinstance(value, list)

@@ -210,6 +210,7 @@ def _check_data(data: Any) -> None:
     raise TypeError(f"template data must be {kinds}, not {type(data).__name__}")
 
 
-def encode_frame(tree: Mapping[str, Any], meta: Mapping[str, Any]) -> bytes:
-    """Encode an update frame ``{"tree": tree, "meta": meta}`` to JSON bytes."""
+def encode_frame(tree: Mapping[str, Any], meta: Mapping[str, Any] | None) -> bytes:
+    """Encode an update frame ``{"tree": tree, "meta": meta}`` to JSON bytes (without
+    ``meta`` when it is None: the client then runs no form lifecycle for the frame)."""
     return _engine.engine.encode_frame(tree, meta)  # type: ignore[no-any-return]

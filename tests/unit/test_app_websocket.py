@@ -366,3 +366,42 @@ async def test_websocket_disabled_refuses_upgrades() -> None:
         posted = await client.post_action("increment")
     assert posted.json()["tree"]["0"] == "1"
     assert "on_connect" not in controller.log
+
+
+# -- client compatibility ------------------------------------------------------------------------
+
+SPLIT_TEMPLATE = (
+    "{% if note %}<output>{{ note }}</output>{% endif %}"
+    '<ul>{% for x in items %}<li data-key="{{ x }}">{{ x }}</li>{% endfor %}</ul><p>{{ items|length }}</p>'
+)
+
+
+class Listing(msgspec.Struct):
+    items: list[str] = []
+    note: str = ""
+
+
+class ListingController:
+    def add(self, state: Listing, ctx: livetemplate.Context) -> Listing:
+        state.items.append(ctx.get_str("item"))
+        state.note = ctx.get_str("note")
+        return state
+
+
+async def test_list_operations_go_first_when_the_update_also_inserts_elements() -> None:
+    """The client applies a top-level keyed range's operations to the DOM directly; when
+    the same update inserts an element before the list, its morphdom pass replaces the
+    list with a placeholder (client 0.25.1). The operations then travel in a frame of
+    their own, without meta, before the rest."""
+    app = livetemplate.mount(ListingController(), Listing(items=["a"]), template=SPLIT_TEMPLATE)
+    async with LiveClient(app) as client, client.websocket("/") as ws:
+        await ws.receive_json()
+        ops = await ws.action("add", {"item": "b", "note": "Added b"})
+        assert ops == {"tree": {"1": [["a", [{"0": "b", "1": "b", "_k": "b"}]]]}}
+        rest = await ws.receive_json()
+        assert rest["tree"] == {"0": {"s": ["<output>", "</output>"], "0": "Added b"}, "2": "2"}
+        assert rest["meta"] == {"success": True, "errors": {}, "action": "add"}
+        assert ws.html() == '<output>Added b</output><ul><li data-key="a">a</li><li data-key="b">b</li></ul><p>2</p>'
+        # only text changes beside the operations: one frame
+        reply = await ws.action("add", {"item": "c", "note": "Added c"})
+        assert reply["tree"] == {"0": {"0": "Added c"}, "1": [["a", [{"0": "c", "1": "c", "_k": "c"}]]], "2": "3"}

@@ -1,0 +1,66 @@
+"""Apps the browser tests serve (through ``tests.e2e.serve``) besides the examples as they are."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any
+
+import msgspec
+
+import livetemplate
+from examples.counter.app import TEMPLATE as COUNTER_TEMPLATE
+from examples.counter.app import Counter, CounterController
+from livetemplate import Context, Persist
+
+
+def counter(**options: Any) -> livetemplate.LiveApp:
+    """The counter example mounted with ``options`` (for example ``heartbeat_ms``)."""
+    return livetemplate.mount(CounterController(), Counter(), template=COUNTER_TEMPLATE, **options)
+
+
+PUSH_TEMPLATE = """
+<main>
+  <p id="status">{{ status }}</p>
+  <p id="runs">Runs: {{ runs }}</p>
+  <button name="start">Start</button>
+</main>
+"""
+
+#: Seconds between the action returning and the background task's push.
+PUSH_DELAY = 0.5
+
+
+class Job(msgspec.Struct):
+    status: str = "idle"
+    runs: Annotated[int, Persist] = 0
+
+
+class JobController:
+    """``start`` answers at once and leaves a task behind that pushes ``finish`` later."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def start(self, state: Job, ctx: Context) -> Job:
+        session = ctx.session
+        runs = state.runs + 1
+
+        async def later() -> None:
+            await asyncio.sleep(PUSH_DELAY)
+            await session.trigger_action("finish", {"result": f"run {runs} finished"})
+
+        task = asyncio.get_running_loop().create_task(later())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        state.status = "working"
+        state.runs = runs
+        return state
+
+    def finish(self, state: Job, ctx: Context) -> Job:
+        state.status = ctx.get_str("result")
+        return state
+
+
+def push(**options: Any) -> livetemplate.LiveApp:
+    """An app whose action finishes from a background task, through ``ctx.session.trigger_action``."""
+    return livetemplate.mount(JobController(), Job(), template=PUSH_TEMPLATE, **options)

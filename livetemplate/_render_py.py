@@ -984,14 +984,16 @@ def item_frame(op, F, C, value, lc):
 
 
 def key_of(op, vals):
-    """The item key from the values of its data-key attribute's slots."""
+    """The item key from the values of its data-key attribute's slots. The client takes
+    an empty ``_k`` for no key at all, so an empty attribute becomes ``#``."""
     parts = []
     for part in op.key_parts:
         if type(part) is str:
             parts.append(part)
         else:
             parts.append(vals[part])
-    return unescape("".join(parts))
+    key = unescape("".join(parts))
+    return key if key else "#"
 
 
 def key_by_slots(rt, op, Fi, C):

@@ -190,3 +190,19 @@ def test_the_key_comes_from_the_root_elements_data_key(item: str, key: str | Non
         assert len(only["_k"]) == 16  # no usable data-key: a content hash
     else:
         assert only["_k"] == key
+
+
+def test_an_empty_data_key_still_keys_the_item() -> None:
+    """The client treats an empty ``_k`` as no key (its ops would be dropped)."""
+    template = Template('<ul>{% for t in todos %}<li data-key="{{ t.name }}">{{ t.title }}</li>{% endfor %}</ul>')
+    sent = replay(
+        template,
+        [
+            {"todos": [{"name": "", "title": "x"}, {"name": "b", "title": "y"}]},
+            {"todos": [{"name": "", "title": "x2"}, {"name": "b", "title": "y"}]},
+            {"todos": [{"name": "b", "title": "y"}]},
+        ],
+    )
+    assert [item["_k"] for item in sent[0]["0"]["d"]] == ["#", "b"]
+    assert sent[1] == {"0": [["u", "#", {"1": "x2"}]]}
+    assert sent[2] == {"0": [["r", "#"]]}

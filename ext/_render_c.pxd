@@ -210,6 +210,8 @@ cdef Py_ssize_t choose_branch(Op op, Frame F, Ctx C) except? -2
 @cython.locals(block=Block, st=NodeState)
 cdef object update_branch(Run rt, Op op, Frame F, Ctx C, list vals, Py_ssize_t i, Py_ssize_t b)
 
+cdef bint plain(NodeState st) except -1
+
 cpdef object define_macro(Run rt, MacroSpec spec, Frame F, Ctx C)
 
 @cython.locals(spec=MacroSpec, F=Frame, values=list, indexes=tuple, i=Py_ssize_t)
@@ -257,27 +259,31 @@ cdef object update_range(Run rt, Op op, Frame F, Ctx C, RangeState rs, object it
 
 @cython.locals(old_keys=list, old_items=dict, n_old=Py_ssize_t, p=Py_ssize_t, after=Py_ssize_t, j=Py_ssize_t,
                st=NodeState, old=NodeState)
-cdef object place_hashed(RangeState rs, list new_keys, dict seen, list changes, set created, list pending)
+cdef object place_pending(RangeState rs, list new_keys, dict seen, list changes, set created, list pending, dict rekeyed, bint hashed)
 
 @cython.locals(i=Py_ssize_t)
-cdef object finish_range(Run rt, Op op, Frame F, Ctx C, RangeState rs, list new_keys, dict seen, list changes, set created, bint ordered, bint first)
+cdef object finish_range(Run rt, Op op, Frame F, Ctx C, RangeState rs, list new_keys, dict seen, list changes, set created, bint ordered, bint first, dict rekeyed)
 
-@cython.locals(old_keys=list, old_items=dict, kept=Py_ssize_t, ops=list)
-cdef object range_change(RangeState rs, list new_keys, dict seen, list changes, set created, bint ordered, bint first, object else_change)
+@cython.locals(old_keys=list, kept=Py_ssize_t, ops=list)
+cdef object range_change(RangeState rs, list new_keys, dict seen, list changes, set created, bint ordered, bint first, object else_change, dict rekeyed, dict before)
+
+cdef object client_key(object key, dict rekeyed)
 
 @cython.locals(vals=list, new_vals=list, op=Op, i=Py_ssize_t)
 cdef object diff_states(NodeState old, NodeState new)
 
 cdef object diff_values(Op op, object a, object b)
 
-@cython.locals(changes=list, created=set, ordered=bint, last_pos=Py_ssize_t, old=NodeState)
+@cython.locals(new_keys=list, seen=dict, changes=list, created=set, pending=list, ordered=bint,
+               last_pos=Py_ssize_t, hashed=bint, digests=dict, st=NodeState, old=NodeState, rekeyed=dict,
+               i=Py_ssize_t)
 cdef object diff_ranges(RangeState a, RangeState b)
 
 @cython.locals(n=Py_ssize_t, i=Py_ssize_t, start=Py_ssize_t, run=list)
 cdef object insert_runs(list ops, list new_keys, dict seen, set created, set moved, bint anchored)
 
 @cython.locals(positions=list, keys=list, j=Py_ssize_t, move_cost=Py_ssize_t, order_cost=Py_ssize_t)
-cdef object plan_moves(list new_keys, dict seen, set created, dict old_items)
+cdef object plan_moves(list new_keys, dict seen, set created, dict before)
 
 @cython.locals(tails=list, prev=list, i=Py_ssize_t, lo=Py_ssize_t, hi=Py_ssize_t, mid=Py_ssize_t, j=Py_ssize_t)
 cpdef set longest_increasing(list seq)

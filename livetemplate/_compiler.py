@@ -185,7 +185,7 @@ class Compiler:
         self.loop_bodies: list[tuple[Any, CScope]] = []
         self.macro_specs: dict[tuple[int, str], Any] = {}
         self.macro_deps: dict[int, list[Dep] | None] = {}
-        self.recursive_loops: dict[str, Any] = {}
+        self.recursive_loops: dict[tuple[int, str], Any] = {}  # (scope id, loop ref) -> K_LOOP op
         self.block_chain: dict[str, list[tuple[str | None, nodes.Block]]] = {}
         self.super_chains: list[list[tuple[str | None, nodes.Block]]] = []
         self.namespace = self._namespace()
@@ -316,7 +316,8 @@ class Compiler:
             self.super_call(child, builder, frame, scope)
             return
         if isinstance(child, nodes.Call) and _is_name(child.node, "loop"):
-            loop_op = self.recursive_loops.get(frame.symbols.find_ref("loop") or "")
+            ident = frame.symbols.find_ref("loop")
+            loop_op = self.recursive_loops.get((id(scope.owner(ident)), ident)) if ident else None
             if loop_op is not None and len(child.args) == 1 and not child.kwargs:
                 self.recursion(child, loop_op, builder, frame, scope)
                 return
@@ -415,7 +416,7 @@ class Compiler:
             op.extended = True
             op.loop_index = body_scope.index(loop_ref)
             if node.recursive:
-                self.recursive_loops[loop_ref] = op
+                self.recursive_loops[(id(body_scope), loop_ref)] = op
                 deps.append(VOLATILE)
         op.block = self.block(node.body, loop_frame, body_scope, items=True)
         self.loop_bodies.append((op.block, body_scope))

@@ -771,7 +771,19 @@ def update_branch(rt, op, F, C, vals, i, b):
         return NOCHANGE if change is None else change
     st = build_block(rt, block, F, C)
     vals[i] = st
+    if old is not None and old.block.wire_statics == block.wire_statics and plain(old) and plain(st):
+        # another branch, but the client already holds these statics (and only text)
+        change = diff_states(old, st)
+        return NOCHANGE if change is None else change
     return node_wire(st)
+
+
+def plain(st):
+    """Whether every slot of a state holds text (no node or range of its own)."""
+    for v in st.vals:
+        if v is not None and type(v) is not str:
+            return False
+    return True
 
 
 # --------------------------------------------------------------------------------------
@@ -1079,7 +1091,7 @@ def update_range(rt, op, F, C, rs, iterable, depth0, first):
     seen = None  # new items by key, made once the new list departs from the old one
     changes = []  # (key, partial item) for kept items whose content changed
     created = set()
-    pending = []  # (index in new_keys, state) of hash-keyed items matching no old item
+    pending = []  # (index in new_keys, state) of items under a key the client does not hold
     digests = None  # old hash-keyed items by content digest, made when first needed
     cursor = 0
     ordered = True
@@ -1156,18 +1168,21 @@ def update_range(rt, op, F, C, rs, iterable, depth0, first):
         else:
             key = unique_key(key_by_slots(rt, op, Fi, C), seen, None)
             old = old_items.get(key)
-            if old is not None:
-                if not same_snapshot(snap, old.gsnap):
-                    change = update_block(rt, body, Fi, C, old)
-                    if change is not None:
-                        changes.append((key, change))
-                    old.gsnap = snap
-                st = old
-            else:
+            if old is None:
+                # a new key: a new item, or an old one whose key changed (paired below)
                 st = build_block(rt, body, Fi, C)
                 st.key = key
                 st.gsnap = snap
-                created.add(key)
+                pending.append((len(new_keys), st))
+                new_keys.append(None)
+                seen[key] = None
+                continue
+            if not same_snapshot(snap, old.gsnap):
+                change = update_block(rt, body, Fi, C, old)
+                if change is not None:
+                    changes.append((key, change))
+                old.gsnap = snap
+            st = old
         if old is not None:
             if old.pos < last_pos:
                 ordered = False
@@ -1185,15 +1200,18 @@ def update_range(rt, op, F, C, rs, iterable, depth0, first):
         seen = {}
         for k in new_keys:
             seen[k] = old_items[k]
+    rekeyed = {}
     if pending:
-        place_hashed(rs, new_keys, seen, changes, created, pending)
-    return finish_range(rt, op, F, C, rs, new_keys, seen, changes, created, ordered, first)
+        place_pending(rs, new_keys, seen, changes, created, pending, rekeyed, hashed)
+    return finish_range(rt, op, F, C, rs, new_keys, seen, changes, created, ordered, first, rekeyed)
 
 
-def place_hashed(rs, new_keys, seen, changes, created, pending):
-    """Key the hash-keyed items that match no old item. One standing where an old item
-    that is gone stood is that item, edited: it keeps the old key (keys stay stable) and
-    the client gets the difference. Others are new, keyed by their hash."""
+def place_pending(rs, new_keys, seen, changes, created, pending, rekeyed, hashed):
+    """Key the items that match no item the client holds. One standing where an old item
+    that is gone stood is that item, edited: the client gets the difference instead of
+    a new item (statics included). In a loop keyed by content it keeps the old key (keys
+    stay stable); in a loop keyed by data-key the update carries the new ``_k``, which
+    re-keys the item. Others are new items."""
     old_keys = rs.keys
     old_items = rs.items
     n_old = len(old_keys)
@@ -1202,28 +1220,43 @@ def place_hashed(rs, new_keys, seen, changes, created, pending):
     for j in range(len(new_keys)):
         key = new_keys[j]
         if key is not None:
-            after = old_items[key].pos if key not in created else after
+            if key not in created:
+                old = old_items[key]
+                after = old.pos
             continue
         st = pending[p][1]
         p += 1
         if after + 1 < n_old and old_keys[after + 1] not in seen:
             old = old_items[old_keys[after + 1]]
             change = diff_states(old, st)
+            if hashed:
+                key = old.key
+            else:
+                key = st.key
+                del seen[key]
+                if change is None:
+                    change = {}
+                change[ITEM_KEY] = key
+                rekeyed[old.key] = key
             if change is not None:
                 changes.append((old.key, change))
-            key = old.key
+            st.pos = old.pos  # where the client has it, for planning moves
             after += 1
         else:
-            key = unique_key(st.digest, seen, old_items)
+            if hashed:
+                key = unique_key(st.digest, seen, old_items)
+            else:
+                key = st.key
+                del seen[key]
             created.add(key)
         st.key = key
         seen[key] = st
         new_keys[j] = key
 
 
-def finish_range(rt, op, F, C, rs, new_keys, seen, changes, created, ordered, first):
+def finish_range(rt, op, F, C, rs, new_keys, seen, changes, created, ordered, first, rekeyed):
     else_change = attach_else(rt, op, F, C, rs) if not new_keys else None
-    change = range_change(rs, new_keys, seen, changes, created, ordered, first, else_change)
+    change = range_change(rs, new_keys, seen, changes, created, ordered, first, else_change, rekeyed, seen)
     for i in range(len(new_keys)):
         seen[new_keys[i]].pos = i
     rs.keys = new_keys
@@ -1231,12 +1264,13 @@ def finish_range(rt, op, F, C, rs, new_keys, seen, changes, created, ordered, fi
     return change
 
 
-def range_change(rs, new_keys, seen, changes, created, ordered, first, else_change):
-    """The wire change taking the client's range ``rs`` (old positions still set) to
-    ``new_keys``/``seen``: range operations, a partial range object, or NOCHANGE.
-    ``changes`` holds the updates of kept items, ``else_change`` that of the else node."""
+def range_change(rs, new_keys, seen, changes, created, ordered, first, else_change, rekeyed, before):
+    """The wire change taking the client's range ``rs`` to ``new_keys``/``seen``: range
+    operations, a partial range object, or NOCHANGE. ``changes`` holds the updates of
+    kept items (by the key the client holds), ``else_change`` that of the else node,
+    ``rekeyed`` the old keys of re-keyed items; ``before[key].pos`` is where the client
+    holds each kept item."""
     old_keys = rs.keys
-    old_items = rs.items
     if first:
         return NOCHANGE
     if not new_keys:
@@ -1253,11 +1287,11 @@ def range_change(rs, new_keys, seen, changes, created, ordered, first, else_chan
 
     ops = []
     for k in old_keys:
-        if k not in seen:
+        if k not in seen and k not in rekeyed:
             ops.append([OP_REMOVE, k])
     moved = set()
     if not ordered:
-        moved = plan_moves(new_keys, seen, created, old_items)
+        moved = plan_moves(new_keys, seen, created, before)
         if moved is None:
             # sending the new key order is smaller than moving items one by one
             for key, change in changes:
@@ -1268,9 +1302,9 @@ def range_change(rs, new_keys, seen, changes, created, ordered, first, else_chan
             ops.append([OP_ORDER, list(new_keys)])
             return ops
         for k in moved:
-            ops.append([OP_REMOVE, k])
+            ops.append([OP_REMOVE, client_key(k, rekeyed)])
     for key, change in changes:
-        if key not in moved:
+        if rekeyed.get(key, key) not in moved:
             ops.append([OP_UPDATE, key, change])
     if created or moved:
         insert_runs(ops, new_keys, seen, created, moved, kept > len(moved))
@@ -1296,13 +1330,15 @@ def diff_states(old, new):
 
 
 def diff_values(op, a, b):
+    """The change from slot value ``a`` to ``b`` (None, a slot with nothing, is sent as
+    an empty string: the two are the same to the client)."""
     tb = type(b)
     if tb is str:
-        if type(a) is str and a == b:
+        if (type(a) is str and a == b) or (a is None and b == ""):
             return NOCHANGE
         return b
     if b is None:
-        return NOCHANGE if a is None else ""
+        return NOCHANGE if a is None or a == "" else ""
     if tb is NodeState:
         if type(a) is NodeState and a.block is b.block:
             change = diff_states(a, b)
@@ -1312,29 +1348,61 @@ def diff_values(op, a, b):
 
 
 def diff_ranges(a, b):
-    """The wire change taking range state ``a`` to ``b`` (items matched by key)."""
+    """The wire change taking range state ``a`` (what the client holds) to ``b`` (freshly
+    evaluated). Items are matched as a render matches them (by data-key, or by content
+    for items keyed by content, then by place); ``b`` is re-keyed in place to the keys the
+    client holds afterwards."""
+    new_keys = []
+    seen = {}
     changes = []
     created = set()
+    pending = []
     ordered = True
     last_pos = -1
+    hashed = False
+    digests = None
     for k in b.keys:
-        old = a.items.get(k)
+        st = b.items[k]
+        if st.digest is not None:
+            hashed = True
+            if digests is None:
+                digests = by_digest(a.items)
+            old = claim(digests, st.digest, seen)
+        else:
+            old = a.items.get(k)
+            if old is not None and old.key in seen:
+                old = None
         if old is None:
-            created.add(k)
+            pending.append((len(new_keys), st))
+            new_keys.append(None)
+            if not hashed:
+                seen[k] = None
             continue
-        change = diff_states(old, b.items[k])
+        change = diff_states(old, st)
         if change is not None:
-            changes.append((k, change))
+            changes.append((old.key, change))
         if old.pos < last_pos:
             ordered = False
         last_pos = old.pos
+        st.key = old.key
+        st.pos = old.pos
+        seen[old.key] = st
+        new_keys.append(old.key)
+    rekeyed = {}
+    if pending:
+        place_pending(a, new_keys, seen, changes, created, pending, rekeyed, hashed)
     else_change = None
     if not b.keys and b.else_state is not None:
         if a.else_state is not None and a.else_state.block is b.else_state.block:
             else_change = diff_states(a.else_state, b.else_state)
         else:
             else_change = node_wire(b.else_state)
-    return range_change(a, b.keys, b.items, changes, created, ordered, False, else_change)
+    change = range_change(a, new_keys, seen, changes, created, ordered, False, else_change, rekeyed, seen)
+    for i in range(len(new_keys)):
+        seen[new_keys[i]].pos = i
+    b.keys = new_keys
+    b.items = seen
+    return change
 
 
 def insert_runs(ops, new_keys, seen, created, moved, anchored):
@@ -1360,14 +1428,23 @@ def insert_runs(ops, new_keys, seen, created, moved, anchored):
             ops.append([OP_INSERT_AFTER, new_keys[start - 1], run])
 
 
-def plan_moves(new_keys, seen, created, old_items):
+def client_key(key, rekeyed):
+    """The key the client holds for an item now keyed ``key``."""
+    for old, new in rekeyed.items():
+        if new == key:
+            return old
+    return key
+
+
+def plan_moves(new_keys, seen, created, before):
     """For a reordered range, the kept items to move (remove and insert again) so the
-    rest keep their relative order, or None when sending the new key order is smaller."""
+    rest keep their relative order, or None when sending the new key order is smaller.
+    ``before[key].pos`` is where the client holds a kept item."""
     positions = []
     keys = []
     for k in new_keys:
         if k not in created:
-            positions.append(old_items[k].pos)
+            positions.append(before[k].pos)
             keys.append(k)
     stay = longest_increasing(positions)
     moved = set()

@@ -74,7 +74,7 @@ class ServerPool:
             server.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def server_pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPool]:
     pool = ServerPool(tmp_path_factory.mktemp("e2e-servers"))
     try:
@@ -100,13 +100,15 @@ def serve(server_pool: ServerPool, request: pytest.FixtureRequest) -> Callable[.
 # -- browser ------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def playwright() -> Iterator[Playwright]:
+    """Playwright's sync API leaves an event loop marked running in this thread, so the
+    browser tests run after the asynchronous ones (``testpaths`` in pyproject.toml)."""
     with sync_playwright() as playwright:
         yield playwright
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     """Debian's Chromium, headless. Missing Chromium is a failure, not a skip: CI installs it."""
     executable = shutil.which("chromium")

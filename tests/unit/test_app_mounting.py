@@ -117,12 +117,17 @@ async def test_websocket_through_the_outer_app(outer: Callable[[livetemplate.Liv
             assert ws.accepted
             first = await ws.receive_json()
             assert "s" in first["tree"]
-            added = await ws.action("add", {"title": "Live"})
+            # the list's operations come first, apart from the flash message the add inserts
+            operations = await ws.action("add", {"title": "Live"})
+            assert "meta" not in operations
+            assert all(isinstance(ops, list) for ops in operations["tree"].values())
+            added = await ws.receive_json()
             assert added["meta"] == {"success": True, "errors": {}, "action": "add"}
-            assert "s" not in added["tree"]
             await ws.send_json({"action": "__ping__"})
             assert await ws.receive_json() == {"pong": True}
             navigated = await ws.action("__navigate__", {"filter": "done"})
+            if "meta" not in navigated:  # range operations sent ahead of a restructuring update
+                navigated = await ws.receive_json()
             assert navigated["meta"] == {"success": True, "errors": {}}
         async with client.websocket("/todos/", headers={"origin": "http://evil.example"}) as refused:
             assert not refused.accepted

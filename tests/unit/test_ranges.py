@@ -64,9 +64,28 @@ def test_a_single_move_in_a_long_list_moves_only_that_item() -> None:
     assert sent[1] == {"0": [["r", "2"], ["i", "25", [item(2)]]]}
 
 
-def test_replacing_every_item_sends_the_item_list_whole() -> None:
-    sent = replay(Template(LIST), [todos(1, 2), todos(3, 4)])
-    assert sent[1] == {"0": {"d": [item(3), item(4)]}}
+def test_an_item_whose_key_changes_in_place_is_re_keyed() -> None:
+    """A new key where a removed item stood: that item, edited. The update carries the new
+    ``_k`` (the client re-keys the item) and only the changed slots, never statics."""
+    template = Template(
+        '<ul>{% for t in todos %}<li data-key="{{ t.id }}">'
+        "{% if t.on %}<b>{{ t.name }}</b>{% endif %}</li>{% endfor %}</ul>"
+    )
+    first = {"todos": [{"id": 1, "name": "n", "on": True}, {"id": 2, "name": "m", "on": True}]}
+    second = {"todos": [{"id": 3, "name": "n", "on": True}, {"id": 2, "name": "m", "on": True}]}
+    sent = replay(template, [first, second])
+    assert sent[1] == {"0": [["u", "1", {"0": "3", "_k": "3"}]]}
+
+
+def test_replacing_every_item_re_keys_them_and_adding_appends() -> None:
+    sent = replay(Template(LIST), [todos(1, 2), todos(3, 4, 5)])
+    assert sent[1] == {
+        "0": [
+            ["u", "1", {"0": "3", "1": "T3", "_k": "3"}],
+            ["u", "2", {"0": "4", "1": "T4", "_k": "4"}],
+            ["a", [item(5)]],
+        ]
+    }
 
 
 def test_emptying_and_refilling_a_loop_with_else() -> None:

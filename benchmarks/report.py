@@ -46,7 +46,8 @@ def table(results: dict[str, Any]) -> str:
         medians[(func, n)][engine] = median
         sizes[(func, n)] = bench["extra_info"].get("bytes", 0)
     lines = [
-        "| scenario | rows | compiled | pure Python | twin ÷ compiled | Jinja2 full render | Jinja2 ÷ compiled | bytes |",
+        "| scenario | rows | compiled | pure Python | twin ÷ compiled "
+        "| Jinja2 full render | Jinja2 ÷ compiled | bytes |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for (func, n), by_engine in medians.items():

@@ -12,15 +12,20 @@ Environment switches:
     fail the build if an extension cannot be compiled (used for release wheels).
 ``LIVETEMPLATE_DEBUG=1``
     compile with ``-O0 -g`` and Cython line tracing for debugging and coverage.
+
+Building also fetches the pinned browser client into ``livetemplate/static/`` (with npm,
+through ``scripts/fetch-client``) when it is not there yet, so wheels ship it.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 from setuptools import Extension, setup
+from setuptools.command.build_py import build_py
 
 ROOT = Path(__file__).parent
 # (twin module in livetemplate/, compiled module name)
@@ -48,7 +53,7 @@ def _extensions() -> list[Extension]:
             Extension(
                 f"livetemplate.{compiled}",
                 [str((staging / f"{compiled}.py").relative_to(ROOT))],
-                extra_compile_args=["-O0", "-g"] if debug else ["-O2"],
+                extra_compile_args=["-O0", "-g"] if debug else ["-O2", "-g0"],
                 define_macros=[("CYTHON_TRACE", "1")] if debug else [],
                 optional=os.environ.get("LIVETEMPLATE_BUILD_EXTENSIONS") != "required",
             )
@@ -63,4 +68,16 @@ def _extensions() -> list[Extension]:
     return cythonize(extensions, compiler_directives=directives, quiet=True)
 
 
-setup(ext_modules=_extensions())
+class BuildWithClient(build_py):
+    """build_py that first makes sure the client bundle is in the package."""
+
+    def run(self) -> None:
+        bundle = ROOT / "livetemplate" / "static" / "livetemplate-client.browser.js"
+        if not bundle.exists():
+            if shutil.which("npm") is None:
+                raise RuntimeError("building needs npm to fetch @livetemplate/client (or run scripts/fetch-client)")
+            subprocess.run([str(ROOT / "scripts" / "fetch-client")], check=True)
+        super().run()
+
+
+setup(ext_modules=_extensions(), cmdclass={"build_py": BuildWithClient})

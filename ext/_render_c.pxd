@@ -261,11 +261,13 @@ cdef object update_range(Run rt, Op op, Frame F, Ctx C, RangeState rs, object it
                st=NodeState, old=NodeState)
 cdef object place_pending(RangeState rs, list new_keys, dict seen, list changes, set created, list pending, dict rekeyed, bint hashed)
 
-@cython.locals(i=Py_ssize_t)
 cdef object finish_range(Run rt, Op op, Frame F, Ctx C, RangeState rs, list new_keys, dict seen, list changes, set created, bint ordered, bint first, dict rekeyed)
 
 @cython.locals(old_keys=list, kept=Py_ssize_t, ops=list)
-cdef object range_change(RangeState rs, list new_keys, dict seen, list changes, set created, bint ordered, bint first, object else_change, dict rekeyed, dict before)
+cdef object range_change(RangeState rs, list new_keys, dict seen, list changes, set created, bint ordered, bint first, object else_change, dict rekeyed)
+
+@cython.locals(i=Py_ssize_t)
+cdef object settle(RangeState client, RangeState target, list new_keys, dict seen, list changes, set created, bint ordered, bint first, object else_change, dict rekeyed)
 
 cdef object client_key(object key, dict rekeyed)
 
@@ -275,15 +277,14 @@ cdef object diff_states(NodeState old, NodeState new)
 cdef object diff_values(Op op, object a, object b)
 
 @cython.locals(new_keys=list, seen=dict, changes=list, created=set, pending=list, ordered=bint,
-               last_pos=Py_ssize_t, hashed=bint, digests=dict, st=NodeState, old=NodeState, rekeyed=dict,
-               i=Py_ssize_t)
+               last_pos=Py_ssize_t, hashed=bint, digests=dict, st=NodeState, old=NodeState, rekeyed=dict)
 cdef object diff_ranges(RangeState a, RangeState b)
 
 @cython.locals(n=Py_ssize_t, i=Py_ssize_t, start=Py_ssize_t, run=list)
 cdef object insert_runs(list ops, list new_keys, dict seen, set created, set moved, bint anchored)
 
 @cython.locals(positions=list, keys=list, j=Py_ssize_t, move_cost=Py_ssize_t, order_cost=Py_ssize_t)
-cdef object plan_moves(list new_keys, dict seen, set created, dict before)
+cdef object plan_moves(list new_keys, dict seen, set created)
 
 @cython.locals(tails=list, prev=list, i=Py_ssize_t, lo=Py_ssize_t, hi=Py_ssize_t, mid=Py_ssize_t, j=Py_ssize_t)
 cpdef set longest_increasing(list seq)

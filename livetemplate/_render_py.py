@@ -1256,20 +1256,26 @@ def place_pending(rs, new_keys, seen, changes, created, pending, rekeyed, hashed
 
 def finish_range(rt, op, F, C, rs, new_keys, seen, changes, created, ordered, first, rekeyed):
     else_change = attach_else(rt, op, F, C, rs) if not new_keys else None
-    change = range_change(rs, new_keys, seen, changes, created, ordered, first, else_change, rekeyed, seen)
+    return settle(rs, rs, new_keys, seen, changes, created, ordered, first, else_change, rekeyed)
+
+
+def settle(client, target, new_keys, seen, changes, created, ordered, first, else_change, rekeyed):
+    """The wire change from the range the client holds to the new item list (``seen``
+    holds each kept item with the client's position), then make it ``target``'s."""
+    change = range_change(client, new_keys, seen, changes, created, ordered, first, else_change, rekeyed)
     for i in range(len(new_keys)):
         seen[new_keys[i]].pos = i
-    rs.keys = new_keys
-    rs.items = seen
+    target.keys = new_keys
+    target.items = seen
     return change
 
 
-def range_change(rs, new_keys, seen, changes, created, ordered, first, else_change, rekeyed, before):
+def range_change(rs, new_keys, seen, changes, created, ordered, first, else_change, rekeyed):
     """The wire change taking the client's range ``rs`` to ``new_keys``/``seen``: range
     operations, a partial range object, or NOCHANGE. ``changes`` holds the updates of
     kept items (by the key the client holds), ``else_change`` that of the else node,
-    ``rekeyed`` the old keys of re-keyed items; ``before[key].pos`` is where the client
-    holds each kept item."""
+    ``rekeyed`` the old keys of re-keyed items; a kept item's ``pos`` is still where the
+    client holds it."""
     old_keys = rs.keys
     if first:
         return NOCHANGE
@@ -1291,7 +1297,7 @@ def range_change(rs, new_keys, seen, changes, created, ordered, first, else_chan
             ops.append([OP_REMOVE, k])
     moved = set()
     if not ordered:
-        moved = plan_moves(new_keys, seen, created, before)
+        moved = plan_moves(new_keys, seen, created)
         if moved is None:
             # sending the new key order is smaller than moving items one by one
             for key, change in changes:
@@ -1397,12 +1403,7 @@ def diff_ranges(a, b):
             else_change = diff_states(a.else_state, b.else_state)
         else:
             else_change = node_wire(b.else_state)
-    change = range_change(a, new_keys, seen, changes, created, ordered, False, else_change, rekeyed, seen)
-    for i in range(len(new_keys)):
-        seen[new_keys[i]].pos = i
-    b.keys = new_keys
-    b.items = seen
-    return change
+    return settle(a, b, new_keys, seen, changes, created, ordered, False, else_change, rekeyed)
 
 
 def insert_runs(ops, new_keys, seen, created, moved, anchored):
@@ -1436,15 +1437,15 @@ def client_key(key, rekeyed):
     return key
 
 
-def plan_moves(new_keys, seen, created, before):
+def plan_moves(new_keys, seen, created):
     """For a reordered range, the kept items to move (remove and insert again) so the
     rest keep their relative order, or None when sending the new key order is smaller.
-    ``before[key].pos`` is where the client holds a kept item."""
+    A kept item's ``pos`` is where the client holds it."""
     positions = []
     keys = []
     for k in new_keys:
         if k not in created:
-            positions.append(before[k].pos)
+            positions.append(seen[k].pos)
             keys.append(k)
     stay = longest_increasing(positions)
     moved = set()

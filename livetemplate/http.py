@@ -243,13 +243,8 @@ async def _get(app: LiveApp, request: Request, respond: _Response) -> None:
         exchange.flash.update(flash)
         respond.cookie(_cookie(FLASH_COOKIE, "", 0, request.secure))
     group = await app.group(group_id)
-    state = app.new_state(group)
-    outcome = await app.run(group, exchange, state, hooks=("mount",), query=request.query)
-    for cookie in exchange.set_cookies:
-        respond.cookie(cookie)
-    if exchange.redirect is not None:
-        url, status = exchange.redirect
-        await respond(status, location=url)
+    outcome = await app.run(group, exchange, app.new_state(group), hooks=("mount",), query=request.query)
+    if await _answered(exchange, respond):
         return
     if _wants_json(request):
         meta: dict[str, Any] = {META_SUCCESS: outcome.success, META_ERRORS: outcome.errors}
@@ -377,11 +372,7 @@ async def _post_form(app: LiveApp, request: Request, body: bytes, respond: _Resp
     outcome = await app.run(
         group, exchange, app.new_state(group), hooks=("mount",), action=action, data=data, query=request.query
     )
-    for cookie in exchange.set_cookies:
-        respond.cookie(cookie)
-    if exchange.redirect is not None:
-        url, status = exchange.redirect
-        await respond(status, location=url)
+    if await _answered(exchange, respond):
         return
     if outcome.success:
         if exchange.flash:
@@ -390,6 +381,17 @@ async def _post_form(app: LiveApp, request: Request, body: bytes, respond: _Resp
         await respond(303, location=request.url)
         return
     await _send_page(app, request, group_id, outcome, exchange, respond, 200)
+
+
+async def _answered(exchange: HttpExchange, respond: _Response) -> bool:
+    """Pass on the cookies the hooks and actions set; answer their redirect, if any."""
+    for cookie in exchange.set_cookies:
+        respond.cookie(cookie)
+    if exchange.redirect is None:
+        return False
+    url, status = exchange.redirect
+    await respond(status, location=url)
+    return True
 
 
 def _form_action(app: LiveApp, fields: dict[str, Any]) -> tuple[str, str]:

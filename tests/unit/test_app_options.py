@@ -14,6 +14,7 @@ import pytest
 import livetemplate
 from livetemplate import Context, Options, Persist, Template, TemplateError, mount
 from tests.support.asgi import LiveClient
+from tests.support.stores import RecordingStore
 
 pytestmark = pytest.mark.anyio
 
@@ -202,31 +203,7 @@ async def test_initial_state_is_copied_per_session() -> None:
 
 
 async def test_lifespan_shutdown_closes_everything() -> None:
-    closed: list[str] = []
-
-    class Store:
-        def __init__(self) -> None:
-            self.data: dict[str, bytes] = {}
-
-        async def get(self, group_id: str) -> bytes | None:
-            return self.data.get(group_id)
-
-        async def set(self, group_id: str, data: bytes) -> None:
-            self.data[group_id] = data
-
-        async def delete(self, group_id: str) -> None:
-            self.data.pop(group_id, None)
-
-        async def list(self) -> list[str]:
-            return list(self.data)
-
-        async def ping(self) -> None:
-            return None
-
-        async def close(self) -> None:
-            closed.append("store")
-
-    store = Store()
+    store = RecordingStore()
     app = mount(Controller(), State(), template="<p>{{ count }}</p>", session_store=store)
     inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
@@ -241,6 +218,7 @@ async def test_lifespan_shutdown_closes_everything() -> None:
         assert await asyncio.wait_for(outbox.get(), 1) == {"type": "lifespan.shutdown.complete"}
         assert await ws.receive_close() == 1001
     await asyncio.wait_for(task, 1)
-    assert closed == ["store"]
+    assert store.closed
+    store.closed = False
     await app.shutdown()  # idempotent
-    assert closed == ["store"]
+    assert not store.closed

@@ -77,16 +77,8 @@ class PageD:
     tree: list[Any]
 
 
-class PageS(msgspec.Struct):
-    title: str
-    flag: bool
-    alt: bool
-    count: int
-    raw: str
-    items: list[Any]
-    others: list[Any]
-    tags: list[str]
-    tree: list[Any]
+#: The same page as a msgspec.Struct.
+PageS = msgspec.defstruct("PageS", [(f.name, f.type) for f in dataclasses.fields(PageD)])
 
 
 def build(kind: str, fields: dict[str, Any], dataclass: type, struct: type) -> Any:

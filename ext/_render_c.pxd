@@ -246,8 +246,8 @@ cdef str unique_key(str key, dict taken, dict old)
 @cython.locals(groups=dict, st=NodeState, group=list)
 cdef dict by_digest(dict items)
 
-@cython.locals(group=list, st=NodeState)
-cdef object claim(dict groups, object digest, dict seen)
+@cython.locals(group=list, st=NodeState, best=NodeState)
+cdef object claim(dict groups, object digest, dict seen, Py_ssize_t place)
 
 @cython.locals(
     body=Block, old_keys=list, old_items=dict, n_old=Py_ssize_t, new_keys=list,

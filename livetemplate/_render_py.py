@@ -1066,14 +1066,17 @@ def by_digest(items):
     return groups
 
 
-def claim(groups, digest, seen):
-    """An item with this content that no new item has claimed yet, or None."""
+def claim(groups, digest, seen, place):
+    """An item with this content that no new item has claimed yet, or None; of several
+    (equal content), the one the client holds nearest to ``place``."""
     group = groups.get(digest)
-    if group is not None:
-        for st in group:
-            if st.key not in seen:
-                return st
-    return None
+    if group is None:
+        return None
+    best = None
+    for st in group:
+        if st.key not in seen and (best is None or abs(st.pos - place) < abs(best.pos - place)):
+            best = st
+    return best
 
 
 def update_range(rt, op, F, C, rs, iterable, depth0, first):
@@ -1151,7 +1154,7 @@ def update_range(rt, op, F, C, rs, iterable, depth0, first):
             st.digest = hash_key(st)
             if digests is None:
                 digests = by_digest(old_items)
-            old = claim(digests, st.digest, seen)
+            old = claim(digests, st.digest, seen, len(new_keys))
             if old is None:
                 # new content: a new item, or an old one edited (paired below)
                 pending.append((len(new_keys), st))
@@ -1373,7 +1376,7 @@ def diff_ranges(a, b):
             hashed = True
             if digests is None:
                 digests = by_digest(a.items)
-            old = claim(digests, st.digest, seen)
+            old = claim(digests, st.digest, seen, len(new_keys))
         else:
             old = a.items.get(k)
             if old is not None and old.key in seen:

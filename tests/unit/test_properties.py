@@ -817,3 +817,18 @@ def test_switching_to_a_branch_with_equal_statics_sends_no_statics() -> None:
 
 def test_switching_to_a_branch_that_renders_the_same_sends_nothing() -> None:
     check("{% if flag %}<b>{{ title }}</b>{% else %}<b>{{ title }}</b>{% endif %}", [page(), page(flag=False)])
+
+
+def test_editing_one_of_two_equal_unkeyed_items_updates_it_in_place() -> None:
+    """Content-keyed items with equal content: the edited one is matched by place, the other by content."""
+    source = "<ul>{% for x0 in items %}<li>{% if flag %}{{ x0.tags|length }}{% endif %}</li>{% endfor %}</ul>"
+
+    def states() -> Iterator[dict[str, Any]]:
+        state = page(items=[item(0), item(0)])
+        yield state
+        state["flag"] = True
+        yield state
+        state["items"][0]["tags"] = ["a"]
+        yield state
+
+    check(source, states())

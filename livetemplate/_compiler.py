@@ -188,6 +188,7 @@ class Compiler:
         self.recursive_loops: dict[tuple[int, str], Any] = {}  # (scope id, loop ref) -> K_LOOP op
         self.block_chain: dict[str, list[tuple[str | None, nodes.Block]]] = {}
         self.super_chains: list[list[tuple[str | None, nodes.Block]]] = []
+        self.side_effects: set[int] = set()  # ids of assignments that change a namespace
         self.namespace = self._namespace()
 
     # -- entry point --------------------------------------------------------------
@@ -453,7 +454,7 @@ class Compiler:
         for sub in block.ops:
             if sub.index == last:
                 break
-            if sub.kind == engine.K_ASSIGN and getattr(sub, "alt", None) == "side-effect":
+            if sub.kind == engine.K_ASSIGN and id(sub) in self.side_effects:
                 op.key_mode = engine.KEY_HASH
                 return
         op.key_mode = engine.KEY_SLOTS
@@ -481,7 +482,7 @@ class Compiler:
         op.fn = self.function("F, C, rt", lines, [node.node, node.target], frame, scope)
         deps = self.expr_deps(node.node, frame, scope)
         if node.find(nodes.NSRef) is not None:
-            op.alt = "side-effect"
+            self.side_effects.add(id(op))  # it changes a namespace: never run twice
             deps = [*deps, VOLATILE]
         self.op_deps[id(op)] = deps
         builder.statement(op)

@@ -225,3 +225,13 @@ def test_an_empty_data_key_still_keys_the_item() -> None:
     assert [item["_k"] for item in sent[0]["0"]["d"]] == ["#", "b"]
     assert sent[1] == {"0": [["u", "#", {"1": "x2"}]]}
     assert sent[2] == {"0": [["r", "#"]]}
+
+
+def test_a_namespace_change_before_the_key_keys_items_by_content() -> None:
+    """Reading the key alone would run the namespace assignment twice: such items are keyed by content."""
+    template = Template(
+        "{% set ns = namespace(n=0) %}"
+        '{% for x in xs %}{% set ns.n = ns.n + 1 %}<li data-key="{{ x }}">{{ ns.n }}</li>{% endfor %}'
+    )
+    sent = replay(template, [{"xs": ["a", "b"]}, {"xs": ["c", "a", "b"]}, {"xs": ["b"]}])
+    assert all(len(item["_k"]) == 16 for item in sent[0]["0"]["d"])

@@ -12,7 +12,7 @@ import jinja2
 import msgspec
 import pytest
 
-from livetemplate import Environment, Template
+from livetemplate import Environment, Template, TemplateError
 from tests.support.replay import has_statics, replay
 
 FILES = {
@@ -200,3 +200,14 @@ def test_updates_do_not_resend_statics_when_shapes_stay() -> None:
     sent = replay(template, [first, second])
     assert sent[1] == {"0": "b", "1": {"0": "y"}, "2": [["u", "1", {"1": "uno"}]]}
     assert not has_statics(sent[1])
+
+
+def test_environment_get_template_loads_once_and_reports_missing_names() -> None:
+    env = Environment(loader=FILES)
+    page = env.get_template("row.html")
+    assert env.get_template("row.html") is page  # cached
+    assert page.render({"item": T1, "suffix": "!"}) == '<li data-key="1">one !</li>'
+    with pytest.raises(TemplateError, match="template not found"):
+        env.get_template("missing.html")
+    with pytest.raises(TemplateError, match="no loader configured"):
+        Environment().get_template("row.html")

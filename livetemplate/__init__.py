@@ -8,12 +8,15 @@ applies, then only the minimal updates as the data changes.
 from __future__ import annotations
 
 from ._engine import implementation
-from .app import LiveApp, Options, Session, mount
-from .broadcast import Broadcaster, InProcessBroadcaster
+from .app import LiveApp, mount
+from .backends.memory import InProcessBroadcaster, MemorySessionStore
+from .broadcast import Broadcaster
 from .context import Context
 from .errors import FieldError, NotAvailable, TemplateError, TopicForbidden
 from .helpers import Helpers
-from .sessions import MemorySessionStore, SessionStore
+from .hub import Session
+from .options import Options
+from .sessions import SessionStore, Snapshot, StaleVersion, StoreUnavailable
 from .state import Persist
 from .template import Environment, Renderer, Template, encode_frame
 
@@ -32,6 +35,9 @@ __all__ = [
     "Renderer",
     "Session",
     "SessionStore",
+    "Snapshot",
+    "StaleVersion",
+    "StoreUnavailable",
     "Template",
     "TemplateError",
     "TopicForbidden",

@@ -1,20 +1,25 @@
-"""The context an action or lifecycle hook receives (``ctx``)."""
+"""The context an action or lifecycle hook receives (``ctx``), and what it needs of the
+transport the message came by (an :class:`Exchange`).
+
+What an action asks for beyond its state (flash messages, cookies, a redirect, topic
+subscriptions, publishes) is collected in its run's :class:`Effects` and takes effect only
+when the run commits: a failed action changes nothing.
+"""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import msgspec
 
 from .errors import FieldError, NotAvailable
+from .wire import GENERAL_ERROR, RESERVED_TOPICS, SESSION_TOPIC
 
-if TYPE_CHECKING:
-    from .app import Exchange, Group, LiveApp, Session
-
-__all__ = ["Context"]
+__all__ = ["Context", "Effects", "Exchange", "Publish", "SessionHandle", "check_topic"]
 
 T = TypeVar("T")
 
@@ -26,31 +31,87 @@ _VALIDATION_PATH = re.compile(r" - at `\$\.([^`\[]+)")
 _MISSING_FIELD = re.compile(r"missing required field `([^`]+)`")
 
 
+class Exchange:
+    """What a context needs of its transport: an HTTP request, or a connection (a tab)."""
+
+    is_http = False
+    secure = False
+
+    def __init__(self) -> None:
+        self.submitter: str | None = None
+        self.flash: dict[str, str] = {}
+        self.cookies: dict[str, str] = {}
+        self.set_cookies: list[str] = []
+        self.redirect: tuple[str, int] | None = None
+        self.topics: set[str] = set()
+
+
+class SessionHandle(Protocol):
+    """A handle on a session group, for pushing actions to its connections."""
+
+    async def trigger_action(self, action: str, data: Mapping[str, Any] | None = None) -> None: ...
+
+
+class Publish(msgspec.Struct, frozen=True):
+    """An action to run for the subscribers of a topic."""
+
+    topic: str
+    action: str
+    data: dict[str, Any]
+
+
+@dataclass
+class Effects:
+    """What the contexts of one run asked for; applied to the exchange when it commits."""
+
+    flash: dict[str, str]
+    set_cookies: list[str] = field(default_factory=list)
+    redirect: tuple[str, int] | None = None
+    subscribe: list[str] = field(default_factory=list)
+    unsubscribe: list[str] = field(default_factory=list)
+    publishes: list[Publish] = field(default_factory=list)
+
+    def apply(self, exchange: Exchange) -> None:
+        exchange.flash = self.flash
+        exchange.set_cookies.extend(self.set_cookies)
+        if self.redirect is not None:
+            exchange.redirect = self.redirect
+        for topic in self.unsubscribe:
+            exchange.topics.discard(topic)
+        exchange.topics.update(self.subscribe)
+
+
+#: Decides whether a context may subscribe to a topic; raises TopicForbidden if not.
+TopicPolicy = Callable[[str, "Context"], None]
+
+
 class Context:
-    """What an action sees of the request: its data, who sent it, and the means to
-    answer beyond the state (flash messages, cookies and redirects over HTTP, topics).
+    """What an action sees of the request: its data, who sent it, and the means to answer
+    beyond the state (flash messages, cookies and redirects over HTTP, topics).
 
     ``data`` holds the message's data for an action, the query parameters for ``mount``.
     """
 
     def __init__(
         self,
-        app: LiveApp,
-        group: Group,
         exchange: Exchange,
+        effects: Effects,
         *,
+        group_id: str,
         action: str,
         data: Mapping[str, Any],
         query: Mapping[str, str],
+        session: SessionHandle,
+        topic_policy: TopicPolicy,
     ) -> None:
-        self.app = app
-        self.group_id = group.id
+        self.group_id = group_id
         self.action = action
         self.data = dict(data)
         self.query = dict(query)
-        self._group = group
         self._exchange = exchange
-        self.publishes: list[tuple[str, str, Any]] = []
+        self._effects = effects
+        self._session = session
+        self._topic_policy = topic_policy
 
     # -- identity --------------------------------------------------------------
 
@@ -60,15 +121,15 @@ class Context:
         return self._exchange.is_http
 
     @property
-    def session(self) -> Session:
+    def session(self) -> SessionHandle:
         """A handle on this session group, usable after the action returns (for
         example from a background task) to push actions to its connections."""
-        return self.app.session(self.group_id)
+        return self._session
 
     @property
     def self_topic(self) -> str:
         """The topic every connection of this session group may subscribe to."""
-        return f"lvt:session:{self.group_id}"
+        return f"{SESSION_TOPIC}{self.group_id}"
 
     @property
     def submitter(self) -> str | None:
@@ -142,7 +203,7 @@ class Context:
             if missing is not None:
                 field = f"{path.group(1)}.{missing.group(1)}" if path else missing.group(1)
                 raise FieldError(field, "is required") from None
-            raise FieldError(path.group(1) if path else "_general", _VALIDATION_PATH.sub("", message)) from None
+            raise FieldError(path.group(1) if path else GENERAL_ERROR, _VALIDATION_PATH.sub("", message)) from None
 
     # -- flash -----------------------------------------------------------------
 
@@ -151,25 +212,25 @@ class Context:
         page, after the redirect of a form post)."""
         if not _FLASH_KEY.match(key):
             raise ValueError(f"invalid flash key {key!r}: letters, digits, '-', '_' and '.', not starting with '_'")
-        self._exchange.flash[key] = message
+        self._effects.flash[key] = message
 
     def clear_flash(self, key: str | None = None) -> None:
         """Remove one flash message, or all of them."""
         if key is None:
-            self._exchange.flash.clear()
+            self._effects.flash.clear()
         else:
-            self._exchange.flash.pop(key, None)
+            self._effects.flash.pop(key, None)
 
     # -- HTTP only ---------------------------------------------------------------
 
     def redirect(self, url: str, status: int = 303) -> None:
         """Answer a form post or page request with a redirect to a path on this site."""
-        exchange = self._http("redirect")
+        self._http("redirect")
         if status not in (301, 302, 303, 307, 308):
             raise ValueError(f"not a redirect status: {status}")
         if not url.startswith("/") or url.startswith(("//", "/\\")):
             raise ValueError(f"redirects must go to a path on this site, not {url!r}")
-        exchange.redirect = (url, status)
+        self._effects.redirect = (url, status)
 
     def get_cookie(self, name: str, default: str | None = None) -> str | None:
         return self._http("get_cookie").cookies.get(name, default)
@@ -197,7 +258,7 @@ class Context:
             morsel["httponly"] = True
         if secure if secure is not None else exchange.secure:
             morsel["secure"] = True
-        exchange.set_cookies.append(morsel.OutputString())
+        self._effects.set_cookies.append(morsel.OutputString())
 
     def delete_cookie(self, name: str, path: str = "/") -> None:
         self._http("delete_cookie")
@@ -215,24 +276,24 @@ class Context:
         over HTTP, where nothing can be pushed)."""
         check_topic(topic)
         if not self._exchange.is_http:
-            self.app.authorize_topic(topic, self)
-            self._exchange.subscribe(topic)
+            self._topic_policy(topic, self)
+            self._effects.subscribe.append(topic)
 
     def unsubscribe(self, topic: str) -> None:
         if not self._exchange.is_http:
-            self._exchange.unsubscribe(topic)
+            self._effects.unsubscribe.append(topic)
 
     def publish(self, topic: str, action: str, data: Mapping[str, Any] | None = None) -> None:
         """Run ``action`` for every session subscribed to ``topic``, once this action
         has committed (nothing is published if it fails)."""
         check_topic(topic)
-        self.publishes.append((topic, action, dict(data or {})))
+        self._effects.publishes.append(Publish(topic, action, dict(data or {})))
 
 
 def check_topic(topic: str) -> None:
     """Topics are ``/``-separated segments of letters, digits, ``_`` and ``-``; the
     ``lvt:`` namespace is reserved for session topics."""
-    if topic.startswith("lvt:session:") and len(topic) > len("lvt:session:"):
+    if isinstance(topic, str) and topic.startswith(SESSION_TOPIC) and len(topic) > len(SESSION_TOPIC):
         return
-    if not isinstance(topic, str) or not _TOPIC.match(topic):
+    if not isinstance(topic, str) or topic.startswith(RESERVED_TOPICS) or not _TOPIC.match(topic):
         raise ValueError(f"invalid topic {topic!r}: use '/'-separated segments of letters, digits, '_' and '-'")

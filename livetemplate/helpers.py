@@ -6,10 +6,9 @@ from collections.abc import Mapping
 
 from markupsafe import Markup, escape
 
-__all__ = ["CSRF_FIELD", "Helpers"]
+from .wire import CSRF_FIELD
 
-#: Name of the hidden form field that carries the CSRF token of no-JavaScript forms.
-CSRF_FIELD = "_csrf"
+__all__ = ["Helpers"]
 
 
 class Helpers:

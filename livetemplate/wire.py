@@ -1,4 +1,5 @@
-"""Names of the LiveTemplate wire protocol, defined once.
+"""Names of the LiveTemplate wire protocol, defined once: the tree, the frames and their
+meta, the client's messages and control actions, cookies, hooks and channels.
 
 The tree format is what ``@livetemplate/client`` 0.25.x consumes: a node is an object whose
 ``"s"`` holds the statics and whose numeric keys ``"0"``, ``"1"``, ... hold the dynamic slots;
@@ -9,7 +10,10 @@ a range (a loop) holds its item statics in ``"s"``, its items in ``"d"``, an opt
 
 from __future__ import annotations
 
-from typing import Final
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+import msgspec
 
 STATICS: Final = "s"
 ITEMS: Final = "d"
@@ -39,3 +43,86 @@ META_CAPABILITIES: Final = "capabilities"
 #: when rendering, but a key the old node has and the new one lacks makes it replace the
 #: old node instead of merging into it, so no stale range state can survive a switch.
 BRANCH_MARKER_BASE: Final = 1_000_000
+
+#: Key of ``meta.errors`` for an error that is not about one form field.
+GENERAL_ERROR: Final = "_general"
+
+# -- messages from the client -----------------------------------------------------------------
+
+#: Control actions: a heartbeat (answered with ``PONG``, nothing runs) and a same-page
+#: navigation (``mount`` runs again with the new query).
+PING: Final = "__ping__"
+NAVIGATE: Final = "__navigate__"
+PONG: Final = b'{"pong":true}'
+#: Upload messages (section 1.9 of the protocol).
+UPLOAD_ACTIONS: Final = frozenset({"upload_start", "upload_chunk", "upload_complete", "cancel_upload"})
+
+
+class Incoming(msgspec.Struct):
+    """A client message: ``{"action": ..., "data": {...}, "submitter": ...}``."""
+
+    action: str
+    data: dict[str, Any] | None = None
+    submitter: str | None = None
+
+
+# -- lifecycle hooks of a controller ----------------------------------------------------------
+
+HOOK_MOUNT: Final = "mount"  # page load, connect, __navigate__
+HOOK_CONNECT: Final = "on_connect"
+HOOK_DISCONNECT: Final = "on_disconnect"
+HOOKS: Final = frozenset({HOOK_MOUNT, HOOK_CONNECT, HOOK_DISCONNECT})
+
+# -- HTTP ----------------------------------------------------------------------------------------
+
+#: The cookie naming a browser's session group, and the one carrying a flash message
+#: across the redirect of a form post.
+SESSION_COOKIE: Final = "livetemplate-id"
+FLASH_COOKIE: Final = "lvt-flash"
+#: Answer to the client's HEAD probe: ``enabled`` or ``disabled``.
+WEBSOCKET_HEADER: Final = "x-livetemplate-websocket"
+#: Hidden form field carrying the CSRF token of forms posted without JavaScript.
+CSRF_FIELD: Final = "_csrf"
+#: Form fields that name the action of a plain form post (written by the client or a template).
+ACTION_FIELDS: Final = ("lvt-action", "lvt-submitter")
+#: Where the client's bundle is served, below the app's path.
+ASSET_PREFIX: Final = "/_livetemplate/"
+
+# -- topics and channels ----------------------------------------------------------------------------
+
+#: A session group's own topic is ``SESSION_TOPIC + group id``; the rest of ``lvt:`` is reserved.
+RESERVED_TOPICS: Final = "lvt:"
+SESSION_TOPIC: Final = "lvt:session:"
+#: Broadcaster channels (a shared broadcaster adds its own prefix, ``livetemplate:`` for Redis):
+#: ``topic:<topic>`` for a topic, ``group:<app>:<group id>`` for a session group of one app.
+TOPIC_CHANNEL: Final = "topic:"
+GROUP_CHANNEL: Final = "group:"
+#: The error envelope the client dispatches as ``lvt:error``.
+ERROR_TYPE: Final = "error"
+TOPIC_FORBIDDEN: Final = "topic_forbidden"
+
+
+def meta(
+    success: bool,
+    errors: Mapping[str, str] | None = None,
+    *,
+    action: str | None = None,
+    capabilities: Sequence[str] = (),
+) -> dict[str, Any]:
+    """The ``meta`` of an update frame."""
+    out: dict[str, Any] = {META_SUCCESS: success, META_ERRORS: dict(errors) if errors else {}}
+    if action is not None:
+        out[META_ACTION] = action
+    if capabilities:
+        out[META_CAPABILITIES] = list(capabilities)
+    return out
+
+
+def error_meta(detail: str, *, action: str | None = None) -> dict[str, Any]:
+    """The ``meta`` of a frame reporting a failure that is not about one field."""
+    return meta(False, {GENERAL_ERROR: detail}, action=action)
+
+
+def topic_forbidden(topic: str) -> bytes:
+    """The error envelope for a subscription the topic policy refused."""
+    return msgspec.json.encode({"type": ERROR_TYPE, "code": TOPIC_FORBIDDEN, "topic": topic})

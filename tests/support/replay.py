@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from livetemplate import Template
-from livetemplate.client_tree import ClientTree
+from livetemplate.testing import ClientTree
 
 from .oracle import shared_oracle
 

@@ -2,28 +2,34 @@
 
 from __future__ import annotations
 
+from livetemplate import Snapshot, StaleVersion, StoreUnavailable
+
 
 class RecordingStore:
     """A session store of our own, recording calls (the SessionStore protocol)."""
 
-    def __init__(self, fail_sets: bool = False) -> None:
-        self.data: dict[str, bytes] = {}
+    def __init__(self, fail_saves: bool = False) -> None:
+        self.data: dict[str, Snapshot] = {}
         self.calls: list[tuple[str, str]] = []
-        self.fail_sets = fail_sets
+        self.fail_saves = fail_saves
         self.closed = False
 
-    async def get(self, group_id: str) -> bytes | None:
-        self.calls.append(("get", group_id))
-        return self.data.get(group_id)
+    async def get(self, key: str) -> Snapshot | None:
+        self.calls.append(("get", key))
+        return self.data.get(key)
 
-    async def set(self, group_id: str, data: bytes) -> None:
-        self.calls.append(("set", group_id))
-        if self.fail_sets:
-            raise ConnectionError("store down")
-        self.data[group_id] = data
+    async def save(self, key: str, data: bytes, *, version: int) -> int:
+        self.calls.append(("save", key))
+        if self.fail_saves:
+            raise StoreUnavailable("store down")
+        current = self.data.get(key)
+        if (current.version if current else 0) != version:
+            raise StaleVersion(key, version)
+        self.data[key] = Snapshot(data, version + 1)
+        return version + 1
 
-    async def delete(self, group_id: str) -> None:
-        self.data.pop(group_id, None)
+    async def delete(self, key: str) -> None:
+        self.data.pop(key, None)
 
     async def list(self) -> list[str]:
         return list(self.data)
@@ -34,5 +40,5 @@ class RecordingStore:
     async def close(self) -> None:
         self.closed = True
 
-    def sets(self) -> int:
-        return sum(1 for kind, _ in self.calls if kind == "set")
+    def saves(self) -> int:
+        return sum(1 for kind, _ in self.calls if kind == "save")

@@ -31,7 +31,7 @@ from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
 from livetemplate import Template
-from livetemplate.client_tree import ClientTree
+from livetemplate.testing import ClientTree
 from tests.support.htmlcompare import assert_same_html
 from tests.support.oracle import OracleSession, shared_oracle
 

@@ -11,7 +11,7 @@ import pytest
 
 import livetemplate
 from livetemplate import Context, FieldError, Persist
-from tests.support.asgi import LiveClient, WebSocket
+from livetemplate.testing import LiveClient, LiveSocket
 
 pytestmark = pytest.mark.anyio
 
@@ -87,7 +87,7 @@ async def probe_over_http(data: dict[str, Any], probe: Any) -> tuple[dict[str, A
     return meta, controller.results[0] if controller.results else None
 
 
-async def connected(client: LiveClient, url: str = "/") -> WebSocket:
+async def connected(client: LiveClient, url: str = "/") -> LiveSocket:
     ws = client.websocket(url)
     await ws.__aenter__()
     await ws.receive_json()

@@ -12,7 +12,7 @@ import pytest
 
 import livetemplate
 from livetemplate import Context, NotAvailable, Persist, Session
-from tests.support.asgi import LiveClient, WebSocket, settle
+from livetemplate.testing import LiveClient, LiveSocket, settle
 
 pytestmark = pytest.mark.anyio
 
@@ -84,20 +84,20 @@ def make(controller: Controller | None = None, **options: Any) -> livetemplate.L
     return livetemplate.mount(controller or Controller(), State(), template=TEMPLATE, **options)
 
 
-def shown(ws: WebSocket, name: str) -> str:
+def shown(ws: LiveSocket, name: str) -> str:
     html = ws.html()
     start = html.index(f'<p class="{name}">') + len(f'<p class="{name}">')
     return html[start : html.index("</p>", start)]
 
 
-async def until(ws: WebSocket, name: str, value: str) -> None:
+async def until(ws: LiveSocket, name: str, value: str) -> None:
     """Receive frames until the client shows ``value`` in paragraph ``name``."""
     while shown(ws, name) != value:
         frame = await ws.receive_json()
         assert "tree" in frame, frame
 
 
-async def opened(client: LiveClient, url: str = "/") -> WebSocket:
+async def opened(client: LiveClient, url: str = "/") -> LiveSocket:
     ws = client.websocket(url)
     await ws.__aenter__()
     assert ws.accepted

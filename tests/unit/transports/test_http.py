@@ -13,8 +13,7 @@ import pytest
 
 import livetemplate
 from livetemplate import Context, FieldError, Persist
-from livetemplate.client_tree import ClientTree
-from tests.support.asgi import LiveClient
+from livetemplate.testing import ClientTree, LiveClient
 
 pytestmark = pytest.mark.anyio
 

@@ -1,15 +1,18 @@
-"""An in-process ASGI test client: HTTP through httpx, WebSockets through two queues.
+"""Drive a mounted app in-process, as a browser with the official client would.
 
-``starlette.testclient.TestClient`` is not used (it warns, and warnings are errors here).
-HTTP goes through ``httpx.AsyncClient`` over ``httpx.ASGITransport``; the client's cookie
-jar keeps the cookies the app sets (``ASGITransport`` runs no lifespan). A WebSocket runs
-the app coroutine as a task fed from one queue (connect, frames, disconnect) and drained
-into another (accept, frames, close). Every wait has a timeout, so no test can hang::
+HTTP goes through ``httpx.AsyncClient`` over ``httpx.ASGITransport`` (one cookie jar for the
+whole client); a WebSocket runs the app as a task fed from one queue (connect, frames,
+disconnect) and drained into another (accept, frames, close). Frames are applied to a model
+of the client's tree, so tests assert on the HTML a browser would show. Every wait has a
+timeout, so no test can hang::
 
     async with LiveClient(app) as client:
-        page = await client.get("/")
-        async with client.websocket("/") as ws:
-            first = await ws.receive_json()
+        page = await client.get("/")                      # the HTML page (an httpx.Response)
+        async with client.connect("/") as view:           # WebSocket, first tree received
+            await view.click("button[name=increment]")    # the action the client would send
+            await view.submit("form#add", {"title": "Milk"})
+            assert "Milk" in view.html()
+            update = await view.receive_json()            # a push
 """
 
 from __future__ import annotations
@@ -23,10 +26,11 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from livetemplate.client_tree import ClientTree
-from livetemplate.types import ASGIApp, Message
+from ..types import ASGIApp, Message
+from .dom import click_message, submit_message
+from .tree import ClientTree
 
-__all__ = ["TIMEOUT", "LiveClient", "WebSocket", "WebSocketClosed", "settle"]
+__all__ = ["TIMEOUT", "LiveClient", "LiveSocket", "WebSocketClosed", "settle"]
 
 #: Seconds any single wait may take before the test fails.
 TIMEOUT = 3.0
@@ -41,7 +45,7 @@ class WebSocketClosed(AssertionError):
         super().__init__(f"the app closed the WebSocket (code {code}, reason {reason!r})")
 
 
-class WebSocket:
+class LiveSocket:
     """One WebSocket to the app. ``async with`` performs the handshake: afterwards
     ``accepted`` tells whether the app accepted (``accept_headers`` holds its headers) or
     closed before accepting (``close_code``). Tree frames received through
@@ -82,10 +86,13 @@ class WebSocket:
             self.close_reason = message.get("reason") or ""
         await self._from_app.put(dict(message))
 
+    async def _run_app(self) -> None:
+        await self.app(self.scope, self._receive, self._send)
+
     # -- the test's side -----------------------------------------------------------------
 
-    async def __aenter__(self) -> WebSocket:
-        self._task = asyncio.get_running_loop().create_task(self.app(self.scope, self._receive, self._send))
+    async def __aenter__(self) -> LiveSocket:
+        self._task = asyncio.get_running_loop().create_task(self._run_app())
         await self._to_app.put({"type": "websocket.connect"})
         message = await self._next("the accept or close of the handshake")
         if message["type"] not in ("websocket.accept", "websocket.close"):
@@ -165,6 +172,29 @@ class WebSocket:
         await self.send_json(message)
         return await self.receive_json()
 
+    async def send(self, action: str, data: Mapping[str, Any] | None = None, **extra: Any) -> Any:
+        """Send an action by name (as :meth:`action`); the frame that answers it."""
+        return await self.action(action, data, **extra)
+
+    async def click(self, selector: str) -> Any:
+        """Click the element ``selector`` finds in the page shown now, as the official client
+        would (an ``lvt-on:click`` element, a named button, a form's submit button); the
+        frame that answers it."""
+        return await self.send_json_and_receive(click_message(self.html(), selector))
+
+    async def submit(self, selector: str, values: Mapping[str, Any] | None = None) -> Any:
+        """Fill in ``values`` (field name -> value) and submit the form ``selector`` finds;
+        the frame that answers it."""
+        return await self.send_json_and_receive(submit_message(self.html(), selector, values or {}))
+
+    async def send_json_and_receive(self, message: Mapping[str, Any]) -> Any:
+        """Send ``message`` and return the next tree frame (applied to the view)."""
+        await self.send_json(message)
+        while True:
+            frame = await self.receive_json()
+            if isinstance(frame, dict) and "tree" in frame:
+                return frame
+
     def html(self) -> str:
         """The HTML the client shows for the frames received so far."""
         return self.view.html()
@@ -194,12 +224,12 @@ class LiveClient:
         self.app = app
         self.base_url = base_url
         self.http = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app),  # type: ignore[arg-type]
+            transport=httpx.ASGITransport(app=app),
             base_url=base_url,
             follow_redirects=False,
         )
         self._shutdown = shutdown
-        self._sockets: list[WebSocket] = []
+        self._sockets: list[LiveSocket] = []
 
     async def __aenter__(self) -> LiveClient:
         return self
@@ -255,6 +285,10 @@ class LiveClient:
 
     # -- WebSocket ---------------------------------------------------------------------------
 
+    def connect(self, url: str = "/", **kwargs: Any) -> _Connect:
+        """A WebSocket to ``url`` whose first tree has been received; use with ``async with``."""
+        return _Connect(self.websocket(url, **kwargs))
+
     def websocket(
         self,
         url: str = "/",
@@ -262,7 +296,7 @@ class LiveClient:
         headers: Mapping[str, str] | Iterable[tuple[str, str]] = (),
         cookies: bool = True,
         root_path: str = "",
-    ) -> WebSocket:
+    ) -> LiveSocket:
         """A WebSocket to ``url`` (path and query) carrying the jar's cookies; use it with
         ``async with``."""
         parts = urlsplit(url)
@@ -294,7 +328,7 @@ class LiveClient:
             "subprotocols": [],
             "state": {},
         }
-        ws = WebSocket(self.app, scope, self)
+        ws = LiveSocket(self.app, scope, self)
         self._sockets.append(ws)
         return ws
 
@@ -303,3 +337,20 @@ async def settle(rounds: int = 5) -> None:
     """Let background tasks the app started run."""
     for _ in range(rounds):
         await asyncio.sleep(0.005)
+
+
+class _Connect:
+    def __init__(self, socket: LiveSocket) -> None:
+        self.socket = socket
+
+    async def __aenter__(self) -> LiveSocket:
+        await self.socket.__aenter__()
+        if not self.socket.accepted:
+            raise WebSocketClosed(self.socket.close_code, self.socket.close_reason)
+        await self.socket.receive_json()
+        return self.socket
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.socket.close()

@@ -12,7 +12,7 @@ import pytest
 
 import livetemplate
 from livetemplate import Context, Persist
-from tests.support.asgi import LiveClient
+from livetemplate.testing import LiveClient
 
 pytestmark = pytest.mark.anyio
 
@@ -265,8 +265,8 @@ async def test_on_disconnect_runs_when_the_client_goes_away_mid_session() -> Non
             await ws.receive_json()
             await ws.close(1001)
             assert controller.log[-1] == "on_disconnect:0"
-        assert app.connections == set()
-        assert all(not group.connections for group in app.groups.values())
+        assert app.runtime.connections == set()
+        assert app.hub.views == set()
 
 
 async def test_messages_are_handled_in_order() -> None:

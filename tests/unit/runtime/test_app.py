@@ -16,7 +16,7 @@ from starlette.routing import Mount, Route
 
 import livetemplate
 from examples.todos.app import create_app
-from tests.support.asgi import LiveClient
+from livetemplate.testing import LiveClient
 
 pytestmark = pytest.mark.anyio
 

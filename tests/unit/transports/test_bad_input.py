@@ -12,7 +12,7 @@ import pytest
 
 import livetemplate
 from livetemplate import Context, Persist
-from tests.support.asgi import LiveClient, WebSocket
+from livetemplate.testing import LiveClient, LiveSocket
 
 pytestmark = pytest.mark.anyio
 
@@ -60,7 +60,7 @@ def make(**options: Any) -> livetemplate.LiveApp:
     return livetemplate.mount(Controller(), State(), template=TEMPLATE, **options)
 
 
-async def connected(client: LiveClient) -> WebSocket:
+async def connected(client: LiveClient) -> LiveSocket:
     """A WebSocket after its first push, with the count at 1."""
     ws = client.websocket("/")
     await ws.__aenter__()
@@ -70,7 +70,7 @@ async def connected(client: LiveClient) -> WebSocket:
     return ws
 
 
-async def still_fine(ws: WebSocket, count: int = 1) -> None:
+async def still_fine(ws: LiveSocket, count: int = 1) -> None:
     """The connection is open and the count is what it was."""
     await ws.send_json({"action": "__ping__"})
     assert await ws.receive_json() == {"pong": True}

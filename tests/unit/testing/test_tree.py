@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from livetemplate.client_tree import ClientTree
+from livetemplate.testing import ClientTree
 from tests.support import oracle as oracle_module
 from tests.support.engine_independent import engine  # noqa: F401  (runs once, on the default engine)
 from tests.support.oracle import OracleError, TreeOracle, shared_oracle

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from pathlib import Path
-from types import ModuleType
 from typing import Annotated, Any
 
 import msgspec
@@ -13,7 +12,7 @@ import pytest
 
 import livetemplate
 from livetemplate import Context, Options, Persist, Template, TemplateError, mount
-from tests.support.asgi import LiveClient
+from livetemplate.testing import LiveClient
 from tests.support.stores import RecordingStore
 
 pytestmark = pytest.mark.anyio
@@ -62,7 +61,7 @@ def test_every_option_is_accepted() -> None:
         "name": "counter",
         "group_idle_timeout": 5.0,
     }
-    assert set(values) | {"topic_acl"} == {f.name for f in dataclasses.fields(Options)}
+    assert set(values) | {"topic_acl", "backend"} == {f.name for f in dataclasses.fields(Options)}
     app = mount(Controller(), State(), template="<p>{{ count }}</p>", **values)
     assert app.options == Options(**values)
     assert app.broadcaster is values["broadcaster"]
@@ -73,6 +72,7 @@ def test_every_option_is_accepted() -> None:
     ("options", "message"),
     [
         ({"open_topics": True, "topic_acl": lambda topic, ctx: True}, "exclude each other"),
+        ({"backend": "memory://", "session_store": livetemplate.MemorySessionStore()}, "do not pass them as well"),
         ({"max_message_size": 1023}, "max_message_size"),
         ({"heartbeat_ms": 999}, "heartbeat_ms"),
         ({"heartbeat_ms": -1}, "heartbeat_ms"),
@@ -101,9 +101,9 @@ async def _count_page(app: livetemplate.LiveApp) -> str:
         return (await client.get("/")).text
 
 
-async def test_template_as_source(engine: ModuleType) -> None:
+async def test_template_as_source() -> None:
     app = mount(Controller(), State(), template="<p>{{ count }}</p>")
-    assert app.template._engine is engine
+    assert app.template.source == "<p>{{ count }}</p>" and app.template.name == "<mount>"
     assert "<p>1</p>" in await _count_page(app)
 
 

@@ -42,7 +42,7 @@ def _double(value: int | float) -> float:
         return math.copysign(math.inf, value)
 
 
-def _js_number(value: int | float) -> str:
+def js_number(value: int | float) -> str:
     """``String(n)`` for a JavaScript number (shortest round-trip digits, JS exponent thresholds)."""
     x = _double(value)
     if math.isnan(x):
@@ -77,7 +77,7 @@ def _js_string(value: Json) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
-        return _js_number(value)
+        return js_number(value)
     if isinstance(value, list):
         return ",".join("" if item is None else _js_string(item) for item in value)
     return "[object Object]"

@@ -14,7 +14,7 @@ import pytest
 import livetemplate
 from examples.todos.app import create_app
 from livetemplate import Context, FieldError, Persist
-from tests.support.asgi import LiveClient
+from livetemplate.testing import LiveClient
 
 pytestmark = pytest.mark.anyio
 

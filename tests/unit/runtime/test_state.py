@@ -10,8 +10,8 @@ import msgspec
 import pytest
 
 import livetemplate
-from livetemplate import Context, FieldError, MemorySessionStore, Persist, SessionStore
-from tests.support.asgi import LiveClient, settle
+from livetemplate import Context, FieldError, MemorySessionStore, Persist, SessionStore, Snapshot
+from livetemplate.testing import LiveClient, settle
 from tests.support.stores import RecordingStore
 
 pytestmark = pytest.mark.anyio
@@ -126,14 +126,18 @@ async def test_persisted_fields_come_back_from_the_store() -> None:
     async with LiveClient(app) as client:
         await client.post_action("increment")
         group_id = client.http.cookies["livetemplate-id"]
-        assert store.sets() == 1
-        assert list(store.data) == [app.store_key(group_id)]
-        app.groups.clear()  # as if the process had forgotten the group
-        async with client.websocket("/") as ws:
-            await ws.receive_json()
-        assert shown(ws.html(), "count") == "1"
-        assert ("get", app.store_key(group_id)) in store.calls
+        assert store.saves() == 1
+        assert list(store.data) == [app.groups.key(group_id)]
+        assert store.data[app.groups.key(group_id)].version == 1
+        cookie = client.cookie_header()
     assert store.closed  # shutdown closes the store
+    restarted = make(session_store=store)  # a new process: it reads the group from the store
+    async with LiveClient(restarted) as client, client.websocket("/", headers={"cookie": cookie}) as ws:
+        await ws.receive_json()
+        assert shown(ws.html(), "count") == "1"
+        await ws.action("increment")
+    assert ("get", app.groups.key(group_id)) in store.calls
+    assert store.data[app.groups.key(group_id)].version == 2
 
 
 async def test_another_instance_shares_the_store() -> None:
@@ -188,22 +192,32 @@ async def test_unreadable_stored_state_is_ignored() -> None:
     app = make(session_store=store)
     async with LiveClient(app) as client:
         await client.get("/")
-        store.data[app.store_key(client.http.cookies["livetemplate-id"])] = b"\xc1garbage"
-        app.groups.clear()
-        response = await client.get("/")
-        reply = await client.post_action("increment")
+        cookie = client.cookie_header()
+        store.data[app.groups.key(client.http.cookies["livetemplate-id"])] = Snapshot(b"\xc1garbage", 7)
+    async with LiveClient(make(session_store=store)) as client:
+        response = await client.get("/", headers={"cookie": cookie})
+        reply = await client.post_action("increment", headers={"cookie": cookie})
     assert response.status_code == 200
     assert shown(response.text, "count") == "0"
     assert reply.json()["tree"]["0"] == "1"
+    assert store.data[app.groups.key(cookie.split("=", 1)[1])].version == 9  # the page load repaired it
 
 
-async def test_a_failing_store_keeps_the_change_in_this_process() -> None:
-    store = RecordingStore(fail_sets=True)
+async def test_a_change_the_store_cannot_take_fails_clearly_and_keeps_the_state() -> None:
+    store = RecordingStore(fail_saves=True)
     async with LiveClient(make(session_store=store)) as client:
-        reply = await client.post_action("increment")
-        again = await client.post_action("increment")
-    assert reply.json()["meta"]["success"] is True
-    assert again.json()["tree"]["0"] == "2"
+        async with client.connect("/") as ws:
+            reply = await ws.action("increment")
+            assert reply["meta"] == {
+                "success": False,
+                "errors": {"_general": "Your change could not be saved; try again."},
+                "action": "increment",
+            }
+            assert reply["tree"] == {}
+            store.fail_saves = False
+            again = await ws.action("increment")
+        assert again["tree"] == {"0": "1"}
+        assert await page_value(client, "count") == "1"
 
 
 async def test_idle_groups_are_swept_and_reloaded() -> None:
@@ -215,8 +229,8 @@ async def test_idle_groups_are_swept_and_reloaded() -> None:
             await asyncio.sleep(0.05)
             assert len(app.groups) == 1  # a group with a connection stays
         await asyncio.sleep(0.05)
-        assert app.groups == {}  # swept in the background
-        assert app.sweep_groups() == 0
+        assert len(app.groups) == 0  # swept in the background
+        assert app.groups.sweep() == 0
         assert await page_value(client, "count") == "1"
 
 
@@ -309,13 +323,13 @@ async def test_a_failed_action_commits_nothing(action: str) -> None:
             await one.receive_json()
             await two.receive_json()
             await news.receive_json()
-            sets = store.sets()
+            sets = store.saves()
             reply = await one.action(action)
             assert reply["meta"]["success"] is False
             assert reply["tree"] == {}
             await two.expect_nothing()
             await news.expect_nothing()  # nothing was published
-            assert store.sets() == sets  # nothing was persisted
+            assert store.saves() == sets  # nothing was persisted
             after = await one.action("increment")
             assert after["tree"] == {"0": "1"}
         assert shown((await client.get("/")).text, "note") == ""
@@ -412,87 +426,7 @@ async def test_concurrent_http_and_websocket_lose_no_update() -> None:
         assert await page_value(client, "count") == "2"
 
 
-# -- MemorySessionStore ---------------------------------------------------------------------------------
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-async def test_memory_store_basics() -> None:
-    store = MemorySessionStore()
-    assert isinstance(store, SessionStore)
-    assert await store.get("a") is None
-    await store.set("a", bytearray(b"one"))
-    await store.set("b", b"two")
-    got = await store.get("a")
-    assert got == b"one" and type(got) is bytes
-    assert sorted(await store.list()) == ["a", "b"]
-    assert len(store) == 2
-    await store.set("a", b"uno")
-    assert await store.get("a") == b"uno"
-    await store.delete("a")
-    await store.delete("missing")
-    assert await store.get("a") is None
-    assert await store.list() == ["b"]
-    assert await store.ping() is None
-    await store.close()
-    await store.close()
-
-
-async def test_memory_store_expiry() -> None:
-    clock = Clock()
-    store = MemorySessionStore(ttl=10, clock=clock)
-    await store.set("a", b"1")
-    await store.set("b", b"2")
-    clock.now += 6
-    assert await store.get("a") == b"1"  # reading refreshes
-    clock.now += 6
-    assert await store.get("a") == b"1"
-    assert await store.list() == ["a"]  # b expired
-    assert await store.get("b") is None
-    clock.now += 11
-    assert await store.get("a") is None
-    assert len(store) == 0
-    await store.close()
-
-
-async def test_memory_store_sweep() -> None:
-    clock = Clock()
-    store = MemorySessionStore(ttl=10, clock=clock)
-    await store.set("old", b"1")
-    clock.now += 8
-    await store.set("new", b"2")
-    clock.now += 5
-    assert store.sweep() == 1
-    assert len(store) == 1
-    assert store.sweep() == 0
-    await store.close()
-
-
-async def test_memory_store_sweeps_in_the_background_until_closed() -> None:
-    clock = Clock()
-    store = MemorySessionStore(ttl=10, sweep_interval=0.01, clock=clock)
-    await store.set("a", b"1")
-    clock.now += 11
-    await asyncio.sleep(0.05)
-    assert len(store) == 0
-    await store.close()
-    await store.set("b", b"2")  # using it again restarts the sweep
-    clock.now += 11
-    await asyncio.sleep(0.05)
-    assert len(store) == 0
-    await store.close()
-
-
-@pytest.mark.parametrize("options", [{"ttl": 0}, {"ttl": -1}, {"sweep_interval": 0}])
-def test_memory_store_rejects_bad_settings(options: dict[str, float]) -> None:
-    with pytest.raises(ValueError, match="positive"):
-        MemorySessionStore(**options)
+# -- the store the app uses ---------------------------------------------------------------------------
 
 
 async def test_the_app_uses_a_memory_store_by_default() -> None:
@@ -501,7 +435,7 @@ async def test_the_app_uses_a_memory_store_by_default() -> None:
     async with LiveClient(app) as client:
         await client.post_action("increment")
         group_id = client.http.cookies["livetemplate-id"]
-        assert await app.store.list() == [app.store_key(group_id)]
+        assert await app.store.list() == [app.groups.key(group_id)]
 
 
 async def test_a_custom_store_class_works() -> None:
@@ -516,6 +450,6 @@ async def test_a_custom_store_class_works() -> None:
             await ws.action("increment")
         await settle()
     assert app.store is store
-    assert store.sets() == 3
+    assert store.saves() == 3
     saved = next(iter(store.data.values()))
-    assert isinstance(saved, bytes)
+    assert isinstance(saved.data, bytes) and saved.version == 3

@@ -1,0 +1,139 @@
+"""Session groups: every browser (its ``livetemplate-id`` cookie) is a group whose tabs share
+the persisted fields of the state.
+
+This process keeps, per group it serves, the snapshot of those fields it last read or wrote
+(bytes and store version) and the lock that serializes the group's changes here. A commit is
+a compare-and-set on the store's version, so instances sharing a store never overwrite each
+other; when another instance changed a group, :meth:`Groups.replace` takes the new snapshot
+(or :meth:`Groups.invalidate` drops ours, to be read again on next use).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from .periodic import Periodic
+from .sessions import SessionStore, Snapshot
+
+__all__ = ["Group", "Groups"]
+
+logger = logging.getLogger(__name__)
+
+
+class Group:
+    """A session group in this process."""
+
+    __slots__ = ("id", "key", "lock", "snapshot", "stale", "touched")
+
+    def __init__(self, group_id: str, key: str, snapshot: Snapshot | None) -> None:
+        self.id = group_id
+        self.key = key
+        self.snapshot = snapshot
+        self.lock = asyncio.Lock()
+        self.stale = False  # another instance changed it: read the store again before use
+        self.touched = time.monotonic()
+
+    @property
+    def version(self) -> int:
+        """The store version of our snapshot (0: nothing stored)."""
+        return self.snapshot.version if self.snapshot is not None else 0
+
+    def __repr__(self) -> str:
+        return f"<Group {self.id[:8]}... v{self.version}>"
+
+
+class Groups:
+    """The session groups this process serves, loaded from ``store`` on first use and
+    forgotten when idle for ``idle_timeout`` seconds (their snapshot stays in the store).
+    A state without persisted fields (``persisted=False``) never touches the store."""
+
+    def __init__(self, store: SessionStore, namespace: str, *, persisted: bool, idle_timeout: float) -> None:
+        self.store = store
+        self.namespace = namespace
+        self.persisted = persisted
+        self.idle_timeout = idle_timeout
+        #: Whether a group has open connections here (set by the hub); such groups stay.
+        self.in_use: Callable[[str], bool] = lambda group_id: False
+        self._groups: dict[str, Group] = {}
+        self._sweeper = Periodic(self.sweep, min(60.0, idle_timeout))
+
+    def key(self, group_id: str) -> str:
+        """The store key of a group: the app's namespace and the group id."""
+        return f"{self.namespace}:{group_id}"
+
+    def find(self, group_id: str) -> Group | None:
+        """The group if this process holds it."""
+        return self._groups.get(group_id)
+
+    def __len__(self) -> int:
+        return len(self._groups)
+
+    async def get(self, group_id: str) -> Group:
+        """The group, read from the store when this process does not hold it (or holds a
+        stale snapshot)."""
+        self._sweeper.start()
+        group = self._groups.get(group_id)
+        if group is None:
+            snapshot = await self.store.get(self.key(group_id)) if self.persisted else None
+            group = self._groups.get(group_id)  # another task may have loaded it meanwhile
+            if group is None:
+                group = self._groups[group_id] = Group(group_id, self.key(group_id), snapshot)
+        elif group.stale:
+            await self.reload(group)
+        group.touched = time.monotonic()
+        return group
+
+    async def reload(self, group: Group) -> None:
+        """Read the group's snapshot from the store again."""
+        group.stale = False
+        snapshot = await self.store.get(group.key)
+        if snapshot is None or snapshot.version >= group.version:
+            group.snapshot = snapshot
+
+    async def commit(self, group: Group, data: bytes) -> Snapshot:
+        """Store ``data`` as the group's persisted fields if the store still holds our
+        version; raises :class:`~livetemplate.sessions.StaleVersion` when another instance
+        wrote first, :class:`~livetemplate.sessions.StoreUnavailable` on an outage."""
+        version = await self.store.save(group.key, data, version=group.version)
+        group.snapshot = Snapshot(data, version)
+        return group.snapshot
+
+    def replace(self, group_id: str, snapshot: Snapshot) -> Group | None:
+        """Take a snapshot another instance committed, if it is newer than ours; returns
+        the group when it changed."""
+        group = self._groups.get(group_id)
+        if group is None or snapshot.version <= group.version:
+            return None
+        group.snapshot = snapshot
+        group.stale = False
+        return group
+
+    def invalidate(self, group_id: str) -> None:
+        """Another instance changed the group: read it again before its next use."""
+        group = self._groups.get(group_id)
+        if group is not None:
+            group.stale = True
+
+    def invalidate_all(self) -> None:
+        """Messages from other instances may have been missed: read every group again."""
+        for group in self._groups.values():
+            group.stale = True
+
+    def sweep(self, in_use: Callable[[str], bool] | None = None) -> int:
+        """Forget idle groups that are not in use and not locked; returns how many."""
+        in_use = in_use or self.in_use
+        deadline = time.monotonic() - self.idle_timeout
+        idle = [
+            gid
+            for gid, group in self._groups.items()
+            if group.touched < deadline and not group.lock.locked() and not in_use(gid)
+        ]
+        for gid in idle:
+            del self._groups[gid]
+        return len(idle)
+
+    async def close(self) -> None:
+        await self._sweeper.stop()

@@ -1,0 +1,312 @@
+"""The hub: which views this process serves (by session group and by topic), and how
+actions and changes reach them, here and on the other instances.
+
+After a view (or an HTTP request) runs an action, the hub carries out what its outcome
+asks: the group's other tabs take the committed persisted fields, the publishes go out, the
+pushes requested inside the action run. Fan-out never waits for a socket: each view's frames
+go to its outbox. Other instances hear of it through the broadcaster, in envelopes on a topic
+channel or on the session group's channel; a hub ignores its own envelopes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine, Iterable, Mapping
+from typing import Any
+
+import msgspec
+
+from .backends.memory import InProcessBroadcaster
+from .broadcast import Broadcaster
+from .context import Context, check_topic
+from .errors import NotAvailable, TopicForbidden
+from .groups import Groups
+from .runner import Outcome, defer
+from .session import LiveView
+from .sessions import Snapshot
+from .wire import GROUP_CHANNEL, RESERVED_TOPICS, TOPIC_CHANNEL
+
+__all__ = ["Envelope", "Hub", "Session"]
+
+logger = logging.getLogger(__name__)
+
+TopicAcl = Callable[[str, Context], bool]
+
+
+class Envelope(msgspec.Struct, frozen=True, omit_defaults=True):
+    """A message between instances: ``topic`` runs an action for a topic's subscribers,
+    ``push`` for a session group's views; ``commit`` carries a group's new snapshot."""
+
+    kind: str
+    target: str
+    origin: str
+    action: str = ""
+    data: dict[str, Any] = {}
+    snapshot: bytes | None = None
+    version: int = 0
+
+
+_encode = msgspec.msgpack.Encoder().encode
+_decode = msgspec.msgpack.Decoder(Envelope).decode
+
+
+class Session:
+    """A handle on one session group, for pushing actions to its connections from anywhere
+    (a background task, a webhook handler)."""
+
+    def __init__(self, hub: Hub, group_id: str) -> None:
+        self.hub = hub
+        self.group_id = group_id
+
+    async def trigger_action(self, action: str, data: Mapping[str, Any] | None = None) -> None:
+        """Run ``action`` for every open connection of the group and push the updates.
+        Called from inside an action, it runs once that action has committed."""
+        await self.hub.trigger(self.group_id, action, dict(data or {}))
+
+    def __repr__(self) -> str:
+        return f"<Session {self.group_id[:8]}...>"
+
+
+class Hub:
+    """Membership and delivery for one app in this process."""
+
+    def __init__(
+        self,
+        groups: Groups,
+        broadcaster: Broadcaster,
+        *,
+        namespace: str,
+        instance_id: str,
+        open_topics: bool = False,
+        topic_acl: TopicAcl | None = None,
+    ) -> None:
+        self.groups = groups
+        self.broadcaster = broadcaster
+        self.namespace = namespace
+        self.instance_id = instance_id
+        self.open_topics = open_topics
+        self.topic_acl = topic_acl
+        self.views: set[LiveView] = set()
+        self._by_group: dict[str, list[LiveView]] = {}
+        self._by_topic: dict[str, set[LiveView]] = {}
+        self._topics_of: dict[LiveView, set[str]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        groups.in_use = self.serves
+
+    # -- membership --------------------------------------------------------------------------
+
+    def serves(self, group_id: str) -> bool:
+        """Whether a view of the group is open here."""
+        return group_id in self._by_group
+
+    def views_of(self, group_id: str) -> list[LiveView]:
+        return list(self._by_group.get(group_id, ()))
+
+    async def attach(self, view: LiveView) -> None:
+        self.views.add(view)
+        members = self._by_group.setdefault(view.group.id, [])
+        members.append(view)
+        if len(members) == 1:
+            await self.broadcaster.subscribe(self._group_channel(view.group.id), self._on_envelope)
+
+    async def detach(self, view: LiveView) -> None:
+        self.views.discard(view)
+        view.topics.clear()
+        await self._sync_topics(view)
+        self._topics_of.pop(view, None)
+        members = self._by_group.get(view.group.id)
+        if members is not None and view in members:
+            members.remove(view)
+            if not members:
+                del self._by_group[view.group.id]
+                await self.broadcaster.unsubscribe(self._group_channel(view.group.id), self._on_envelope)
+
+    # -- after a run ----------------------------------------------------------------------------
+
+    async def settle(
+        self,
+        view: LiveView | None,
+        outcome: Outcome | None,
+        *,
+        group_id: str | None = None,
+        running: Iterable[LiveView] = (),
+    ) -> None:
+        """Carry out what a run of ``view`` (None: an HTTP request of ``group_id``) asks:
+        topic subscriptions, refreshing the group's other tabs here (but those ``running``
+        the same action) and elsewhere, publishes and pushes."""
+        if view is not None:
+            group_id = view.group.id
+            await self._sync_topics(view)
+        if outcome is None or not outcome.success:
+            return
+        assert group_id is not None
+        if outcome.committed is not None:
+            self._refresh(group_id, exclude=(view, *running))
+            await self._send(GROUP_CHANNEL, group_id, "commit", snapshot=outcome.committed)
+        for publish in outcome.publishes:
+            self.spawn(self.publish(publish.topic, publish.action, publish.data))
+        for push in outcome.deferred:
+            self.spawn(push())
+
+    async def _sync_topics(self, view: LiveView) -> None:
+        """Bring the hub's topic membership in line with the view's subscriptions."""
+        had = self._topics_of.setdefault(view, set())
+        wanted = view.topics
+        if had == wanted:
+            return
+        for topic in wanted - had:
+            subscribers = self._by_topic.setdefault(topic, set())
+            if not subscribers:
+                await self.broadcaster.subscribe(TOPIC_CHANNEL + topic, self._on_envelope)
+            subscribers.add(view)
+        for topic in had - wanted:
+            remaining = self._by_topic.get(topic)
+            if remaining is not None:
+                remaining.discard(view)
+                if not remaining:
+                    del self._by_topic[topic]
+                    await self.broadcaster.unsubscribe(TOPIC_CHANNEL + topic, self._on_envelope)
+        self._topics_of[view] = set(wanted)
+
+    def _refresh(self, group_id: str, exclude: Iterable[LiveView | None] = ()) -> None:
+        """Give the group's tabs here (but ``exclude``) its committed persisted fields."""
+        skip = set(exclude)
+        for view in self.views_of(group_id):
+            if view not in skip:
+                self.spawn(self._refresh_view(view))
+
+    async def _refresh_view(self, view: LiveView) -> None:
+        reply = await view.refresh()
+        if view.outbox is not None:
+            view.outbox.put(reply.frames)
+
+    # -- topics ---------------------------------------------------------------------------------
+
+    def authorize(self, topic: str, ctx: Context) -> None:
+        """The topic policy: a session's own topic is allowed, the rest of ``lvt:`` never;
+        other topics as ``open_topics`` or ``topic_acl`` say (denied by default)."""
+        if topic.startswith(RESERVED_TOPICS):
+            if topic != ctx.self_topic:
+                raise TopicForbidden(topic)
+            return
+        if self.open_topics:
+            return
+        if self.topic_acl is None or not self.topic_acl(topic, ctx):
+            raise TopicForbidden(topic)
+
+    async def publish(self, topic: str, action: str, data: Mapping[str, Any] | None = None) -> None:
+        """Run ``action`` (with ``data``) for every connection subscribed to ``topic``, in
+        this instance and, through the broadcaster, in the others. Called from inside an
+        action, it runs once that action has committed."""
+        check_topic(topic)
+        payload = dict(data or {})
+        if defer(lambda: self.publish(topic, action, payload)):
+            return
+        self._deliver(self._by_topic.get(topic, ()), action, payload)
+        await self._send(TOPIC_CHANNEL, topic, "topic", action=action, data=payload)
+
+    # -- session groups ---------------------------------------------------------------------------
+
+    def session(self, group_id: str) -> Session:
+        return Session(self, group_id)
+
+    async def trigger(self, group_id: str, action: str, data: dict[str, Any]) -> None:
+        """Run ``action`` for every open view of the group, here and elsewhere; the group's
+        persisted fields change once, in the first run."""
+        if defer(lambda: self.trigger(group_id, action, data)):
+            return
+        views = self.views_of(group_id)
+        if not views and isinstance(self.broadcaster, InProcessBroadcaster):
+            raise NotAvailable(f"session group {group_id} has no open connection here")
+        self._deliver(views, action, data)
+        await self._send(GROUP_CHANNEL, group_id, "push", action=action, data=data)
+
+    # -- delivery --------------------------------------------------------------------------------
+
+    def _deliver(self, views: Iterable[LiveView], action: str, data: dict[str, Any]) -> None:
+        """Run ``action`` on each view, one task per session group (its runs take turns on
+        the group's lock anyway); the first successful run of a group commits."""
+        by_group: dict[str, list[LiveView]] = {}
+        for view in views:
+            by_group.setdefault(view.group.id, []).append(view)
+        for targets in by_group.values():
+            self.spawn(self._deliver_group(targets, action, data))
+
+    async def _deliver_group(self, views: list[LiveView], action: str, data: dict[str, Any]) -> None:
+        commit = True
+        for view in views:
+            reply = await view.push(action, data, commit=commit)
+            if view.outbox is not None:
+                view.outbox.put(reply.frames)
+            if reply.outcome is not None and reply.outcome.success:
+                commit = False
+                await self.settle(view, reply.outcome, running=views)
+
+    # -- other instances ------------------------------------------------------------------------------
+
+    def _group_channel(self, group_id: str) -> str:
+        return f"{GROUP_CHANNEL}{self.namespace}:{group_id}"
+
+    async def _send(
+        self,
+        channel: str,
+        target: str,
+        kind: str,
+        *,
+        action: str = "",
+        data: dict[str, Any] | None = None,
+        snapshot: Snapshot | None = None,
+    ) -> None:
+        envelope = Envelope(
+            kind,
+            target,
+            self.instance_id,
+            action,
+            data or {},
+            snapshot.data if snapshot is not None else None,
+            snapshot.version if snapshot is not None else 0,
+        )
+        name = self._group_channel(target) if channel == GROUP_CHANNEL else channel + target
+        try:
+            await self.broadcaster.publish(name, _encode(envelope))
+        except Exception:
+            logger.exception("publishing on %r failed", name)
+
+    async def _on_envelope(self, message: bytes) -> None:
+        try:
+            envelope = _decode(message)
+        except msgspec.DecodeError:
+            logger.warning("dropped an undecodable message from the broadcaster")
+            return
+        if envelope.origin == self.instance_id:
+            return
+        if envelope.kind == "topic":
+            self._deliver(self._by_topic.get(envelope.target, ()), envelope.action, envelope.data)
+        elif envelope.kind == "push":
+            self._deliver(self.views_of(envelope.target), envelope.action, envelope.data)
+        elif envelope.kind == "commit" and envelope.snapshot is not None:
+            snapshot = Snapshot(envelope.snapshot, envelope.version)
+            if self.groups.replace(envelope.target, snapshot) is not None:
+                self._refresh(envelope.target)
+        else:
+            logger.warning("dropped a broadcaster message of unknown kind %r", envelope.kind)
+
+    # -- tasks ----------------------------------------------------------------------------------------
+
+    def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:
+        """Run ``coroutine`` in the background; its failure is logged."""
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("background task failed", exc_info=task.exception())
+
+    async def close(self) -> None:
+        """Stop background work."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -1,0 +1,111 @@
+"""What both transports read of a request: headers, cookies, the query, the scheme behind a
+proxy, the origin check, and the cookie naming the browser's session group."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Mapping, Sequence
+from urllib.parse import parse_qsl
+
+from .types import Scope
+from .wire import SESSION_COOKIE
+
+__all__ = ["Request", "cookie_header", "group_cookie", "origin_allowed"]
+
+_GROUP_ID = re.compile(r"[A-Za-z0-9_-]{43}\Z")
+_FORWARDED_PROTO = re.compile(r"proto=([A-Za-z]+)")
+
+
+class Request:
+    """The parts of an HTTP or WebSocket request the runtime reads."""
+
+    __slots__ = ("cookies", "headers", "host", "path", "query", "query_string", "root_path", "scope", "secure")
+
+    def __init__(self, scope: Scope, trust_forwarded: bool) -> None:
+        self.scope = scope
+        headers: dict[str, str] = {}
+        cookie_headers = []
+        for name, value in scope.get("headers", ()):
+            key = name.decode("latin-1").lower()
+            text = value.decode("latin-1")
+            if key == "cookie":
+                cookie_headers.append(text)
+            else:
+                headers[key] = text
+        self.headers = headers
+        self.cookies = _parse_cookies("; ".join(cookie_headers))
+        self.path: str = scope.get("path", "/")
+        self.root_path: str = scope.get("root_path", "")
+        self.query_string: str = scope.get("query_string", b"").decode("latin-1")
+        # the client sends query parameters as strings, the last of duplicates winning
+        self.query = dict(parse_qsl(self.query_string, keep_blank_values=True))
+        scheme = scope.get("scheme", "http")
+        if trust_forwarded:
+            scheme = _forwarded_proto(headers) or scheme
+        self.secure = scheme in ("https", "wss")
+        self.host = headers.get("host", "")
+
+    @property
+    def relative_path(self) -> str:
+        """The path below the app's mount point."""
+        path = self.path
+        if self.root_path and path.startswith(self.root_path):
+            path = path[len(self.root_path) :]
+        return path or "/"
+
+    @property
+    def url(self) -> str:
+        """Path and query of the request, as the browser addressed it."""
+        return self.path + (f"?{self.query_string}" if self.query_string else "")
+
+    def origin(self) -> str:
+        """This site's origin, as the browser sees it."""
+        return f"{'https' if self.secure else 'http'}://{self.host}".lower()
+
+
+def _forwarded_proto(headers: Mapping[str, str]) -> str | None:
+    proto = headers.get("x-forwarded-proto")
+    if proto:
+        return proto.split(",")[0].strip().lower()
+    forwarded = headers.get("forwarded")
+    if forwarded:
+        match = _FORWARDED_PROTO.search(forwarded.split(",")[0])
+        if match:
+            return match.group(1).lower()
+    return None
+
+
+def _parse_cookies(header: str) -> dict[str, str]:
+    cookies: dict[str, str] = {}
+    for part in header.split(";"):
+        if "=" in part:
+            name, _, value = part.strip().partition("=")
+            cookies.setdefault(name.strip(), value.strip().strip('"'))
+    return cookies
+
+
+def origin_allowed(request: Request, allowed_origins: Sequence[str], *, dev_mode: bool = False) -> bool:
+    """The framework's CSRF defence for WebSockets and fetches: the ``Origin`` header (when
+    present) must be the page's own origin, or one of ``allowed_origins``."""
+    origin = request.headers.get("origin")
+    if origin is None or dev_mode:
+        return True
+    if allowed_origins:
+        return origin in allowed_origins
+    return origin.lower() == request.origin()
+
+
+def group_cookie(request: Request, max_age: int) -> tuple[str, str | None]:
+    """The session group of the request, and the ``Set-Cookie`` value when it is new."""
+    group_id = request.cookies.get(SESSION_COOKIE, "")
+    if _GROUP_ID.match(group_id):
+        return group_id, None
+    group_id = secrets.token_urlsafe(32)
+    return group_id, cookie_header(SESSION_COOKIE, group_id, max_age, request.secure)
+
+
+def cookie_header(name: str, value: str, max_age: int, secure: bool) -> str:
+    """A ``Set-Cookie`` value for one of the runtime's own cookies."""
+    cookie = f"{name}={value}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Lax"
+    return cookie + "; Secure" if secure else cookie

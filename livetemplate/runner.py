@@ -1,0 +1,213 @@
+"""Running lifecycle hooks and actions on a session's state, and committing what they change.
+
+An action runs on a copy of the state whose persisted fields are the group's, with the group
+locked. On success the copy becomes the new state and a change to the persisted fields is
+committed to the store (compare-and-set: when another instance committed first, the action
+runs again on the fresh snapshot, a few times at most). On failure nothing changes. The
+:class:`Outcome` says what was committed and what the action asked to publish or push; the
+hub carries those out once the group is unlocked.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .context import Context, Effects, Exchange, Publish, SessionHandle, TopicPolicy
+from .controller import Actions, call
+from .errors import FieldError, NotAvailable, TopicForbidden
+from .groups import Group, Groups
+from .sessions import Snapshot, StaleVersion, StoreUnavailable
+from .state import StateSpec
+from .wire import GENERAL_ERROR
+
+__all__ = ["Outcome", "Runner", "defer"]
+
+logger = logging.getLogger(__name__)
+
+#: A push requested while an action runs, carried out once it has committed.
+Deferred = Callable[[], Coroutine[Any, Any, None]]
+
+
+class _Pending:
+    """The pushes an action requested; closed when it returns, so that a task the action
+    started (which inherits the context) pushes directly later on."""
+
+    __slots__ = ("open", "pushes")
+
+    def __init__(self) -> None:
+        self.open = True
+        self.pushes: list[Deferred] = []
+
+
+_pending: contextvars.ContextVar[_Pending | None] = contextvars.ContextVar("livetemplate_pending", default=None)
+
+
+def defer(push: Deferred) -> bool:
+    """Called from inside a running hook or action: keep ``push`` for after the commit (it
+    needs locks the action holds) and return True; anywhere else return False."""
+    pending = _pending.get()
+    if pending is None or not pending.open:
+        return False
+    pending.pushes.append(push)
+    return True
+
+
+@dataclass
+class Outcome:
+    """What running hooks and an action on a session's state did."""
+
+    success: bool
+    errors: dict[str, str]
+    state: Any
+    committed: Snapshot | None = None  # the group's new snapshot, when this run changed it
+    publishes: list[Publish] = field(default_factory=list)
+    deferred: list[Deferred] = field(default_factory=list)
+    forbidden: list[str] = field(default_factory=list)
+
+
+class Runner:
+    """Runs hooks and actions of ``actions`` on states of ``spec``, committing to ``groups``."""
+
+    def __init__(
+        self,
+        actions: Actions,
+        spec: StateSpec[Any],
+        groups: Groups,
+        *,
+        sessions: Callable[[str], SessionHandle],
+        topic_policy: TopicPolicy,
+        dev_mode: bool = False,
+        max_attempts: int = 3,
+    ) -> None:
+        self.actions = actions
+        self.spec = spec
+        self.groups = groups
+        self.sessions = sessions
+        self.topic_policy = topic_policy
+        self.dev_mode = dev_mode
+        self.max_attempts = max_attempts
+        self._initial = spec.dump(spec.new())
+
+    def new_state(self, group: Group) -> Any:
+        """A fresh state with the group's persisted fields."""
+        state = self.spec.new()
+        return self.spec.load(state, group.snapshot.data) if group.snapshot is not None else state
+
+    def take_snapshot(self, state: Any, group: Group) -> Any:
+        """``state`` with the group's current persisted fields."""
+        return self.spec.load(state, group.snapshot.data) if group.snapshot is not None else state
+
+    async def run(
+        self,
+        group: Group,
+        exchange: Exchange,
+        state: Any,
+        *,
+        hooks: Sequence[str] = (),
+        action: str | None = None,
+        data: Mapping[str, Any] | None = None,
+        query: Mapping[str, str] | None = None,
+        commit: bool = True,
+    ) -> Outcome:
+        """Run ``hooks`` (``mount``, ``on_connect``, ...), then ``action``, on a copy of
+        ``state``. With ``commit=False`` changes to the persisted fields are dropped (a
+        pushed action changes them once, in its first run)."""
+        query = dict(query or {})
+        data = dict(data or {})
+        where = f"action {action!r}" if action is not None else "+".join(hooks)
+        async with group.lock:
+            for _ in range(self.max_attempts):
+                outcome, effects = await self._attempt(group, exchange, state, hooks, action, data, query, where)
+                if effects is None:
+                    return outcome
+                persisted = self.spec.dump(outcome.state)
+                base = group.snapshot.data if group.snapshot is not None else self._initial
+                if persisted is not None and base is not None and persisted != base:
+                    if not commit:
+                        outcome.state = self.spec.load(outcome.state, base)
+                    else:
+                        try:
+                            outcome.committed = await self.groups.commit(group, persisted)
+                        except StaleVersion:
+                            await self.groups.reload(group)  # another instance was first: run again on its state
+                            continue
+                        except StoreUnavailable as exc:
+                            logger.error("%s: the session store is unavailable: %s", where, exc)
+                            return Outcome(False, {GENERAL_ERROR: "Your change could not be saved; try again."}, state)
+                effects.apply(exchange)
+                return outcome
+        logger.warning("%s: gave up after %d conflicting changes of group %s", where, self.max_attempts, group.id)
+        return Outcome(False, {GENERAL_ERROR: "The page changed meanwhile; please try again."}, state)
+
+    async def _attempt(
+        self,
+        group: Group,
+        exchange: Exchange,
+        state: Any,
+        hooks: Sequence[str],
+        action: str | None,
+        data: dict[str, Any],
+        query: dict[str, str],
+        where: str,
+    ) -> tuple[Outcome, Effects | None]:
+        """One run of the hooks and the action; the effects are None when it failed."""
+        working = self.take_snapshot(self.spec.clone(state), group)
+        effects = Effects(flash=dict(exchange.flash))
+        pending = _Pending()
+        token = _pending.set(pending)
+        try:
+            for hook in hooks:
+                method = self.actions.hook(hook)
+                if method is not None:
+                    ctx = self._context(group, exchange, effects, "", query, query)
+                    working = self._result(await call(method, working, ctx), working, hook)
+            if action is not None:
+                method = self.actions.find(action)
+                if method is None:
+                    return Outcome(False, {GENERAL_ERROR: f"unknown action {action[:64]!r}"}, state), None
+                ctx = self._context(group, exchange, effects, action, data, query)
+                working = self._result(await call(method, working, ctx), working, where)
+        except FieldError as exc:
+            return Outcome(False, exc.errors, state), None
+        except TopicForbidden as exc:
+            return Outcome(False, {GENERAL_ERROR: str(exc)}, state, forbidden=[exc.topic]), None
+        except NotAvailable as exc:
+            logger.warning("%s: %s", where, exc)
+            return Outcome(False, {GENERAL_ERROR: str(exc)}, state), None
+        except Exception as exc:
+            logger.exception("%s failed", where)
+            detail = f"{type(exc).__name__}: {exc}" if self.dev_mode else "Something went wrong."
+            return Outcome(False, {GENERAL_ERROR: detail}, state), None
+        finally:
+            pending.open = False
+            _pending.reset(token)
+        return Outcome(True, {}, working, publishes=effects.publishes, deferred=pending.pushes), effects
+
+    def _context(
+        self,
+        group: Group,
+        exchange: Exchange,
+        effects: Effects,
+        action: str,
+        data: Mapping[str, Any],
+        query: Mapping[str, str],
+    ) -> Context:
+        return Context(
+            exchange,
+            effects,
+            group_id=group.id,
+            action=action,
+            data=data,
+            query=query,
+            session=self.sessions(group.id),
+            topic_policy=self.topic_policy,
+        )
+
+    def _result(self, result: Any, working: Any, where: str) -> Any:
+        if isinstance(result, FieldError):
+            raise result
+        return working if result is None else self.spec.check(result, where)

@@ -1,0 +1,196 @@
+"""One live view: a browser tab of a session group, with its own state, its own renderer
+(what its client holds), flash messages and topic subscriptions.
+
+A view is sans-I/O: it turns one decoded message (or a push, or a change of the group's
+persisted fields) into the frames to send, and returns them; it never touches a socket.
+Its transport writes the frames; the hub carries out what the outcome asks (refreshing the
+group's other tabs, publishing). Work on a view is serialized by its lock, so its messages
+are handled strictly in order and pushes slot in between.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
+
+from .context import Exchange
+from .groups import Group
+from .outbox import Outbox
+from .rendering import Pipeline, error_frame
+from .runner import Outcome, Runner
+from .wire import (
+    HOOK_CONNECT,
+    HOOK_DISCONNECT,
+    HOOK_MOUNT,
+    NAVIGATE,
+    PING,
+    PONG,
+    UPLOAD_ACTIONS,
+    Incoming,
+    meta,
+    topic_forbidden,
+)
+
+__all__ = ["LiveView", "Phase", "Reply"]
+
+
+class Phase(enum.Enum):
+    """Where a view is in its life; only an open view runs actions and takes pushes."""
+
+    CONNECTING = "connecting"
+    OPEN = "open"
+    DRAINING = "draining"  # the server is shutting down: no new work
+    CLOSED = "closed"
+
+
+_NEXT = {
+    Phase.CONNECTING: (Phase.OPEN, Phase.CLOSED),
+    Phase.OPEN: (Phase.DRAINING, Phase.CLOSED),
+    Phase.DRAINING: (Phase.CLOSED,),
+    Phase.CLOSED: (),
+}
+
+
+class Reply(NamedTuple):
+    """The frames to send, and what running the action did (None when nothing ran)."""
+
+    frames: list[bytes]
+    outcome: Outcome | None = None
+
+
+class LiveView(Exchange):
+    """A tab of ``group``: runs its hooks and actions through ``runner`` and renders its
+    state through ``pipeline``. ``outbox`` is where the hub puts the frames of pushes."""
+
+    is_http = False
+
+    def __init__(
+        self,
+        runner: Runner,
+        pipeline: Pipeline,
+        group: Group,
+        *,
+        query: Mapping[str, str],
+        secure: bool = False,
+        capabilities: Sequence[str] = (),
+        outbox: Outbox | None = None,
+    ) -> None:
+        super().__init__()
+        self.runner = runner
+        self.pipeline = pipeline
+        self.group = group
+        self.query = dict(query)
+        self.secure = secure
+        self.capabilities = capabilities
+        self.outbox = outbox
+        self.phase = Phase.CONNECTING
+        self.state: Any = None
+        self.renderer = pipeline.template.renderer()
+        self.lock = asyncio.Lock()
+        self.csrf = pipeline.csrf_token(group.id)
+
+    def __repr__(self) -> str:
+        return f"<LiveView {self.group.id[:8]}... {self.phase.value}>"
+
+    @property
+    def is_open(self) -> bool:
+        return self.phase is Phase.OPEN
+
+    def move(self, phase: Phase) -> None:
+        """Go to ``phase``; a transition the life cycle does not allow is a bug."""
+        if phase not in _NEXT[self.phase]:
+            raise RuntimeError(f"a live view cannot go from {self.phase.value!r} to {phase.value!r}")
+        self.phase = phase
+
+    # -- life cycle --------------------------------------------------------------------------
+
+    async def open(self) -> Reply:
+        """Mount the view's state (``mount``, then ``on_connect``): the complete tree."""
+        async with self.lock:
+            state = self.runner.new_state(self.group)
+            outcome = await self.runner.run(self.group, self, state, hooks=(HOOK_MOUNT, HOOK_CONNECT), query=self.query)
+            self.state = outcome.state if outcome.success else state
+            self.move(Phase.OPEN)
+            frames = self._forbidden(outcome)
+            frames += self._render(meta(True, capabilities=self.capabilities), outcome.errors)
+            return Reply(frames, outcome)
+
+    def drain(self) -> None:
+        """Stop taking new work (the server is shutting down)."""
+        if self.phase is Phase.OPEN:
+            self.move(Phase.DRAINING)
+
+    async def close(self) -> Outcome | None:
+        """Run ``on_disconnect`` (if the view was mounted) and close."""
+        async with self.lock:
+            if self.phase is Phase.CLOSED:
+                return None
+            opened = self.phase is not Phase.CONNECTING
+            self.move(Phase.CLOSED)
+            if not opened or self.runner.actions.hook(HOOK_DISCONNECT) is None:
+                return None
+            return await self.runner.run(self.group, self, self.state, hooks=(HOOK_DISCONNECT,), query=self.query)
+
+    # -- messages ----------------------------------------------------------------------------
+
+    async def handle(self, incoming: Incoming) -> Reply:
+        """Answer one message of the client."""
+        action = incoming.action
+        if action == PING:
+            return Reply([PONG])
+        if action in UPLOAD_ACTIONS:
+            return Reply([self._error("uploads are not supported by this server yet", action)])
+        async with self.lock:
+            if self.phase is not Phase.OPEN:
+                return Reply([self._error("the server is shutting down; reload the page in a moment", action)])
+            self.submitter = incoming.submitter
+            data = incoming.data or {}
+            if action == NAVIGATE:
+                query = {str(k): v if isinstance(v, str) else str(v) for k, v in data.items()}
+                outcome = await self.runner.run(self.group, self, self.state, hooks=(HOOK_MOUNT,), query=query)
+                if outcome.success:
+                    self.query = query
+                reply_meta = meta(outcome.success, outcome.errors)
+            else:
+                outcome = await self.runner.run(
+                    self.group, self, self.state, action=action, data=data, query=self.query
+                )
+                reply_meta = meta(outcome.success, outcome.errors, action=action)
+            if outcome.success:
+                self.state = outcome.state
+            return Reply(self._forbidden(outcome) + self._render(reply_meta, outcome.errors), outcome)
+
+    async def push(self, action: str, data: Mapping[str, Any], *, commit: bool = True) -> Reply:
+        """Run a pushed action (a server push, a topic message) on this view's state."""
+        async with self.lock:
+            if self.phase is not Phase.OPEN:
+                return Reply([])
+            outcome = await self.runner.run(
+                self.group, self, self.state, action=action, data=data, query=self.query, commit=commit
+            )
+            if outcome.success:
+                self.state = outcome.state
+            return Reply(self._render(meta(outcome.success, outcome.errors), outcome.errors), outcome)
+
+    async def refresh(self) -> Reply:
+        """Take the group's persisted fields as they are now: what changed."""
+        async with self.lock:
+            if self.phase is not Phase.OPEN:
+                return Reply([])
+            self.state = self.runner.take_snapshot(self.state, self.group)
+            return Reply(self._render(meta(True), {}))
+
+    # -- frames ------------------------------------------------------------------------------
+
+    def _render(self, frame_meta: dict[str, Any], errors: Mapping[str, str]) -> list[bytes]:
+        helpers = self.pipeline.helpers(self.csrf, errors, self.flash)
+        return self.pipeline.update_frames(self.renderer, self.state, helpers, frame_meta)
+
+    def _error(self, detail: str, action: str) -> bytes:
+        return error_frame(detail, action=action[:64])
+
+    @staticmethod
+    def _forbidden(outcome: Outcome) -> list[bytes]:
+        return [topic_forbidden(topic) for topic in outcome.forbidden]

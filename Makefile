@@ -4,12 +4,18 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# A second install built with LIVETEMPLATE_NO_EXTENSIONS=1 (no compiled module at all), tested
+# from a copy of the tests so that the checkout's own package cannot shadow it.
+PURE_VENV ?= .venv-pure
+PURE := $(PURE_VENV)/bin/python
+PURE_DEPS := $(PURE_VENV)/.deps
+PURE_TESTS := .pure-tests
 DEPS := $(VENV)/.deps
 ENGINE := livetemplate/.engine-built
 CLIENT := livetemplate/static/livetemplate-client.browser.js
 
 .DEFAULT_GOAL := test
-.PHONY: run test lint typecheck check bench client build clean
+.PHONY: run test test-pure lint typecheck check bench client build clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +47,21 @@ check: lint typecheck
 
 test: build check
 	$(PY) -m pytest
+	$(MAKE) --no-print-directory test-pure
+
+$(PURE_DEPS): pyproject.toml setup.py
+	$(PYTHON) -m venv $(PURE_VENV)
+	$(PURE) -m pip install --quiet --upgrade pip
+	LIVETEMPLATE_NO_EXTENSIONS=1 $(PURE) -m pip install --quiet '.[dev]'
+	touch $@
+
+# The unit tests on the pure install, with line coverage of the package gated (pyproject.toml).
+test-pure: $(CLIENT) $(PURE_DEPS)
+	LIVETEMPLATE_NO_EXTENSIONS=1 $(PURE) -m pip install --quiet --no-deps --no-build-isolation --force-reinstall .
+	rm -rf $(PURE_TESTS) && mkdir -p $(PURE_TESTS)
+	cp -r tests examples pyproject.toml $(PURE_TESTS)/ && ln -s $(CURDIR)/node_modules $(PURE_TESTS)/node_modules
+	cd $(PURE_TESTS) && LIVETEMPLATE_NO_EXTENSIONS=1 $(CURDIR)/$(PURE) -m pytest tests/unit -q -p no:cacheprovider \
+		--cov=livetemplate --cov-report=term-missing:skip-covered
 
 bench: build
 	$(PY) -m pytest benchmarks --benchmark-columns=min,median,mean,rounds --benchmark-sort=name
@@ -49,4 +70,4 @@ run: build
 	$(PY) -m examples.todos
 
 clean:
-	rm -rf build dist *.egg-info $(ENGINE) livetemplate/*.so livetemplate/static .pytest_cache .mypy_cache .ruff_cache
+	rm -rf build dist *.egg-info $(PURE_TESTS) $(ENGINE) livetemplate/*.so livetemplate/static .pytest_cache .mypy_cache .ruff_cache

@@ -87,11 +87,20 @@ class Groups:
         return group
 
     async def reload(self, group: Group) -> None:
-        """Read the group's snapshot from the store again."""
+        """Read the group's snapshot from the store again. When the store went back (it was
+        flushed, or failed over to a replica that had not seen our writes), keep our fields
+        at the store's version: the next commit writes them back."""
         group.stale = False
         snapshot = await self.store.get(group.key)
-        if snapshot is None or snapshot.version >= group.version:
-            group.snapshot = snapshot
+        if snapshot is None or snapshot.version < group.version:
+            version = snapshot.version if snapshot is not None else 0
+            if group.snapshot is not None:
+                logger.warning(
+                    "session store lost group %s (v%d, ours v%d): keeping ours", group.id, version, group.version
+                )
+                group.snapshot = Snapshot(group.snapshot.data, version)
+            return
+        group.snapshot = snapshot
 
     async def commit(self, group: Group, data: bytes) -> Snapshot:
         """Store ``data`` as the group's persisted fields if the store still holds our

@@ -45,6 +45,7 @@ class Envelope(msgspec.Struct, frozen=True, omit_defaults=True):
     data: dict[str, Any] = {}
     snapshot: bytes | None = None
     version: int = 0
+    commit: bool = True  # push: whether a run there may change the group's persisted fields
 
 
 _encode = msgspec.msgpack.Encoder().encode
@@ -133,8 +134,8 @@ class Hub:
         running: Iterable[LiveView] = (),
     ) -> None:
         """Carry out what a run of ``view`` (None: an HTTP request of ``group_id``) asks:
-        topic subscriptions, refreshing the group's other tabs here (but those ``running``
-        the same action) and elsewhere, publishes and pushes."""
+        topic subscriptions, refreshing the group's other tabs here (but those about to run
+        the same action: ``running``) and elsewhere, publishes and pushes."""
         if view is not None:
             group_id = view.group.id
             await self._sync_topics(view)
@@ -217,31 +218,39 @@ class Hub:
         if defer(lambda: self.trigger(group_id, action, data)):
             return
         views = self.views_of(group_id)
-        if not views and isinstance(self.broadcaster, InProcessBroadcaster):
-            raise NotAvailable(f"session group {group_id} has no open connection here")
+        if not views and not self._may_be_elsewhere(group_id):
+            raise NotAvailable(f"session group {group_id} has no open connection")
         self._deliver(views, action, data)
-        await self._send(GROUP_CHANNEL, group_id, "push", action=action, data=data)
+        # the persisted fields change once: here when a view is here, else where the push lands
+        await self._send(GROUP_CHANNEL, group_id, "push", action=action, data=data, commit=not views)
+
+    def _may_be_elsewhere(self, group_id: str) -> bool:
+        """Whether another instance may have a view of the group: always with a shared
+        broadcaster; in-process, when another app in this process listens for it."""
+        if isinstance(self.broadcaster, InProcessBroadcaster):
+            return self._group_channel(group_id) in self.broadcaster.channels()
+        return True
 
     # -- delivery --------------------------------------------------------------------------------
 
-    def _deliver(self, views: Iterable[LiveView], action: str, data: dict[str, Any]) -> None:
+    def _deliver(self, views: Iterable[LiveView], action: str, data: dict[str, Any], *, commit: bool = True) -> None:
         """Run ``action`` on each view, one task per session group (its runs take turns on
-        the group's lock anyway); the first successful run of a group commits."""
+        the group's lock anyway); the group's persisted fields change once, in the first run
+        that changes them."""
         by_group: dict[str, list[LiveView]] = {}
         for view in views:
             by_group.setdefault(view.group.id, []).append(view)
         for targets in by_group.values():
-            self.spawn(self._deliver_group(targets, action, data))
+            self.spawn(self._deliver_group(targets, action, data, commit))
 
-    async def _deliver_group(self, views: list[LiveView], action: str, data: dict[str, Any]) -> None:
-        commit = True
-        for view in views:
+    async def _deliver_group(self, views: list[LiveView], action: str, data: dict[str, Any], commit: bool) -> None:
+        for index, view in enumerate(views):
             reply = await view.push(action, data, commit=commit)
             if view.outbox is not None:
                 view.outbox.put(reply.frames)
             if reply.outcome is not None and reply.outcome.success:
-                commit = False
-                await self.settle(view, reply.outcome, running=views)
+                commit = commit and reply.outcome.committed is None
+                await self.settle(view, reply.outcome, running=views[index + 1 :])
 
     # -- other instances ------------------------------------------------------------------------------
 
@@ -257,6 +266,7 @@ class Hub:
         action: str = "",
         data: dict[str, Any] | None = None,
         snapshot: Snapshot | None = None,
+        commit: bool = True,
     ) -> None:
         envelope = Envelope(
             kind,
@@ -266,6 +276,7 @@ class Hub:
             data or {},
             snapshot.data if snapshot is not None else None,
             snapshot.version if snapshot is not None else 0,
+            commit,
         )
         name = self._group_channel(target) if channel == GROUP_CHANNEL else channel + target
         try:
@@ -284,7 +295,7 @@ class Hub:
         if envelope.kind == "topic":
             self._deliver(self._by_topic.get(envelope.target, ()), envelope.action, envelope.data)
         elif envelope.kind == "push":
-            self._deliver(self.views_of(envelope.target), envelope.action, envelope.data)
+            self._deliver(self.views_of(envelope.target), envelope.action, envelope.data, commit=envelope.commit)
         elif envelope.kind == "commit" and envelope.snapshot is not None:
             snapshot = Snapshot(envelope.snapshot, envelope.version)
             if self.groups.replace(envelope.target, snapshot) is not None:

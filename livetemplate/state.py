@@ -15,7 +15,7 @@ import msgspec
 
 __all__ = ["Persist", "StateSpec"]
 
-logger = logging.getLogger("livetemplate.state")
+logger = logging.getLogger(__name__)
 
 S = TypeVar("S")
 

@@ -173,8 +173,11 @@ class LiveSocket:
         return await self.receive_json()
 
     async def send(self, action: str, data: Mapping[str, Any] | None = None, **extra: Any) -> Any:
-        """Send an action by name (as :meth:`action`); the frame that answers it."""
-        return await self.action(action, data, **extra)
+        """Send an action by name; the frame that answers it (see :meth:`send_json_and_receive`)."""
+        message: dict[str, Any] = {"action": action, **extra}
+        if data is not None:
+            message["data"] = dict(data)
+        return await self.send_json_and_receive(message)
 
     async def click(self, selector: str) -> Any:
         """Click the element ``selector`` finds in the page shown now, as the official client
@@ -182,17 +185,19 @@ class LiveSocket:
         frame that answers it."""
         return await self.send_json_and_receive(click_message(self.html(), selector))
 
-    async def submit(self, selector: str, values: Mapping[str, Any] | None = None) -> Any:
-        """Fill in ``values`` (field name -> value) and submit the form ``selector`` finds;
-        the frame that answers it."""
-        return await self.send_json_and_receive(submit_message(self.html(), selector, values or {}))
+    async def submit(self, selector: str, values: Mapping[str, Any] | None = None, *, button: str | None = None) -> Any:
+        """Fill in ``values`` (field name -> value) and submit the form ``selector`` finds, with
+        its ``button`` (a selector within the form; by default the first submit button, as
+        pressing Enter does); the frame that answers it."""
+        return await self.send_json_and_receive(submit_message(self.html(), selector, values or {}, button))
 
     async def send_json_and_receive(self, message: Mapping[str, Any]) -> Any:
-        """Send ``message`` and return the next tree frame (applied to the view)."""
+        """Send ``message`` and return the frame that answers it (the next with ``meta``;
+        frames before it, such as range operations sent apart, are applied too)."""
         await self.send_json(message)
         while True:
             frame = await self.receive_json()
-            if isinstance(frame, dict) and "tree" in frame:
+            if isinstance(frame, dict) and "meta" in frame:
                 return frame
 
     def html(self) -> str:

@@ -67,7 +67,7 @@ def click_message(html: str, selector: str) -> dict[str, Any]:
     if button is None or button.has_attr("disabled") or not button.has_attr("name"):
         raise ElementNotFound(f"{selector!r} is neither in an lvt-on:click element nor a named, enabled button")
     form = button.find_parent("form")
-    if form is not None and str(button.get("type", "")).lower() in _BUTTON_TYPES:
+    if form is not None and _is_submit(button):
         return _form_message(form, button, {})
     if str(button.get("type", "")).lower() == "reset":
         raise ElementNotFound(f"{selector!r} is a reset button: the client sends nothing")
@@ -77,13 +77,27 @@ def click_message(html: str, selector: str) -> dict[str, Any]:
     return {"action": str(button["name"]), "data": data}
 
 
-def submit_message(html: str, selector: str, values: Mapping[str, Any]) -> dict[str, Any]:
-    """The message the client sends when the form ``selector`` finds is submitted (without
-    a submit button) after the user filled in ``values`` (field name -> value)."""
+def submit_message(html: str, selector: str, values: Mapping[str, Any], button: str | None = None) -> dict[str, Any]:
+    """The message the client sends when the form ``selector`` finds is submitted after the
+    user filled in ``values`` (field name -> value): by its ``button`` (a selector within the
+    form), else as pressing Enter does, by its default button (its first submit button)."""
     form = _find(html, selector)
     if form.name != "form":
         raise ElementNotFound(f"{selector!r} is a <{form.name}>, not a form")
-    return _form_message(form, None, values)
+    if button is not None:
+        submitter = form.select_one(button)
+        if submitter is None:
+            raise ElementNotFound(f"no element matches {button!r} in the form {selector!r}")
+    else:
+        submitter = next(
+            (b for b in form.find_all(["button", "input"]) if _is_submit(b) and not b.has_attr("disabled")), None
+        )
+    return _form_message(form, submitter, values)
+
+
+def _is_submit(element: Tag) -> bool:
+    kind = str(element.get("type", "")).lower()
+    return kind in _BUTTON_TYPES if element.name == "button" else kind == "submit"
 
 
 def _form_message(form: Tag, submitter: Tag | None, values: Mapping[str, Any]) -> dict[str, Any]:

@@ -377,3 +377,75 @@ async def test_subscribing_over_http_is_a_no_op() -> None:
         posted = await client.post_action("join", {"topic": "news"})
     assert page.status_code == 200
     assert posted.json()["meta"]["success"] is True
+
+
+# -- delivery does not wait for anyone ------------------------------------------------------------------
+
+
+def stop_reading(ws: LiveSocket) -> asyncio.Event:
+    """Make ``ws`` a client that stops reading: the app's writes to it block until the event is set."""
+    reading = asyncio.Event()
+    deliver = ws._send
+
+    async def send(message: Any) -> None:
+        if message["type"] == "websocket.send":
+            await reading.wait()
+        await deliver(message)
+
+    ws._send = send  # type: ignore[method-assign]
+    return reading
+
+
+async def test_a_client_that_stops_reading_delays_nobody() -> None:
+    app = make(open_topics=True)
+    clients = [LiveClient(app, shutdown=False) for _ in range(6)]
+    readers = [await opened(client, "/?topics=news") for client in clients[:5]]
+    stuck = clients[5].websocket("/?topics=news")
+    await stuck.__aenter__()
+    await stuck.receive_json()
+    reading = stop_reading(stuck)
+    events = [str(i) for i in range(20)]
+    for event in events:
+        await app.publish("news", "record", {"event": event})
+    for ws in readers:
+        await until(ws, "events", ",".join(events))
+    assert shown(stuck, "events") == ""  # it has read nothing meanwhile
+    reading.set()
+    await until(stuck, "events", ",".join(events))  # and then everything, in order
+    for client in clients:
+        await client.__aexit__(None, None, None)
+    await app.shutdown()
+
+
+async def test_shutdown_does_not_wait_for_a_client_that_stopped_reading() -> None:
+    app = make(open_topics=True)
+    async with LiveClient(app, shutdown=False) as client:
+        ws = await opened(client, "/?topics=news")
+        stop_reading(ws)
+        await app.publish("news", "record", {"event": "x" * 100_000})
+        await asyncio.wait_for(app.shutdown(), timeout=5)
+        assert ws.close_code == 1001
+
+
+async def test_a_push_commits_in_the_first_run_that_changes_the_group() -> None:
+    """Two tabs of a group with nothing stored yet; only the second tab's run changes the
+    persisted fields: it commits, and the first tab takes the change."""
+
+    class Picky(Controller):
+        def note_it(self, state: State, ctx: Context) -> State:
+            state.note = ctx.get_str("note")
+            return state
+
+        def record_if_noted(self, state: State, ctx: Context) -> State:
+            if state.note:
+                state.events.append("noted")
+            return state
+
+    controller = Picky()
+    async with LiveClient(make(controller)) as client:
+        one, two = await opened(client), await opened(client)
+        await one.action("remember")
+        await two.action("note_it", {"note": "yes"})
+        await controller.sessions[0].trigger_action("record_if_noted")
+        await until(two, "events", "noted")
+        await until(one, "events", "noted")

@@ -450,3 +450,69 @@ async def test_client_asset_source_map_and_unknown_names() -> None:
     assert source_map.headers["content-type"] == "application/json"
     assert old.status_code == 404
     assert post.status_code == 404
+
+
+# -- a client that goes away ------------------------------------------------------------------
+
+
+async def test_a_client_gone_during_the_body_gets_no_answer_and_runs_nothing() -> None:
+    """It used to be answered "413 too large"; nobody is left to answer, and nothing runs."""
+    app = counter()
+    messages = iter(
+        [{"type": "http.request", "body": b'{"action": "incr', "more_body": True}, {"type": "http.disconnect"}]
+    )
+    sent: list[Any] = []
+
+    async def receive() -> Any:
+        return next(messages)
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/",
+        "query_string": b"",
+        "headers": [(b"content-type", b"application/json"), (b"host", b"testserver")],
+    }
+    await app(scope, receive, send)
+    assert sent == []
+    assert len(app.groups) == 0
+    await app.shutdown()
+
+
+async def test_the_csrf_token_is_computed_once_per_connection() -> None:
+    app = counter()
+    calls = []
+    token = app.runtime.pipeline.csrf_token
+
+    def counted(group_id: str) -> str:
+        calls.append(group_id)
+        return token(group_id)
+
+    app.runtime.pipeline.csrf_token = counted  # type: ignore[method-assign]
+    async with LiveClient(app) as client, client.connect("/") as ws:
+        for _ in range(5):
+            await ws.action("increment")
+    assert len(calls) == 1
+
+
+# -- a template that fails --------------------------------------------------------------------
+
+
+BROKEN = "<p>{{ count }}</p>{% if count > 0 %}{{ 1 // 0 }}{% endif %}"
+
+
+@pytest.mark.parametrize("dev_mode", [False, True])
+async def test_a_failing_template_answers_500_and_says_why_in_dev_mode(dev_mode: bool) -> None:
+    async with LiveClient(counter(BROKEN, dev_mode=dev_mode)) as client:
+        await client.get("/")
+        reply = await client.post_action("increment")
+        page = await client.get("/")
+        initial = await client.get_json("/")
+    detail = "ZeroDivisionError" if dev_mode else "The page could not be rendered."
+    assert reply.status_code == 500 and detail in reply.json()["meta"]["errors"]["_general"]
+    assert reply.json()["tree"] == {}
+    assert page.status_code == 500 and page.text.startswith("Internal Server Error: ") and detail in page.text
+    assert initial.status_code == 500 and detail in initial.json()["meta"]["errors"]["_general"]

@@ -12,6 +12,7 @@ import pytest
 
 import livetemplate
 from livetemplate import Context, Persist
+from livetemplate.session import LiveView
 from livetemplate.testing import LiveClient
 
 pytestmark = pytest.mark.anyio
@@ -405,3 +406,64 @@ async def test_list_operations_go_first_when_the_update_also_inserts_elements() 
         # only text changes beside the operations: one frame
         reply = await ws.action("add", {"item": "c", "note": "Added c"})
         assert reply["tree"] == {"0": {"0": "Added c"}, "1": [["a", [{"0": "c", "1": "c", "_k": "c"}]]], "2": "3"}
+
+
+# -- paths, lifespan and bugs ---------------------------------------------------------------------------
+
+
+async def test_a_websocket_to_another_path_is_refused() -> None:
+    async with LiveClient(make()) as client, client.websocket("/elsewhere") as ws:
+        assert not ws.accepted and ws.close_code == 1008
+
+
+async def test_a_first_message_other_than_connect_ends_the_connection() -> None:
+    app = make()
+    messages = iter([{"type": "websocket.disconnect", "code": 1000}])
+    sent: list[Any] = []
+
+    async def receive() -> Any:
+        return next(messages)
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    await app({"type": "websocket", "path": "/", "headers": []}, receive, send)
+    assert sent == []
+    await app.shutdown()
+
+
+async def test_lifespan_shutdown_closes_the_app() -> None:
+    app = make()
+    messages = iter([{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}])
+    sent: list[Any] = []
+
+    async def receive() -> Any:
+        return next(messages)
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    await app({"type": "lifespan"}, receive, send)
+    assert sent == [{"type": "lifespan.startup.complete"}, {"type": "lifespan.shutdown.complete"}]
+    assert app.runtime.closing
+    async with LiveClient(app, shutdown=False) as client, client.websocket("/") as ws:
+        assert not ws.accepted  # a closing app takes no new connections
+
+
+async def test_a_bug_while_handling_a_message_keeps_the_connection(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fault no input can produce (a bug in the runtime itself), so it is injected."""
+    real = LiveView.handle
+
+    async def broken(self: LiveView, incoming: Any) -> Any:
+        if incoming.action == "explode":
+            raise RuntimeError("a bug")
+        return await real(self, incoming)
+
+    monkeypatch.setattr(LiveView, "handle", broken)
+    async with LiveClient(make()) as client, client.connect("/") as ws:
+        reply = await ws.action("explode")
+        assert reply == {
+            "tree": {},
+            "meta": {"success": False, "errors": {"_general": "the server failed to handle the message"}},
+        }
+        assert (await ws.action("increment"))["meta"]["success"] is True

@@ -1,0 +1,142 @@
+"""Several instances of one app sharing a store and a broadcaster (here in one process): a
+commit, a publish and a push made on one reach the tabs on the others."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Any
+
+import msgspec
+import pytest
+
+import livetemplate
+from livetemplate import Context, InProcessBroadcaster, MemorySessionStore, Persist
+from livetemplate.hub import Envelope
+from livetemplate.testing import LiveClient, LiveSocket
+
+pytestmark = pytest.mark.anyio
+
+TEMPLATE = "<p>{{ items|join(',') }}</p><i>{{ note }}</i>"
+
+
+class State(msgspec.Struct):
+    items: Annotated[list[str], Persist] = []
+    note: str = ""
+
+
+class Controller:
+    def mount(self, state: State, ctx: Context) -> None:
+        if ctx.get_str("topic"):
+            ctx.subscribe(ctx.get_str("topic"))
+
+    def add(self, state: State, ctx: Context) -> State:
+        state.items.append(ctx.get_str("item"))
+        return state
+
+    def note(self, state: State, ctx: Context) -> State:
+        state.note = ctx.get_str("text")
+        return state
+
+
+class Cluster:
+    """``n`` instances of the app over one store and one broadcaster."""
+
+    def __init__(self, n: int = 2) -> None:
+        self.store = MemorySessionStore()
+        self.broadcaster = InProcessBroadcaster()
+        self.apps = [
+            livetemplate.mount(
+                Controller(),
+                State(),
+                template=TEMPLATE,
+                name="shared",
+                session_store=self.store,
+                broadcaster=self.broadcaster,
+                open_topics=True,
+                secret_key="same on every instance",
+            )
+            for _ in range(n)
+        ]
+
+    async def close(self) -> None:
+        for app in self.apps:
+            app.runtime.closing = False  # each shuts down its own parts; the shared ones close once
+        for app in self.apps:
+            await app.hub.close()
+            await app.groups.close()
+        await self.store.close()
+        await self.broadcaster.close()
+
+
+@pytest.fixture
+async def cluster() -> Any:
+    cluster = Cluster()
+    yield cluster
+    await cluster.close()
+
+
+async def until(ws: LiveSocket, text: str) -> None:
+    while text not in ws.html():
+        await ws.receive_json()
+
+
+async def tab(client: LiveClient, url: str = "/") -> LiveSocket:
+    ws = client.websocket(url)
+    await ws.__aenter__()
+    await ws.receive_json()
+    return ws
+
+
+async def test_a_commit_on_one_instance_reaches_the_tabs_on_the_other(cluster: Cluster) -> None:
+    one, two = cluster.apps
+    async with LiveClient(one, shutdown=False) as a, LiveClient(two, shutdown=False) as b:
+        await a.get("/")
+        b.http.cookies.update(a.http.cookies)  # the same browser, balanced onto the other instance
+        here, there = await tab(a), await tab(b)
+        await here.action("add", {"item": "milk"})
+        await until(there, "<p>milk</p>")
+        await there.action("add", {"item": "eggs"})  # there holds the new version: no conflict
+        await until(here, "<p>milk,eggs</p>")
+        snapshot = await cluster.store.get(one.groups.key(a.http.cookies["livetemplate-id"]))
+        assert snapshot is not None and snapshot.version == 2
+
+
+async def test_a_publish_reaches_subscribers_on_every_instance(cluster: Cluster) -> None:
+    one, two = cluster.apps
+    async with LiveClient(one, shutdown=False) as a, LiveClient(two, shutdown=False) as b:
+        here, there = await tab(a, "/?topic=news"), await tab(b, "/?topic=news")
+        await one.publish("news", "note", {"text": "extra"})
+        await until(here, "<i>extra</i>")
+        await until(there, "<i>extra</i>")
+
+
+async def test_a_push_changes_the_groups_fields_once_across_instances(cluster: Cluster) -> None:
+    one, two = cluster.apps
+    async with LiveClient(one, shutdown=False) as a, LiveClient(two, shutdown=False) as b:
+        await a.get("/")
+        b.http.cookies.update(a.http.cookies)
+        group_id = a.http.cookies["livetemplate-id"]
+        here, there = await tab(a), await tab(b)
+        await one.session(group_id).trigger_action("add", {"item": "once"})
+        await until(here, "<p>once</p>")
+        await until(there, "<p>once</p>")
+        snapshot = await cluster.store.get(one.groups.key(group_id))
+        assert snapshot is not None and snapshot.version == 1
+        await here.close()  # now only the other instance has a tab of the group
+        await one.session(group_id).trigger_action("add", {"item": "remote"})
+        await until(there, "<p>once,remote</p>")
+
+
+async def test_bad_and_own_messages_are_dropped(cluster: Cluster, caplog: pytest.LogCaptureFixture) -> None:
+    one, two = cluster.apps
+    async with LiveClient(two, shutdown=False) as b:
+        there = await tab(b, "/?topic=news")
+        channel = "topic:news"
+        with caplog.at_level(logging.WARNING, "livetemplate.hub"):
+            await cluster.broadcaster.publish(channel, b"\x00 not an envelope")
+            unknown = Envelope("gossip", "news", one.instance_id)
+            await cluster.broadcaster.publish(channel, msgspec.msgpack.encode(unknown))
+            own = Envelope("topic", "news", two.instance_id, "note", {"text": "echo"})
+            await cluster.broadcaster.publish(channel, msgspec.msgpack.encode(own))
+        assert "undecodable" in caplog.text and "unknown kind 'gossip'" in caplog.text
+        await there.expect_nothing()

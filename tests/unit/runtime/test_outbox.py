@@ -1,0 +1,80 @@
+"""The outbox: frames written in order, putting never waits for the socket, a failed write
+breaks it, idle outboxes hold no task."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from livetemplate.outbox import Outbox
+
+pytestmark = pytest.mark.anyio
+
+
+class Socket:
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+        self.gate = asyncio.Event()
+        self.gate.set()
+        self.fail = False
+
+    async def write(self, frame: bytes) -> None:
+        await self.gate.wait()
+        if self.fail:
+            raise OSError("gone")
+        self.written.append(frame)
+
+
+async def test_frames_go_out_in_order_from_put_and_send() -> None:
+    socket = Socket()
+    outbox = Outbox(socket.write)
+    await outbox.send([b"1", b"2"])
+    assert socket.written == [b"1", b"2"]  # written in this task: no task was needed
+    assert outbox._task is None
+    outbox.put([b"3"])
+    outbox.put([b"4"])
+    await outbox.send([b"5"])  # a background writer is busy: queued behind it
+    assert await outbox.flush(timeout=1)
+    assert socket.written == [b"1", b"2", b"3", b"4", b"5"]
+    assert outbox._task is None and len(outbox) == 0 and outbox.pending_bytes == 0
+
+
+async def test_putting_never_waits_for_a_slow_socket() -> None:
+    socket = Socket()
+    socket.gate.clear()  # the client stopped reading
+    outbox = Outbox(socket.write)
+    for _ in range(100):
+        outbox.put([b"x" * 10])
+    assert len(outbox) >= 99 and outbox.pending_bytes >= 990
+    assert not await outbox.flush(timeout=0.01)
+    socket.gate.set()
+    assert await outbox.flush(timeout=1)
+    assert len(socket.written) == 100
+
+
+async def test_a_failed_write_breaks_the_outbox_and_drops_what_waits() -> None:
+    socket = Socket()
+    socket.fail = True
+    outbox = Outbox(socket.write)
+    outbox.put([b"a", b"b", b"c"])
+    assert await outbox.flush(timeout=1)
+    assert outbox.broken and len(outbox) == 0 and outbox.pending_bytes == 0
+    outbox.put([b"d"])
+    await outbox.send([b"e"])
+    assert socket.written == [] and len(outbox) == 0
+
+
+async def test_close_stops_a_stuck_writer() -> None:
+    socket = Socket()
+    socket.gate.clear()
+    outbox = Outbox(socket.write)
+    outbox.put([b"a", b"b"])
+    await asyncio.sleep(0)
+    task = outbox._task
+    assert task is not None
+    outbox.close()
+    await asyncio.sleep(0)
+    assert task.cancelled() or task.done()
+    assert outbox.broken and len(outbox) == 0
+    assert await outbox.flush(timeout=1)

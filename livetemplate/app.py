@@ -8,9 +8,11 @@ its frames come back up as return values; the hub carries out what the outcome a
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-import os
 import secrets
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,9 +24,11 @@ from .broadcast import Broadcaster
 from .controller import Actions
 from .groups import Groups
 from .hub import Hub, Session
+from .ops.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from .ops.metrics import Metrics
 from .options import Options
 from .rendering import Pipeline
-from .request import Request
+from .request import Request, SessionIds
 from .runner import Runner
 from .runtime import Runtime
 from .sessions import SessionStore
@@ -33,7 +37,7 @@ from .template import Template
 from .transports.assets import check_client_asset, serve_asset
 from .transports.http import serve_page
 from .transports.response import Responder
-from .transports.websocket import POLICY_VIOLATION, WebSocketConnection
+from .transports.websocket import POLICY_VIOLATION, SERVICE_RESTART, WebSocketConnection
 from .types import Receive, Scope, Send
 from .wire import ASSET_PREFIX, WEBSOCKET_HEADER
 
@@ -98,14 +102,17 @@ class LiveApp:
         spec: StateSpec[Any] = StateSpec(state)
         actions = Actions(controller)
         secret = options.secret_key or secrets.token_bytes(32)
+        self.metrics = Metrics()
         self.groups = Groups(
             self.store, self.namespace, persisted=bool(spec.persisted), idle_timeout=options.group_idle_timeout
         )
+        self.metrics.watch(self.metrics.groups_active, lambda: len(self.groups))
         self.hub = Hub(
             self.groups,
             self.broadcaster,
             namespace=self.namespace,
             instance_id=self.instance_id,
+            metrics=self.metrics,
             open_topics=options.open_topics,
             topic_acl=options.topic_acl,
         )
@@ -115,23 +122,31 @@ class LiveApp:
             self.groups,
             sessions=self.hub.session,
             topic_policy=self.hub.authorize,
+            metrics=self.metrics,
             dev_mode=options.dev_mode,
-        )
-        pipeline = Pipeline(
-            template, secret=secret.encode() if isinstance(secret, str) else secret, dev_mode=options.dev_mode
+            sync_in_thread=options.sync_actions == "thread",
+            slow_action=options.slow_action_threshold,
         )
         self.runtime = Runtime(
             options,
+            SessionIds(secret.encode() if isinstance(secret, str) else secret),
             self.groups,
             runner,
-            pipeline,
+            Pipeline(template, metrics=self.metrics, dev_mode=options.dev_mode),
             self.hub,
+            self.metrics,
             capabilities=("change",) if actions.find("change") is not None else (),
         )
         self.routes: list[Route] = [
             Route("/", self._page),
             Route(ASSET_PREFIX, self._asset, prefix=True),
         ]
+        if options.metrics_enabled:
+            self.routes.append(Route(options.metrics_path, self._metrics))
+        if isinstance(self.store, MemorySessionStore):
+            prefix = self.namespace + ":"
+            self.store.keepers.append(lambda key: key.startswith(prefix) and self.hub.serves(key[len(prefix) :]))
+            self.store.on_evict = self.metrics.session_store_evictions.inc
 
     # -- ASGI ----------------------------------------------------------------------------------
 
@@ -165,6 +180,13 @@ class LiveApp:
     async def _asset(self, request: Request, method: str, receive: Receive, respond: Responder) -> None:
         await serve_asset(request.relative_path[len(ASSET_PREFIX) :], method, respond)
 
+    async def _metrics(self, request: Request, method: str, receive: Receive, respond: Responder) -> None:
+        if method not in ("GET", "HEAD"):
+            await respond(405, b"Method Not Allowed", "text/plain", allow="GET, HEAD")
+            return
+        body = self.metrics.exposition()
+        await respond(200, body if method == "GET" else b"", METRICS_CONTENT_TYPE, cache_control="no-store")
+
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
             message = await receive()
@@ -189,13 +211,21 @@ class LiveApp:
     # -- shutdown --------------------------------------------------------------------------------
 
     async def shutdown(self) -> None:
-        """Close every connection (1001), stop background work, close the store and the
-        broadcaster. Idempotent."""
+        """Shut down gracefully, within ``shutdown_timeout``: refuse new connections (and
+        report not ready) at once, let the actions in flight finish and their replies go
+        out, close every connection with 1012 (service restart), stop background work and
+        close the store and the broadcaster. Clients that stopped reading are not waited
+        for past the timeout. Idempotent."""
         if self.runtime.closing:
             return
         self.runtime.closing = True
-        for connection in list(self.runtime.connections):
-            await connection.close(1001, "Server shutting down")
+        deadline = time.monotonic() + self.options.shutdown_timeout
+        connections = list(self.runtime.connections)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.gather(*(c.drain() for c in connections)), _left(deadline) / 2)
+        await asyncio.gather(
+            *(c.close(SERVICE_RESTART, "Server restarting", flush=_left(deadline)) for c in connections)
+        )
         await self.hub.close()
         await self.groups.close()
         await self.store.close()
@@ -205,13 +235,15 @@ class LiveApp:
         return f"<LiveApp {self.namespace}>"
 
 
+def _left(deadline: float) -> float:
+    return max(0.0, deadline - time.monotonic())
+
+
 def _backend(options: Options) -> tuple[SessionStore, Broadcaster]:
-    """The session store and broadcaster the options name: ``backend=`` (or the
-    ``LIVETEMPLATE_BACKEND`` environment variable), else the ones given, else the memory
-    defaults."""
-    url = options.backend or os.environ.get("LIVETEMPLATE_BACKEND")
-    if url and options.session_store is None and options.broadcaster is None:
-        return from_url(url)
+    """The session store and broadcaster the options name: ``backend=`` (a URL), else the
+    ones given, else the memory defaults."""
+    if options.backend is not None:
+        return from_url(options.backend)
     store = options.session_store if options.session_store is not None else MemorySessionStore()
     broadcaster = options.broadcaster if options.broadcaster is not None else InProcessBroadcaster()
     return store, broadcaster

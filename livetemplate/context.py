@@ -145,10 +145,18 @@ class Context:
         return self.data.get(name, default)
 
     def get_str(self, name: str, default: str = "") -> str:
+        """The value as text (a number or boolean the client converted, spelled back as
+        JSON spells it); an object or a list is a field error."""
         value = self.data.get(name)
         if value is None:
             return default
-        return value if isinstance(value, str) else str(value)
+        if isinstance(value, str):
+            return value
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, int | float):
+            return msgspec.json.encode(value).decode()
+        raise FieldError(name, "must be text")
 
     def get_int(self, name: str, default: int = 0) -> int:
         """The value as an int; a value that is not one is a field error."""

@@ -1,16 +1,28 @@
-"""Controllers: the object whose methods are the app's actions and lifecycle hooks."""
+"""Controllers: the object whose methods are the app's actions and lifecycle hooks.
+
+The actions are found once, when the app is mounted, on the controller's class: every plain
+function defined there (or on a base class other than ``object``) whose name does not start
+with ``_``, that is not a lifecycle hook, and that takes exactly ``(self, state, ctx)``.
+Class methods, static methods, properties and other attributes are never actions, and
+nothing is evaluated to find them. A client names an action in snake_case, kebab-case,
+camelCase or PascalCase (``save-draft``, ``saveDraft``, ``SaveDraft`` all run ``save_draft``).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import re
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Generator
 from typing import Any
 
-__all__ = ["HOOKS", "Actions", "action_name", "call"]
+from .wire import HOOKS
 
-#: Lifecycle methods, never reachable as actions.
-HOOKS = frozenset({"mount", "on_connect", "on_disconnect"})
+__all__ = ["MAX_ACTION_NAME", "Actions", "Call", "action_name"]
+
+#: Longer names are refused before any lookup (no method has such a name).
+MAX_ACTION_NAME = 128
 
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 _VALID = re.compile(r"[a-z][a-z0-9_]*\Z")
@@ -19,41 +31,94 @@ _VALID = re.compile(r"[a-z][a-z0-9_]*\Z")
 def action_name(name: str) -> str | None:
     """The method name an action maps to (``save-draft``, ``saveDraft``, ``SaveDraft``
     and ``save_draft`` all map to ``save_draft``), or None if it cannot name a method."""
+    if len(name) > MAX_ACTION_NAME:
+        return None
     snake = _CAMEL.sub("_", name.strip()).replace("-", "_").lower()
     return snake if _VALID.match(snake) else None
 
 
+def _takes_state_and_ctx(function: Callable[..., Any]) -> bool:
+    try:
+        parameters = list(inspect.signature(function).parameters.values())
+    except (TypeError, ValueError):
+        return False
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return len(parameters) == 3 and all(p.kind in positional for p in parameters)
+
+
 class Actions:
-    """Finds a controller's action methods by name."""
+    """A controller's actions and hooks, found once."""
 
     def __init__(self, controller: Any) -> None:
         self.controller = controller
-        self._cache: dict[str, Callable[..., Any] | None] = {}
+        self._actions: dict[str, Callable[..., Any]] = {}
+        self._hooks: dict[str, Callable[..., Any]] = {}
+        for cls in reversed(type(controller).__mro__[:-1]):  # base classes first, object left out
+            for name, member in vars(cls).items():
+                if not inspect.isfunction(member) or name.startswith("_"):
+                    continue
+                bound = getattr(controller, name)
+                if name in HOOKS:
+                    self._hooks[name] = bound
+                elif _takes_state_and_ctx(member):
+                    self._actions[name] = bound
+                else:
+                    self._actions.pop(name, None)  # a subclass redefined it as something else
+
+    @property
+    def names(self) -> list[str]:
+        """The method names of the actions."""
+        return sorted(self._actions)
 
     def find(self, name: str) -> Callable[..., Any] | None:
         """The bound method for action ``name``, or None."""
-        try:
-            return self._cache[name]
-        except KeyError:
-            pass
-        method = None
+        method = self._actions.get(name)
+        if method is not None:
+            return method
         attr = action_name(name)
-        if attr is not None and attr not in HOOKS:
-            candidate = getattr(self.controller, attr, None)
-            if callable(candidate) and inspect.ismethod(candidate) and not isinstance(candidate, type):
-                method = candidate
-        if len(self._cache) < 4096:
-            self._cache[name] = method
-        return method
+        return self._actions.get(attr) if attr is not None else None
 
     def hook(self, name: str) -> Callable[..., Any] | None:
-        method = getattr(self.controller, name, None)
-        return method if callable(method) else None
+        return self._hooks.get(name)
 
 
-async def call(function: Callable[..., Any], *args: Any) -> Any:
-    """Call a sync or async function."""
-    result = function(*args)
-    if inspect.isawaitable(result):
-        result = await result
-    return result
+class Call:
+    """One call of an action or hook, sync or async: a sync one runs in a worker thread when
+    ``in_thread`` (a slow one then holds up no other session), with this context's variables.
+    ``held`` is the longest stretch it kept the event loop busy, in seconds."""
+
+    __slots__ = ("args", "function", "held", "in_thread")
+
+    def __init__(self, function: Callable[..., Any], *args: Any, in_thread: bool = False) -> None:
+        self.function = function
+        self.args = args
+        self.in_thread = in_thread
+        self.held = 0.0
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        if self.in_thread and not inspect.iscoroutinefunction(self.function):
+            result = yield from asyncio.to_thread(self.function, *self.args).__await__()
+        else:
+            started = time.perf_counter()
+            result = self.function(*self.args)
+            self.held = time.perf_counter() - started
+        if not inspect.isawaitable(result):
+            return result
+        return (yield from self._steps(result.__await__()))
+
+    def _steps(self, steps: Generator[Any, Any, Any]) -> Generator[Any, Any, Any]:
+        """Drive a coroutine as ``await`` does, timing each stretch it runs."""
+        value: Any = None
+        error: BaseException | None = None
+        while True:
+            started = time.perf_counter()
+            try:
+                yielded = steps.throw(error) if error is not None else steps.send(value)
+            except StopIteration as done:
+                return done.value
+            finally:
+                self.held = max(self.held, time.perf_counter() - started)
+            try:
+                value, error = (yield yielded), None
+            except BaseException as exc:  # thrown into the awaiting task (a cancellation): pass it on
+                value, error = None, exc

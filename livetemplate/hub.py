@@ -22,6 +22,7 @@ from .broadcast import Broadcaster
 from .context import Context, check_topic
 from .errors import NotAvailable, TopicForbidden
 from .groups import Groups
+from .ops.metrics import Metrics
 from .runner import Outcome, defer
 from .session import LiveView
 from .sessions import Snapshot
@@ -79,6 +80,7 @@ class Hub:
         *,
         namespace: str,
         instance_id: str,
+        metrics: Metrics,
         open_topics: bool = False,
         topic_acl: TopicAcl | None = None,
     ) -> None:
@@ -86,6 +88,7 @@ class Hub:
         self.broadcaster = broadcaster
         self.namespace = namespace
         self.instance_id = instance_id
+        self.metrics = metrics
         self.open_topics = open_topics
         self.topic_acl = topic_acl
         self.views: set[LiveView] = set()
@@ -178,7 +181,23 @@ class Hub:
                 self.spawn(self._refresh_view(view))
 
     async def _refresh_view(self, view: LiveView) -> None:
-        reply = await view.refresh()
+        reply = await view.refresh(render=self._keeping_up(view))
+        if view.outbox is not None:
+            view.outbox.put(reply.frames)
+
+    def _keeping_up(self, view: LiveView) -> bool:
+        """Whether the view's client reads fast enough to be sent every render; if not, its
+        renders are coalesced into one update sent once its outbox has drained."""
+        outbox = view.outbox
+        if outbox is None or not outbox.backed_up:
+            return True
+        self.metrics.websocket_buffer_full.inc()
+        if outbox.on_drained is None:
+            outbox.on_drained = lambda: self.spawn(self._catch_up(view))
+        return False
+
+    async def _catch_up(self, view: LiveView) -> None:
+        reply = await view.catch_up()
         if view.outbox is not None:
             view.outbox.put(reply.frames)
 
@@ -245,7 +264,8 @@ class Hub:
 
     async def _deliver_group(self, views: list[LiveView], action: str, data: dict[str, Any], commit: bool) -> None:
         for index, view in enumerate(views):
-            reply = await view.push(action, data, commit=commit)
+            self.metrics.publishes_sent.inc()
+            reply = await view.push(action, data, commit=commit, render=self._keeping_up(view))
             if view.outbox is not None:
                 view.outbox.put(reply.frames)
             if reply.outcome is not None and reply.outcome.success:

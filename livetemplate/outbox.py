@@ -5,6 +5,10 @@ and pushes fanned out by the hub. Putting frames never waits for the socket, so 
 reads slowly delays nobody else; the outbox writes them from a task of its own, which exists
 only while frames wait (an idle connection costs no task). A write that fails marks the
 outbox broken and drops what waits.
+
+Past its byte ``budget`` an outbox is *backed up*: the hub then stops rendering pushes for
+that connection and sends one update once it has drained (``on_drained``). A connection that
+stays backed up for ``stuck_after`` seconds is given up (``on_stuck``).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 
@@ -25,19 +30,44 @@ Write = Callable[[bytes], Awaitable[None]]
 class Outbox:
     """Frames for one connection, written by ``write`` in the order they were put."""
 
-    __slots__ = ("_busy", "_frames", "_idle", "_task", "broken", "pending_bytes", "write")
+    __slots__ = (
+        "_backed_up_since",
+        "_busy",
+        "_frames",
+        "_idle",
+        "_task",
+        "broken",
+        "budget",
+        "on_drained",
+        "on_stuck",
+        "pending_bytes",
+        "stuck_after",
+        "write",
+    )
 
-    def __init__(self, write: Write) -> None:
+    def __init__(self, write: Write, *, budget: int = 1 << 62, stuck_after: float = float("inf")) -> None:
         self.write = write
+        self.budget = budget
+        self.stuck_after = stuck_after
         self.broken = False
         self.pending_bytes = 0
+        #: Called once when a backed-up outbox has drained (set, then cleared, by the hub).
+        self.on_drained: Callable[[], None] | None = None
+        #: Called when the outbox has stayed backed up for ``stuck_after`` seconds.
+        self.on_stuck: Callable[[], None] | None = None
         self._frames: deque[bytes] = deque()
         self._busy = False  # a task is writing
         self._task: asyncio.Task[None] | None = None  # the background writer, while it runs
         self._idle: asyncio.Event | None = None
+        self._backed_up_since: float | None = None
 
     def __len__(self) -> int:
         return len(self._frames)
+
+    @property
+    def backed_up(self) -> bool:
+        """Whether more than ``budget`` bytes wait: the client is not keeping up."""
+        return self.pending_bytes > self.budget
 
     def put(self, frames: Iterable[bytes]) -> None:
         """Queue ``frames``; they are written in the background."""
@@ -68,6 +98,7 @@ class Outbox:
         self.broken = True
         self._frames.clear()
         self.pending_bytes = 0
+        self.on_drained = None
         if self._task is not None and self._task is not asyncio.current_task():
             self._task.cancel()
 
@@ -77,6 +108,13 @@ class Outbox:
         for frame in frames:
             self._frames.append(frame)
             self.pending_bytes += len(frame)
+        if self.backed_up:
+            now = time.monotonic()
+            if self._backed_up_since is None:
+                self._backed_up_since = now
+            elif now - self._backed_up_since > self.stuck_after and self.on_stuck is not None:
+                on_stuck, self.on_stuck = self.on_stuck, None
+                on_stuck()
         return bool(self._frames)
 
     async def _drain(self) -> None:
@@ -85,6 +123,8 @@ class Outbox:
             while frames and not self.broken:
                 frame = frames.popleft()
                 self.pending_bytes -= len(frame)
+                if self._backed_up_since is not None and not self.backed_up:
+                    self._backed_up_since = None
                 try:
                     await self.write(frame)
                 except Exception:  # the client went away mid-write
@@ -95,3 +135,6 @@ class Outbox:
             if self._idle is not None:
                 self._idle.set()
                 self._idle = None
+            if self.on_drained is not None and not self.broken:
+                on_drained, self.on_drained = self.on_drained, None
+                on_drained()

@@ -7,14 +7,14 @@ error is logged once, answered with one message, and resets the client's view.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
+import time
 from collections.abc import Mapping
 from typing import Any
 
 from .errors import TemplateError
 from .helpers import Helpers
+from .ops.metrics import Metrics
 from .page import LiveRegion, live_region
 from .template import Renderer, Template, encode_frame
 from .wire import STATICS, error_meta
@@ -35,15 +35,11 @@ class RenderFailed(Exception):
 class Pipeline:
     """Renders states of one app's template for its clients."""
 
-    def __init__(self, template: Template, *, secret: bytes, dev_mode: bool = False) -> None:
+    def __init__(self, template: Template, *, metrics: Metrics, dev_mode: bool = False) -> None:
         self.template = template
+        self.metrics = metrics
         self.region: LiveRegion | None = live_region(template)
         self.dev_mode = dev_mode
-        self._secret = secret
-
-    def csrf_token(self, group_id: str) -> str:
-        """The token no-JavaScript forms of a session group must carry."""
-        return hmac.new(self._secret, group_id.encode(), hashlib.sha256).hexdigest()[:32]
 
     def helpers(self, csrf: str, errors: Mapping[str, str], flash: Mapping[str, str]) -> Helpers:
         return Helpers(errors, flash, csrf, self.dev_mode)
@@ -52,17 +48,24 @@ class Pipeline:
         """The frames that bring ``renderer``'s client to ``state``: usually one, two when
         range operations must go first. A template error resets the client's view (its next
         frame is a complete tree) and is answered with an error frame."""
+        metrics = self.metrics
+        started = time.perf_counter()
         try:
             tree = renderer.render(state, {"lvt": helpers})
         except TemplateError as exc:
             renderer.reset()
             return [error_frame(self._failure(exc))]
+        metrics.template_duration.observe(time.perf_counter() - started)
+        complete = STATICS in tree
         region = self.region
         if region is not None:
-            tree = region.tree(tree) if STATICS in tree else region.update(tree)
+            tree = region.tree(tree) if complete else region.update(tree)
+        (metrics.full_tree_sends if complete else metrics.dynamics_only_sends).inc()
         ops, tree = split_range_ops(tree)
         frames = [encode_frame(ops, None)] if ops else []
         frames.append(encode_frame(tree, meta))
+        for frame in frames:
+            metrics.update_payload.observe(len(frame))
         return frames
 
     def tree_frame(self, state: Any, helpers: Helpers, meta: dict[str, Any]) -> bytes:
@@ -85,6 +88,7 @@ class Pipeline:
 
     def _failure(self, exc: TemplateError) -> str:
         logger.error("rendering failed: %s", exc)
+        self.metrics.errors.labels("render").inc()
         return str(exc) if self.dev_mode else "The page could not be rendered."
 
 

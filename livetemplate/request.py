@@ -1,8 +1,16 @@
 """What both transports read of a request: headers, cookies, the query, the scheme behind a
-proxy, the origin check, and the cookie naming the browser's session group."""
+proxy, the origin check, and the cookie naming the browser's session group.
+
+Session-group ids are issued by the server only: the cookie carries the id and its HMAC
+under the app's secret, and a value the server did not sign is replaced by a new id (so
+nobody can plant an id in a victim's browser and share its session). The CSRF token of
+no-JavaScript forms is bound to the id the same way."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import re
 import secrets
 from collections.abc import Mapping, Sequence
@@ -11,9 +19,9 @@ from urllib.parse import parse_qsl
 from .types import Scope
 from .wire import SESSION_COOKIE
 
-__all__ = ["Request", "cookie_header", "group_cookie", "origin_allowed"]
+__all__ = ["Request", "SessionIds", "cookie_header", "origin_allowed"]
 
-_GROUP_ID = re.compile(r"[A-Za-z0-9_-]{43}\Z")
+_COOKIE_VALUE = re.compile(r"([A-Za-z0-9_-]{43})\.([A-Za-z0-9_-]{22})\Z")
 _FORWARDED_PROTO = re.compile(r"proto=([A-Za-z]+)")
 
 
@@ -96,13 +104,43 @@ def origin_allowed(request: Request, allowed_origins: Sequence[str], *, dev_mode
     return origin.lower() == request.origin()
 
 
-def group_cookie(request: Request, max_age: int) -> tuple[str, str | None]:
-    """The session group of the request, and the ``Set-Cookie`` value when it is new."""
-    group_id = request.cookies.get(SESSION_COOKIE, "")
-    if _GROUP_ID.match(group_id):
-        return group_id, None
-    group_id = secrets.token_urlsafe(32)
-    return group_id, cookie_header(SESSION_COOKIE, group_id, max_age, request.secure)
+class SessionIds:
+    """Issues session-group ids signed with ``secret``, recognizes them, and derives the
+    CSRF token bound to each."""
+
+    __slots__ = ("_secret",)
+
+    def __init__(self, secret: bytes) -> None:
+        self._secret = secret
+
+    def _mac(self, purpose: bytes, group_id: str, size: int) -> str:
+        digest = hmac.new(self._secret, purpose + group_id.encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest[:size]).decode().rstrip("=")
+
+    def issue(self) -> tuple[str, str]:
+        """A new group id and its cookie value."""
+        group_id = secrets.token_urlsafe(32)
+        return group_id, f"{group_id}.{self._mac(b'group:', group_id, 16)}"
+
+    def verify(self, value: str) -> str | None:
+        """The group id in a cookie value this server signed, else None."""
+        match = _COOKIE_VALUE.match(value)
+        if match is None:
+            return None
+        group_id, signature = match.groups()
+        return group_id if hmac.compare_digest(signature, self._mac(b"group:", group_id, 16)) else None
+
+    def of(self, request: Request, max_age: int) -> tuple[str, str | None]:
+        """The session group of the request, and the ``Set-Cookie`` value when it is new."""
+        group_id = self.verify(request.cookies.get(SESSION_COOKIE, ""))
+        if group_id is not None:
+            return group_id, None
+        group_id, value = self.issue()
+        return group_id, cookie_header(SESSION_COOKIE, value, max_age, request.secure)
+
+    def csrf_token(self, group_id: str) -> str:
+        """The token no-JavaScript forms of a session group must carry."""
+        return self._mac(b"csrf:", group_id, 24)
 
 
 def cookie_header(name: str, value: str, max_age: int, secure: bool) -> str:

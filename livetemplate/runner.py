@@ -10,16 +10,19 @@ hub carries those out once the group is unlocked.
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import logging
+import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from .context import Context, Effects, Exchange, Publish, SessionHandle, TopicPolicy
-from .controller import Actions, call
+from .controller import Actions, Call
 from .errors import FieldError, NotAvailable, TopicForbidden
 from .groups import Group, Groups
+from .ops.metrics import Metrics
 from .sessions import Snapshot, StaleVersion, StoreUnavailable
 from .state import StateSpec
 from .wire import GENERAL_ERROR
@@ -80,10 +83,16 @@ class Runner:
         *,
         sessions: Callable[[str], SessionHandle],
         topic_policy: TopicPolicy,
+        metrics: Metrics,
         dev_mode: bool = False,
         max_attempts: int = 3,
+        sync_in_thread: bool = True,
+        slow_action: float = 0.25,
     ) -> None:
         self.actions = actions
+        self.metrics = metrics
+        self.sync_in_thread = sync_in_thread
+        self.slow_action = slow_action
         self.spec = spec
         self.groups = groups
         self.sessions = sessions
@@ -118,7 +127,27 @@ class Runner:
         pushed action changes them once, in its first run)."""
         query = dict(query or {})
         data = dict(data or {})
-        where = f"action {action!r}" if action is not None else "+".join(hooks)
+        where = f"action {action[:64]!r}" if action is not None else "+".join(hooks)
+        started = time.perf_counter()
+        try:
+            return await self._run(group, exchange, state, hooks, action, data, query, commit, where)
+        finally:
+            if action is not None:
+                self.metrics.actions_processed.inc()
+                self.metrics.action_duration.observe(time.perf_counter() - started)
+
+    async def _run(
+        self,
+        group: Group,
+        exchange: Exchange,
+        state: Any,
+        hooks: Sequence[str],
+        action: str | None,
+        data: dict[str, Any],
+        query: dict[str, str],
+        commit: bool,
+        where: str,
+    ) -> Outcome:
         async with group.lock:
             for _ in range(self.max_attempts):
                 outcome, effects = await self._attempt(group, exchange, state, hooks, action, data, query, where)
@@ -137,6 +166,7 @@ class Runner:
                             continue
                         except StoreUnavailable as exc:
                             logger.error("%s: the session store is unavailable: %s", where, exc)
+                            self.metrics.session_store_errors.labels("save").inc()
                             return Outcome(False, {GENERAL_ERROR: "Your change could not be saved; try again."}, state)
                 effects.apply(exchange)
                 return outcome
@@ -164,13 +194,14 @@ class Runner:
                 method = self.actions.hook(hook)
                 if method is not None:
                     ctx = self._context(group, exchange, effects, "", query, query)
-                    working = self._result(await call(method, working, ctx), working, hook)
+                    working = self._result(await self._call(method, working, ctx, hook), working, hook)
             if action is not None:
                 method = self.actions.find(action)
                 if method is None:
+                    self.metrics.errors.labels("unknown_action").inc()
                     return Outcome(False, {GENERAL_ERROR: f"unknown action {action[:64]!r}"}, state), None
                 ctx = self._context(group, exchange, effects, action, data, query)
-                working = self._result(await call(method, working, ctx), working, where)
+                working = self._result(await self._call(method, working, ctx, where), working, where)
         except FieldError as exc:
             return Outcome(False, exc.errors, state), None
         except TopicForbidden as exc:
@@ -178,14 +209,26 @@ class Runner:
         except NotAvailable as exc:
             logger.warning("%s: %s", where, exc)
             return Outcome(False, {GENERAL_ERROR: str(exc)}, state), None
-        except Exception as exc:
+        except (Exception, SystemExit, asyncio.CancelledError) as exc:
+            task = asyncio.current_task()
+            if isinstance(exc, asyncio.CancelledError) and task is not None and task.cancelling():
+                raise  # this task is being cancelled (a shutdown), not failing
             logger.exception("%s failed", where)
+            self.metrics.errors.labels("action").inc()
             detail = f"{type(exc).__name__}: {exc}" if self.dev_mode else "Something went wrong."
             return Outcome(False, {GENERAL_ERROR: detail}, state), None
         finally:
             pending.open = False
             _pending.reset(token)
         return Outcome(True, {}, working, publishes=effects.publishes, deferred=pending.pushes), effects
+
+    async def _call(self, method: Callable[..., Any], state: Any, ctx: Context, where: str) -> Any:
+        call = Call(method, state, ctx, in_thread=self.sync_in_thread)
+        result = await call
+        if call.held > self.slow_action:
+            logger.warning("%s held the event loop for %.0f ms: every session waited", where, call.held * 1000)
+            self.metrics.errors.labels("slow_action").inc()
+        return result
 
     def _context(
         self,

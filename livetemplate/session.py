@@ -73,6 +73,7 @@ class LiveView(Exchange):
         group: Group,
         *,
         query: Mapping[str, str],
+        csrf: str = "",
         secure: bool = False,
         capabilities: Sequence[str] = (),
         outbox: Outbox | None = None,
@@ -87,9 +88,10 @@ class LiveView(Exchange):
         self.outbox = outbox
         self.phase = Phase.CONNECTING
         self.state: Any = None
+        self.behind = False  # changed since the last render: the client was not keeping up
         self.renderer = pipeline.template.renderer()
         self.lock = asyncio.Lock()
-        self.csrf = pipeline.csrf_token(group.id)
+        self.csrf = csrf
 
     def __repr__(self) -> str:
         return f"<LiveView {self.group.id[:8]}... {self.phase.value}>"
@@ -162,8 +164,9 @@ class LiveView(Exchange):
                 self.state = outcome.state
             return Reply(self._forbidden(outcome) + self._render(reply_meta, outcome.errors), outcome)
 
-    async def push(self, action: str, data: Mapping[str, Any], *, commit: bool = True) -> Reply:
-        """Run a pushed action (a server push, a topic message) on this view's state."""
+    async def push(self, action: str, data: Mapping[str, Any], *, commit: bool = True, render: bool = True) -> Reply:
+        """Run a pushed action (a server push, a topic message) on this view's state; with
+        ``render=False`` (the client is not keeping up) the frames wait for :meth:`catch_up`."""
         async with self.lock:
             if self.phase is not Phase.OPEN:
                 return Reply([])
@@ -172,19 +175,33 @@ class LiveView(Exchange):
             )
             if outcome.success:
                 self.state = outcome.state
+            if not render:
+                self.behind = self.behind or outcome.success
+                return Reply([], outcome)
             return Reply(self._render(meta(outcome.success, outcome.errors), outcome.errors), outcome)
 
-    async def refresh(self) -> Reply:
+    async def refresh(self, *, render: bool = True) -> Reply:
         """Take the group's persisted fields as they are now: what changed."""
         async with self.lock:
             if self.phase is not Phase.OPEN:
                 return Reply([])
             self.state = self.runner.take_snapshot(self.state, self.group)
+            if not render:
+                self.behind = True
+                return Reply([])
+            return Reply(self._render(meta(True), {}))
+
+    async def catch_up(self) -> Reply:
+        """One update with every change made while the client was not keeping up."""
+        async with self.lock:
+            if self.phase is not Phase.OPEN or not self.behind:
+                return Reply([])
             return Reply(self._render(meta(True), {}))
 
     # -- frames ------------------------------------------------------------------------------
 
     def _render(self, frame_meta: dict[str, Any], errors: Mapping[str, str]) -> list[bytes]:
+        self.behind = False
         helpers = self.pipeline.helpers(self.csrf, errors, self.flash)
         return self.pipeline.update_frames(self.renderer, self.state, helpers, frame_meta)
 

@@ -44,8 +44,10 @@ META_CAPABILITIES: Final = "capabilities"
 #: old node instead of merging into it, so no stale range state can survive a switch.
 BRANCH_MARKER_BASE: Final = 1_000_000
 
-#: Key of ``meta.errors`` for an error that is not about one form field.
+#: Key of ``meta.errors`` for an error that is not about one form field, and for a message
+#: refused because the connection sends too many.
 GENERAL_ERROR: Final = "_general"
+RATE_LIMIT_ERROR: Final = "_rate_limit"
 
 # -- messages from the client -----------------------------------------------------------------
 
@@ -64,6 +66,25 @@ class Incoming(msgspec.Struct):
     action: str
     data: dict[str, Any] | None = None
     submitter: str | None = None
+
+
+class MalformedMessage(ValueError):
+    """A client message that is not JSON, or not an action object; says which."""
+
+
+_decode_incoming = msgspec.json.Decoder(Incoming).decode
+
+
+def decode_incoming(text: str | bytes) -> Incoming:
+    """Decode a client message; raises :class:`MalformedMessage` with a clear reason."""
+    try:
+        return _decode_incoming(text)
+    except msgspec.ValidationError as exc:
+        raise MalformedMessage(f"malformed message: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise MalformedMessage(f"malformed message: not JSON ({exc})") from None
+    except RecursionError:
+        raise MalformedMessage("malformed message: nested too deeply") from None
 
 
 # -- lifecycle hooks of a controller ----------------------------------------------------------

@@ -3,17 +3,13 @@ session store, in-process broadcaster)."""
 
 from __future__ import annotations
 
-import uvicorn
+from livetemplate.server import run
+
+from .app import app
 
 
 def main() -> None:
-    uvicorn.run(
-        "examples.todos.app:app",
-        host="127.0.0.1",
-        port=8000,
-        ws_per_message_deflate=False,  # deflate costs 100-300 KB per connection
-        log_level="info",
-    )
+    run(app, host="127.0.0.1", port=8000, log_level="info")
 
 
 if __name__ == "__main__":

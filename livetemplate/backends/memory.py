@@ -23,19 +23,25 @@ logger = logging.getLogger(__name__)
 class MemorySessionStore:
     """Session groups in a dict of this process. Entries not read or written for ``ttl``
     seconds expire; a background sweep removes them every ``sweep_interval`` seconds
-    (started on first use, stopped by :meth:`close`)."""
+    (started on first use, stopped by :meth:`close`). At most ``max_sessions`` are kept: past
+    that the least recently used go first, except those a ``keepers`` predicate holds on to
+    (apps add one for the groups with open connections); ``on_evict`` counts them."""
 
     def __init__(
         self,
         *,
         ttl: float = 24 * 3600,
         sweep_interval: float = 3600,
+        max_sessions: int = 100_000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if ttl <= 0 or sweep_interval <= 0:
-            raise ValueError("ttl and sweep_interval must be positive")
+        if ttl <= 0 or sweep_interval <= 0 or max_sessions <= 0:
+            raise ValueError("ttl, sweep_interval and max_sessions must be positive")
         self.ttl = ttl
         self.sweep_interval = sweep_interval
+        self.max_sessions = max_sessions
+        self.keepers: list[Callable[[str], bool]] = []
+        self.on_evict: Callable[[], None] | None = None
         self._clock = clock
         self._entries: dict[str, tuple[Snapshot, float]] = {}
         self._sweeper = Periodic(self.sweep, sweep_interval)
@@ -49,6 +55,7 @@ class MemorySessionStore:
         if now - entry[1] > self.ttl:
             del self._entries[key]
             return None
+        del self._entries[key]  # most recently used last
         self._entries[key] = (entry[0], now)
         return entry[0]
 
@@ -57,7 +64,10 @@ class MemorySessionStore:
         current = await self.get(key)
         if (current.version if current is not None else 0) != version:
             raise StaleVersion(key, version)
+        self._entries.pop(key, None)
         self._entries[key] = (Snapshot(bytes(data), version + 1), self._clock())
+        if len(self._entries) > self.max_sessions:
+            self._evict()
         return version + 1
 
     async def delete(self, key: str) -> None:
@@ -80,6 +90,16 @@ class MemorySessionStore:
         for key in expired:
             del self._entries[key]
         return len(expired)
+
+    def _evict(self) -> None:
+        """Drop the least recently used entry that no keeper holds on to."""
+        for key in self._entries:
+            if not any(keep(key) for keep in self.keepers):
+                del self._entries[key]
+                logger.info("memory session store full (%d): evicted the least recently used", self.max_sessions)
+                if self.on_evict is not None:
+                    self.on_evict()
+                return
 
     def __len__(self) -> int:
         return len(self._entries)

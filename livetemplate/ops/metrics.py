@@ -75,6 +75,11 @@ class Metrics:
         self.session_store_errors = Counter(
             "livetemplate_session_store_errors", "Session store operations that failed", ["operation"], registry=r
         )
+        self.session_store_evictions = Counter(
+            "livetemplate_session_store_evictions",
+            "Sessions the memory store dropped to stay within max_sessions",
+            registry=r,
+        )
         self.session_store_fallback = Gauge(
             "livetemplate_session_store_fallback",
             "1 while the session store serves from memory because Redis is unreachable",

@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from ..types import ASGIApp, Message
+from ..wire import SESSION_COOKIE
 from .dom import click_message, submit_message
 from .tree import ClientTree
 
@@ -62,6 +63,9 @@ class LiveSocket:
         self.accept_headers: dict[str, str] = {}
         self.close_code: int | None = None
         self.close_reason = ""
+        self.refused_status: int | None = None
+        self.refused_headers: dict[str, str] = {}
+        self.refused_body = b""
         self.disconnected = False
         self.sent_after_close = 0
         self.view = ClientTree()
@@ -76,7 +80,16 @@ class LiveSocket:
             self.sent_after_close += 1
             raise OSError("the WebSocket is closed")
         kind = message["type"]
-        if kind == "websocket.accept":
+        if kind == "websocket.http.response.start":  # the upgrade refused with an HTTP response
+            self.refused_status = message["status"]
+            self.refused_headers = {
+                k.decode("latin-1").lower(): v.decode("latin-1") for k, v in message.get("headers", [])
+            }
+        elif kind == "websocket.http.response.body":
+            self.refused_body = bytes(message.get("body", b""))
+            if not message.get("more_body", False):
+                self.close_code = 1006  # no WebSocket: the browser sees the connection fail
+        elif kind == "websocket.accept":
             self.accepted = True
             self.accept_headers = {
                 k.decode("latin-1").lower(): v.decode("latin-1") for k, v in message.get("headers", [])
@@ -95,7 +108,9 @@ class LiveSocket:
         self._task = asyncio.get_running_loop().create_task(self._run_app())
         await self._to_app.put({"type": "websocket.connect"})
         message = await self._next("the accept or close of the handshake")
-        if message["type"] not in ("websocket.accept", "websocket.close"):
+        if message["type"] == "websocket.http.response.start":
+            message = await self._next("the body of the refusal")
+        if message["type"] not in ("websocket.accept", "websocket.close", "websocket.http.response.body"):
             raise AssertionError(f"expected websocket.accept or websocket.close first, got {message!r}")
         if self.accepted and self.client is not None:
             self.client.take_cookies(self.accept_headers.get("set-cookie"), self.scope["path"])
@@ -278,6 +293,12 @@ class LiveClient:
         headers = {"accept": "application/json", **kwargs.pop("headers", {})}
         return await self.http.post(url, json=message, headers=headers, **kwargs)
 
+    @property
+    def group_id(self) -> str:
+        """The id of this browser's session group (its ``livetemplate-id`` cookie, signature
+        left out)."""
+        return self.http.cookies[SESSION_COOKIE].partition(".")[0]
+
     def cookie_header(self) -> str:
         return "; ".join(f"{cookie.name}={cookie.value}" for cookie in self.http.cookies.jar)
 
@@ -332,6 +353,7 @@ class LiveClient:
             "headers": raw,
             "subprotocols": [],
             "state": {},
+            "extensions": {"websocket.http.response": {}},
         }
         ws = LiveSocket(self.app, scope, self)
         self._sockets.append(ws)

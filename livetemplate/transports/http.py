@@ -10,22 +10,29 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote
 
-import msgspec
-
 from ..context import Exchange
 from ..page import wrap
 from ..rendering import RenderFailed, error_frame
-from ..request import Request, cookie_header, group_cookie, origin_allowed
+from ..request import Request, cookie_header, origin_allowed
 from ..runner import Outcome
 from ..runtime import Runtime
 from ..types import Receive
-from ..wire import ACTION_FIELDS, CSRF_FIELD, FLASH_COOKIE, HOOK_MOUNT, NAVIGATE, PING, PONG, Incoming, meta
+from ..wire import (
+    ACTION_FIELDS,
+    CSRF_FIELD,
+    FLASH_COOKIE,
+    HOOK_MOUNT,
+    NAVIGATE,
+    PING,
+    PONG,
+    MalformedMessage,
+    decode_incoming,
+    meta,
+)
 from .assets import client_asset_name
 from .response import Responder
 
 __all__ = ["HttpExchange", "serve_page"]
-
-_decode = msgspec.json.Decoder(Incoming).decode
 
 
 class HttpExchange(Exchange):
@@ -124,7 +131,7 @@ def _wants_json(request: Request) -> bool:
 
 
 async def _get(rt: Runtime, request: Request, respond: Responder) -> None:
-    group_id, new_cookie = group_cookie(request, rt.options.cookie_max_age)
+    group_id, new_cookie = rt.ids.of(request, rt.options.cookie_max_age)
     respond.cookie(new_cookie)
     exchange = HttpExchange(request)
     flash = _read_flash(request)
@@ -152,7 +159,7 @@ async def _send_tree(
 ) -> None:
     """A complete tree: HTTP requests cannot say which tab they come from, so they get all
     of it (the client accepts a complete tree over what it holds)."""
-    helpers = rt.pipeline.helpers(rt.pipeline.csrf_token(group_id), outcome.errors, exchange.flash)
+    helpers = rt.pipeline.helpers(rt.ids.csrf_token(group_id), outcome.errors, exchange.flash)
     try:
         await respond.json(200, rt.pipeline.tree_frame(outcome.state, helpers, frame_meta))
     except RenderFailed as exc:
@@ -162,7 +169,7 @@ async def _send_tree(
 async def _send_page(
     rt: Runtime, request: Request, group_id: str, outcome: Outcome, exchange: Exchange, respond: Responder
 ) -> None:
-    helpers = rt.pipeline.helpers(rt.pipeline.csrf_token(group_id), outcome.errors, exchange.flash)
+    helpers = rt.pipeline.helpers(rt.ids.csrf_token(group_id), outcome.errors, exchange.flash)
     try:
         html = rt.pipeline.html(outcome.state, helpers)
     except RenderFailed as exc:
@@ -178,7 +185,13 @@ async def _send_page(
     if "livetemplate-client" not in html:
         script = f'<script src="{client_script_url(rt, request)}"></script>'
     page = wrap(html, rt.pipeline.region, attributes, script)
-    await respond(200, page.encode(), "text/html; charset=utf-8", cache_control="no-store")
+    headers = {"cache_control": "no-store", "x_content_type_options": "nosniff", "referrer_policy": "same-origin"}
+    if options.frame_ancestors is not None:  # who may frame the page: nobody by default
+        ancestors = " ".join(options.frame_ancestors) or "'none'"
+        headers["content_security_policy"] = f"frame-ancestors {ancestors}"
+        if not options.frame_ancestors:
+            headers["x_frame_options"] = "DENY"
+    await respond(200, page.encode(), "text/html; charset=utf-8", **headers)
 
 
 def client_script_url(rt: Runtime, request: Request) -> str:
@@ -187,9 +200,9 @@ def client_script_url(rt: Runtime, request: Request) -> str:
 
 async def _post_json(rt: Runtime, request: Request, body: bytes, respond: Responder) -> None:
     try:
-        incoming = _decode(body)
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-        await respond.json(400, error_frame(f"malformed message: {exc}"))
+        incoming = decode_incoming(body)
+    except MalformedMessage as exc:
+        await respond.json(400, error_frame(str(exc)))
         return
     if incoming.action == PING:
         await respond.json(200, PONG)
@@ -197,7 +210,7 @@ async def _post_json(rt: Runtime, request: Request, body: bytes, respond: Respon
     if incoming.action == NAVIGATE:
         await respond.json(400, error_frame("__navigate__ needs a WebSocket; load the page instead"))
         return
-    group_id, new_cookie = group_cookie(request, rt.options.cookie_max_age)
+    group_id, new_cookie = rt.ids.of(request, rt.options.cookie_max_age)
     respond.cookie(new_cookie)
     exchange = HttpExchange(request)
     exchange.submitter = incoming.submitter
@@ -212,7 +225,7 @@ async def _post_form(rt: Runtime, request: Request, body: bytes, respond: Respon
     """A form posted without JavaScript: the action is the clicked button's name (else
     ``submit``); success answers 303 to the same URL, a validation error the page with
     the errors in it."""
-    group_id, new_cookie = group_cookie(request, rt.options.cookie_max_age)
+    group_id, new_cookie = rt.ids.of(request, rt.options.cookie_max_age)
     try:
         pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
     except UnicodeDecodeError:
@@ -226,7 +239,7 @@ async def _post_form(rt: Runtime, request: Request, body: bytes, respond: Respon
         else:
             fields[name] = value
     token = fields.pop(CSRF_FIELD, "")
-    if new_cookie is not None or not _same_token(token, rt.pipeline.csrf_token(group_id)):
+    if new_cookie is not None or not _same_token(token, rt.ids.csrf_token(group_id)):
         await respond.text(403, "Forbidden: missing or wrong CSRF token; put {{ lvt.csrf_field() }} in the form")
         return
     action, value = _form_action(rt, fields)

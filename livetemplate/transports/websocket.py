@@ -1,41 +1,70 @@
-"""The WebSocket transport: the handshake, one live view per connection, its messages read
-in order and its frames written through its outbox."""
+"""The WebSocket transport: admission (origin, limits), one live view per connection, its
+messages read in order, rate-limited, and its frames written through its outbox."""
 
 from __future__ import annotations
 
 import logging
-
-import msgspec
+import time
 
 from ..outbox import Outbox
 from ..rendering import error_frame
-from ..request import Request, group_cookie, origin_allowed
+from ..request import Request, origin_allowed
 from ..runtime import Runtime
 from ..session import LiveView, Phase
+from ..template import encode_frame
 from ..types import Message, Receive, Scope, Send
-from ..wire import Incoming
+from ..wire import PING, RATE_LIMIT_ERROR, MalformedMessage, decode_incoming, meta
 
 __all__ = ["WebSocketConnection"]
 
 logger = logging.getLogger(__name__)
 
-_decode = msgspec.json.Decoder(Incoming).decode
-
-#: Close codes (RFC 6455): policy violation (also refusing the handshake), message too big.
+#: Close codes (RFC 6455): policy violation (also refusing the handshake), message too big,
+#: service restart (the server is shutting down).
 POLICY_VIOLATION = 1008
 MESSAGE_TOO_BIG = 1009
+SERVICE_RESTART = 1012
+#: Seconds a client refused for a limit is asked to wait.
+RETRY_AFTER = 5
+
+
+class TokenBucket:
+    """``rate`` messages per second on average, ``burst`` at once."""
+
+    __slots__ = ("burst", "rate", "stamp", "tokens")
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.tokens = float(burst)
+        self.stamp = time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
 
 
 class WebSocketConnection:
     """One WebSocket of a mounted app."""
 
     def __init__(self, runtime: Runtime, scope: Scope, receive: Receive, send: Send) -> None:
+        options = runtime.options
         self.runtime = runtime
-        self.request = Request(scope, runtime.options.trust_forwarded_headers)
+        self.scope = scope
+        self.request = Request(scope, options.trust_forwarded_headers)
         self._receive = receive
         self._send = send
-        self.outbox = Outbox(self._write)
+        self.outbox = Outbox(self._write, budget=options.send_budget, stuck_after=options.slow_client_timeout)
+        self.outbox.on_stuck = self._stuck
+        limit = options.message_rate_limit
+        self.bucket = TokenBucket(*limit) if limit is not None else None
         self.view: LiveView | None = None
+        self.group_id = ""
         self.accepted = False
         self.closed = False
 
@@ -45,26 +74,59 @@ class WebSocketConnection:
         message = await self._receive()
         if message["type"] != "websocket.connect":
             return
-        options = rt.options
-        if (
-            options.websocket_disabled
-            or rt.closing
-            or not origin_allowed(self.request, options.allowed_origins, dev_mode=options.dev_mode)
-        ):
-            # closing before accepting answers the upgrade with 403
-            await self._send({"type": "websocket.close", "code": POLICY_VIOLATION})
+        refusal = self._refusal()
+        if refusal is not None:
+            await self._refuse(*refusal)
             return
-        group_id, set_cookie = group_cookie(self.request, options.cookie_max_age)
-        headers = [(b"set-cookie", set_cookie.encode("latin-1"))] if set_cookie else []
-        await self._send({"type": "websocket.accept", "headers": headers})
-        self.accepted = True
-        rt.connections.add(self)
+        group_id, set_cookie = rt.ids.of(self.request, rt.options.cookie_max_age)
+        if not rt.admit(self, group_id):
+            await self._refuse("max_connections_per_group", 503, "Too many tabs of this session are open.")
+            return
+        self.group_id = group_id
+        try:
+            headers = [(b"set-cookie", set_cookie.encode("latin-1"))] if set_cookie else []
+            await self._send({"type": "websocket.accept", "headers": headers})
+            self.accepted = True
+            await self._serve(group_id)
+        finally:
+            self.closed = True
+            rt.release(self, group_id)
+            self.outbox.close()
+
+    def _refusal(self) -> tuple[str, int, str] | None:
+        """Why the upgrade is refused before anything else happens, if it is."""
+        rt, options = self.runtime, self.runtime.options
+        if rt.closing:
+            return "shutting_down", 503, "The server is shutting down."
+        if options.websocket_disabled:
+            return "websocket_disabled", 403, "WebSockets are disabled; use HTTP."
+        if not origin_allowed(self.request, options.allowed_origins, dev_mode=options.dev_mode):
+            return "origin", 403, "Cross-origin WebSocket refused."
+        if options.max_connections is not None and len(rt.connections) >= options.max_connections:
+            return "max_connections", 503, "Too many connections; try again shortly."
+        return None
+
+    async def _refuse(self, reason: str, status: int, message: str) -> None:
+        """Answer the upgrade with an HTTP error (where the server can send one), else close."""
+        self.runtime.metrics.connections_rejected.labels(reason).inc()
+        if "websocket.http.response" in self.scope.get("extensions", {}):
+            headers = [(b"content-type", b"text/plain; charset=utf-8")]
+            if status == 503:
+                headers.append((b"retry-after", str(RETRY_AFTER).encode()))
+            await self._send({"type": "websocket.http.response.start", "status": status, "headers": headers})
+            await self._send({"type": "websocket.http.response.body", "body": message.encode()})
+        else:
+            await self._send({"type": "websocket.close", "code": POLICY_VIOLATION})  # a 403 to the client
+
+    async def _serve(self, group_id: str) -> None:
+        rt = self.runtime
         group = await rt.groups.get(group_id)
         view = self.view = LiveView(
             rt.runner,
             rt.pipeline,
             group,
             query=self.request.query,
+            csrf=rt.ids.csrf_token(group_id),
             secure=self.request.secure,
             capabilities=rt.capabilities,
             outbox=self.outbox,
@@ -85,13 +147,10 @@ class WebSocketConnection:
                     logger.exception("handling a message failed")
                     await self.outbox.send([error_frame("the server failed to handle the message")])
         finally:
-            self.closed = True
-            rt.connections.discard(self)
             outcome = await view.close()
             await rt.hub.detach(view)
             if outcome is not None:
                 await rt.hub.settle(None, outcome, group_id=group.id)
-            self.outbox.close()
 
     async def _on_message(self, view: LiveView, message: Message) -> None:
         text = message.get("text")
@@ -106,28 +165,49 @@ class WebSocketConnection:
             await self.close(MESSAGE_TOO_BIG, "message too big")
             return
         try:
-            incoming = _decode(text)
-        except msgspec.ValidationError as exc:
-            await self.outbox.send([error_frame(f"malformed message: {exc}")])
+            incoming = decode_incoming(text)
+        except MalformedMessage as exc:
+            await self.outbox.send([error_frame(str(exc))])
             return
-        except msgspec.DecodeError as exc:
-            await self.outbox.send([error_frame(f"malformed message: not JSON ({exc})")])
+        if incoming.action != PING and self.bucket is not None and not self.bucket.take():
+            self.runtime.metrics.errors.labels("rate_limit").inc()
+            refused = meta(False, {RATE_LIMIT_ERROR: "Too many messages; slow down."}, action=incoming.action[:64])
+            await self.outbox.send([encode_frame({}, refused)])
             return
         reply = await view.handle(incoming)
         await self.outbox.send(reply.frames)
         await self.runtime.hub.settle(view, reply.outcome)
 
     async def _write(self, frame: bytes) -> None:
-        await self._send({"type": "websocket.send", "text": frame.decode()})
+        try:
+            await self._send({"type": "websocket.send", "text": frame.decode()})
+        except Exception:
+            self.runtime.metrics.websocket_write_errors.inc()
+            raise
 
-    async def close(self, code: int = 1000, reason: str = "") -> None:
-        """Close the connection (the app shutting down, a policy violation)."""
+    def _stuck(self) -> None:
+        """The client has not read for ``slow_client_timeout``: give it up."""
+        logger.warning("closing a WebSocket whose client stopped reading (%d bytes waiting)", self.outbox.pending_bytes)
+        self.runtime.metrics.websocket_slow_client_closes.inc()
+        self.runtime.hub.spawn(self.close(POLICY_VIOLATION, "client too slow"))
+
+    async def drain(self) -> None:
+        """Take no new work; wait for the message being handled to finish."""
+        view = self.view
+        if view is not None and view.phase is Phase.OPEN:
+            view.drain()
+            async with view.lock:  # the action in flight, if any, has finished
+                pass
+
+    async def close(self, code: int = 1000, reason: str = "", *, flush: float = 1.0) -> None:
+        """Close the connection (the app shutting down, a policy violation); frames already
+        queued get up to ``flush`` seconds to go out."""
         if self.closed:
             return
         self.closed = True
         if self.view is not None and self.view.phase is Phase.OPEN:
             self.view.drain()
-        await self.outbox.flush(timeout=1.0)
+        await self.outbox.flush(timeout=flush)
         self.outbox.close()
         if self.accepted:
             try:

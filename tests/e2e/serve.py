@@ -18,6 +18,8 @@ from typing import Any
 
 import uvicorn
 
+from livetemplate.server import uvicorn_config
+
 PORT_LINE = "LIVETEMPLATE_E2E_PORT="
 
 
@@ -45,13 +47,7 @@ def main(argv: list[str] | None = None) -> None:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(
-        app,
-        ws_per_message_deflate=False,
-        log_level="info",
-        lifespan="on",
-        timeout_graceful_shutdown=5,
-    )
+    config = uvicorn_config(app, log_level="info")
     print(f"{PORT_LINE}{sock.getsockname()[1]}", flush=True)
     uvicorn.Server(config).run(sockets=[sock])
 

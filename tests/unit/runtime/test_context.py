@@ -102,7 +102,8 @@ async def connected(client: LiveClient, url: str = "/") -> LiveSocket:
     [
         ({"s": "text"}, lambda c: c.get_str("s"), "text"),
         ({"s": 7}, lambda c: c.get_str("s"), "7"),
-        ({"s": True}, lambda c: c.get_str("s"), "True"),
+        ({"s": True}, lambda c: c.get_str("s"), "true"),  # as the client typed it
+        ({"s": 2.5}, lambda c: c.get_str("s"), "2.5"),
         ({}, lambda c: c.get_str("s"), ""),
         ({}, lambda c: c.get_str("s", "fallback"), "fallback"),
         ({"s": None}, lambda c: c.get_str("s", "d"), "d"),
@@ -216,7 +217,7 @@ async def test_identity_over_http_and_websocket() -> None:
     controller.probe = lambda c: (c.action, c.group_id, c.is_http, c.submitter, c.self_topic, c.session.group_id)
     async with LiveClient(app) as client:
         await client.post("/", json={"action": "Check", "data": {}, "submitter": "go"})
-        group_id = client.http.cookies["livetemplate-id"]
+        group_id = client.group_id
         ws = await connected(client)
         await ws.send_json({"action": "check", "data": {}, "submitter": "btn"})
         await ws.receive_json()

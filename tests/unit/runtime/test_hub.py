@@ -44,7 +44,7 @@ class Controller:
         state.note = ctx.get_str("text")
         return state
 
-    def start_job(self, state: State, ctx: Context) -> State:
+    async def start_job(self, state: State, ctx: Context) -> State:  # async: it starts a task on the loop
         state.events.append("started")
         self.jobs.append(asyncio.get_running_loop().create_task(self._job(ctx.session)))
         return state
@@ -141,7 +141,7 @@ async def test_trigger_from_outside_after_the_request() -> None:
     async with LiveClient(app) as client:
         await client.get("/")
         one, two = await opened(client), await opened(client)
-        session = app.session(client.http.cookies["livetemplate-id"])
+        session = app.session(client.group_id)
         await session.trigger_action("record", {"event": "tick"})
         for ws in (one, two):
             await until(ws, "events", "tick")
@@ -310,7 +310,7 @@ async def test_the_groups_own_topic_is_allowed() -> None:
         await client.get("/")
         one, two = await opened(client, "/?topics=self"), await opened(client, "/?topics=self")
         other = await opened(stranger, "/?topics=self")
-        group_id = client.http.cookies["livetemplate-id"]
+        group_id = client.group_id
         await app.publish(f"lvt:session:{group_id}", "headline", {"text": "for you"})
         await until(one, "note", "for you")
         await until(two, "note", "for you")
@@ -348,7 +348,7 @@ async def test_topic_acl_decides() -> None:
         error = await ws.receive_json()
         await ws.receive_json()
         assert error == {"type": "error", "code": "topic_forbidden", "topic": "lobby"}
-        group_id = client.http.cookies["livetemplate-id"]
+        group_id = client.group_id
         assert calls == [("room/1", False, group_id), ("lobby", False, group_id)]  # not asked for self
         joined = await ws.action("join", {"topic": "room/2"})
         assert joined["meta"]["success"] is True
@@ -424,7 +424,7 @@ async def test_shutdown_does_not_wait_for_a_client_that_stopped_reading() -> Non
         stop_reading(ws)
         await app.publish("news", "record", {"event": "x" * 100_000})
         await asyncio.wait_for(app.shutdown(), timeout=5)
-        assert ws.close_code == 1001
+        assert ws.close_code == 1012
 
 
 async def test_a_push_commits_in_the_first_run_that_changes_the_group() -> None:

@@ -97,7 +97,7 @@ async def test_a_commit_on_one_instance_reaches_the_tabs_on_the_other(cluster: C
         await until(there, "<p>milk</p>")
         await there.action("add", {"item": "eggs"})  # there holds the new version: no conflict
         await until(here, "<p>milk,eggs</p>")
-        snapshot = await cluster.store.get(one.groups.key(a.http.cookies["livetemplate-id"]))
+        snapshot = await cluster.store.get(one.groups.key(a.group_id))
         assert snapshot is not None and snapshot.version == 2
 
 
@@ -115,7 +115,7 @@ async def test_a_push_changes_the_groups_fields_once_across_instances(cluster: C
     async with LiveClient(one, shutdown=False) as a, LiveClient(two, shutdown=False) as b:
         await a.get("/")
         b.http.cookies.update(a.http.cookies)
-        group_id = a.http.cookies["livetemplate-id"]
+        group_id = a.group_id
         here, there = await tab(a), await tab(b)
         await one.session(group_id).trigger_action("add", {"item": "once"})
         await until(here, "<p>once</p>")

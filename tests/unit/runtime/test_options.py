@@ -60,12 +60,25 @@ def test_every_option_is_accepted() -> None:
         "secret_key": "secret",
         "name": "counter",
         "group_idle_timeout": 5.0,
+        "sync_actions": "inline",
+        "slow_action_threshold": 0.5,
+        "frame_ancestors": ["https://a.example"],
+        "max_connections": 5,
+        "max_connections_per_group": 2,
+        "message_rate_limit": (1.0, 3),
+        "send_budget": 4096,
+        "slow_client_timeout": 2.0,
+        "shutdown_timeout": 3.0,
+        "metrics_enabled": False,
+        "metrics_path": "/stats",
+        "health_path": None,
     }
     assert set(values) | {"topic_acl", "backend"} == {f.name for f in dataclasses.fields(Options)}
     app = mount(Controller(), State(), template="<p>{{ count }}</p>", **values)
     assert app.options == Options(**values)
     assert app.broadcaster is values["broadcaster"]
     assert repr(app) == "<LiveApp counter>"
+    assert "secret" not in repr(app.options)  # the secret never shows in logs
 
 
 @pytest.mark.parametrize(
@@ -216,7 +229,7 @@ async def test_lifespan_shutdown_closes_everything() -> None:
         await ws.receive_json()
         await inbox.put({"type": "lifespan.shutdown"})
         assert await asyncio.wait_for(outbox.get(), 1) == {"type": "lifespan.shutdown.complete"}
-        assert await ws.receive_close() == 1001
+        assert await ws.receive_close() == 1012
     await asyncio.wait_for(task, 1)
     assert store.closed
     store.closed = False

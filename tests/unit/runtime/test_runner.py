@@ -13,6 +13,7 @@ from livetemplate import Context, MemorySessionStore, Persist, Snapshot, StaleVe
 from livetemplate.context import Exchange
 from livetemplate.controller import Actions
 from livetemplate.groups import Groups
+from livetemplate.ops.metrics import Metrics
 from livetemplate.runner import Runner, defer
 from livetemplate.state import StateSpec
 from tests.support.stores import RecordingStore
@@ -67,6 +68,7 @@ class Instance:
             self.groups,
             sessions=lambda group_id: None,  # type: ignore[arg-type,return-value]
             topic_policy=lambda topic, ctx: None,
+            metrics=Metrics(),
         )
 
     async def add(self, item: str, exchange: Exchange | None = None) -> Any:

@@ -11,6 +11,7 @@ import pytest
 from livetemplate import Context, FieldError, MemorySessionStore, Persist, Template
 from livetemplate.controller import Actions
 from livetemplate.groups import Group, Groups
+from livetemplate.ops.metrics import Metrics
 from livetemplate.rendering import Pipeline
 from livetemplate.runner import Runner
 from livetemplate.session import LiveView, Phase
@@ -70,8 +71,9 @@ class Core:
             self.groups,
             sessions=lambda group_id: None,  # type: ignore[arg-type,return-value]
             topic_policy=lambda topic, ctx: None,
+            metrics=Metrics(),
         )
-        self.pipeline = Pipeline(Template(template), secret=b"k")
+        self.pipeline = Pipeline(Template(template), metrics=Metrics())
 
     async def view(self, group_id: str = "g" * 43, **query: str) -> LiveView:
         group = await self.groups.get(group_id)

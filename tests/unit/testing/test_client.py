@@ -52,10 +52,13 @@ async def test_what_cannot_be_clicked_fails_clearly() -> None:
 
 async def test_connect_to_a_refused_socket_raises() -> None:
     async with LiveClient(create_app(websocket_disabled=True)) as client:
+        socket = client.connect("/")
         with pytest.raises(WebSocketClosed) as refused:
-            async with client.connect("/"):
+            async with socket:
                 pass
-        assert refused.value.code == 1008
+        assert refused.value.code == 1006  # refused with an HTTP answer: no WebSocket at all
+        assert socket.socket.refused_status == 403
+        assert socket.socket.refused_body == b"WebSockets are disabled; use HTTP."
 
 
 async def test_the_readme_example() -> None:

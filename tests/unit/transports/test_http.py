@@ -13,6 +13,7 @@ import pytest
 
 import livetemplate
 from livetemplate import Context, FieldError, Persist
+from livetemplate.request import SessionIds
 from livetemplate.testing import ClientTree, LiveClient
 
 pytestmark = pytest.mark.anyio
@@ -31,7 +32,10 @@ DOCUMENT = """<!doctype html>
 WITH_SCRIPT = '<p>{{ count }}</p><script src="/static/livetemplate-client.js" defer></script>'
 ASSET = "/_livetemplate/livetemplate-client-0.25.1.js"
 WRAPPER = re.compile(r'<div data-lvt-id="(lvt-[0-9a-f]+)"([^>]*)>(.*)</div>', re.DOTALL)
-ID_COOKIE = re.compile(r"livetemplate-id=([A-Za-z0-9_-]+); Path=/; Max-Age=(\d+); HttpOnly; SameSite=Lax(; Secure)?\Z")
+ID_COOKIE = re.compile(
+    r"livetemplate-id=([A-Za-z0-9_-]{43}\.[A-Za-z0-9_-]{22}); Path=/; Max-Age=(\d+); HttpOnly; SameSite=Lax"
+    r"(; Secure)?\Z"
+)
 
 
 class Count(msgspec.Struct):
@@ -141,11 +145,13 @@ async def test_first_get_sets_the_session_cookie() -> None:
     match = ID_COOKIE.fullmatch(response.headers["set-cookie"])
     assert match is not None, response.headers["set-cookie"]
     value, max_age, secure = match.groups()
-    assert len(base64.urlsafe_b64decode(value + "=")) == 32
+    group_id, _, signature = value.partition(".")
+    assert len(base64.urlsafe_b64decode(group_id + "=")) == 32
+    assert len(base64.urlsafe_b64decode(signature + "==")) == 16
     assert int(max_age) == 365 * 24 * 3600
     assert secure is None
     assert "set-cookie" not in again.headers  # the browser has it now
-    assert client.http.cookies["livetemplate-id"] == value
+    assert client.group_id == group_id
 
 
 async def test_session_cookies_are_random() -> None:
@@ -153,7 +159,7 @@ async def test_session_cookies_are_random() -> None:
     async with LiveClient(app) as one, LiveClient(app, shutdown=False) as two:
         await one.get("/")
         await two.get("/")
-        assert one.http.cookies["livetemplate-id"] != two.http.cookies["livetemplate-id"]
+        assert one.group_id != two.group_id
 
 
 async def test_a_malformed_session_cookie_is_replaced() -> None:
@@ -187,13 +193,13 @@ async def test_cookie_is_secure_over_https() -> None:
     ],
 )
 async def test_cookie_is_secure_behind_a_tls_proxy(header: dict[str, str], secure: bool) -> None:
-    async with LiveClient(counter()) as client:
+    async with LiveClient(counter(trust_forwarded_headers=True)) as client:
         response = await client.get("/", headers=header)
     assert response.headers["set-cookie"].endswith("; Secure") is secure
 
 
-async def test_forwarded_headers_can_be_distrusted() -> None:
-    async with LiveClient(counter(trust_forwarded_headers=False)) as client:
+async def test_forwarded_headers_are_distrusted_by_default() -> None:
+    async with LiveClient(counter()) as client:
         response = await client.get("/", headers={"x-forwarded-proto": "https"})
     assert not response.headers["set-cookie"].endswith("; Secure")
 
@@ -408,7 +414,7 @@ async def test_post_origin_check(origin: str | None, status: int) -> None:
 
 async def test_post_origin_behind_a_tls_proxy() -> None:
     headers = {"origin": "https://testserver", "x-forwarded-proto": "https"}
-    async with LiveClient(counter()) as client:
+    async with LiveClient(counter(trust_forwarded_headers=True)) as client:
         response = await client.post_action("increment", headers=headers)
     assert response.status_code == 200
 
@@ -482,16 +488,16 @@ async def test_a_client_gone_during_the_body_gets_no_answer_and_runs_nothing() -
     await app.shutdown()
 
 
-async def test_the_csrf_token_is_computed_once_per_connection() -> None:
+async def test_the_csrf_token_is_computed_once_per_connection(monkeypatch: pytest.MonkeyPatch) -> None:
     app = counter()
     calls = []
-    token = app.runtime.pipeline.csrf_token
+    token = SessionIds.csrf_token
 
-    def counted(group_id: str) -> str:
+    def counted(self: SessionIds, group_id: str) -> str:
         calls.append(group_id)
-        return token(group_id)
+        return token(self, group_id)
 
-    app.runtime.pipeline.csrf_token = counted  # type: ignore[method-assign]
+    monkeypatch.setattr(SessionIds, "csrf_token", counted)
     async with LiveClient(app) as client, client.connect("/") as ws:
         for _ in range(5):
             await ws.action("increment")

@@ -143,7 +143,8 @@ async def test_upgrade_without_cookie_sets_one() -> None:
             await ws.receive_json()
         cookie = ws.accept_headers["set-cookie"]
         assert re.fullmatch(
-            r"livetemplate-id=[A-Za-z0-9_-]{43}; Path=/; Max-Age=31536000; HttpOnly; SameSite=Lax", cookie
+            r"livetemplate-id=[A-Za-z0-9_-]{43}\.[A-Za-z0-9_-]{22}; Path=/; Max-Age=31536000; HttpOnly; SameSite=Lax",
+            cookie,
         )
         response = await client.get("/")  # the cookie from the upgrade is the session's
     assert "set-cookie" not in response.headers
@@ -287,13 +288,13 @@ async def test_messages_are_handled_in_order() -> None:
     assert third == {"pong": True}
 
 
-async def test_shutdown_closes_connections_with_1001() -> None:
+async def test_shutdown_closes_connections_with_1012() -> None:
     app = make()
     async with LiveClient(app, shutdown=False) as client:
         async with client.websocket("/") as ws:
             await ws.receive_json()
             await app.shutdown()
-            assert await ws.receive_close() == 1001
+            assert await ws.receive_close() == 1012
         async with client.websocket("/") as refused:
             assert not refused.accepted
 
@@ -354,7 +355,7 @@ async def test_upgrade_origin_with_allowed_origins() -> None:
 
 async def test_upgrade_origin_behind_a_tls_proxy() -> None:
     headers = {"origin": "https://testserver", "x-forwarded-proto": "https"}
-    async with LiveClient(make()) as client, client.websocket("/", headers=headers) as ws:
+    async with LiveClient(make(trust_forwarded_headers=True)) as client, client.websocket("/", headers=headers) as ws:
         assert ws.accepted
 
 

@@ -1,113 +1,62 @@
-"""Session stores: where the persisted state of each session group lives.
+"""The session store interface: where the persisted state of each session group lives.
 
-The store holds opaque bytes per group id (the persisted fields, as MessagePack).
-:class:`MemorySessionStore` is the embedded default; a shared store (Redis) lets several
-instances serve the same sessions.
+A store holds, per key (an app's namespace and a group id), the group's persisted fields as
+opaque bytes (MessagePack, written and validated by the state's :class:`~livetemplate.state.StateSpec`)
+and a version that grows by one with every write. Writes are compare-and-set on that version,
+so two instances serving one group never overwrite each other's changes: the loser sees
+:class:`StaleVersion`, reloads and runs its action again.
+
+Implementations live in :mod:`livetemplate.backends`: the embedded memory store and Redis.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import time
-from collections.abc import Callable
-from typing import Protocol, runtime_checkable
+from typing import NamedTuple, Protocol, runtime_checkable
 
-__all__ = ["MemorySessionStore", "SessionStore"]
+__all__ = ["SessionStore", "Snapshot", "StaleVersion", "StoreUnavailable"]
+
+
+class Snapshot(NamedTuple):
+    """A group's persisted fields as stored, and the version they were stored under (1 for
+    the first write)."""
+
+    data: bytes
+    version: int
+
+
+class StaleVersion(Exception):
+    """A compare-and-set found another version than the one it expected: another instance
+    (or task) wrote the group first."""
+
+    def __init__(self, key: str, expected: int) -> None:
+        self.key = key
+        self.expected = expected
+        super().__init__(f"session {key!r} is no longer at version {expected}")
+
+
+class StoreUnavailable(Exception):
+    """The store cannot be reached (a network failure, a failover in progress)."""
 
 
 @runtime_checkable
 class SessionStore(Protocol):
-    """Persisted state of session groups, as bytes per group id."""
+    """Persisted state of session groups: versioned bytes per key."""
 
-    async def get(self, group_id: str) -> bytes | None:
-        """The stored bytes, or None."""
+    async def get(self, key: str) -> Snapshot | None:
+        """The stored snapshot (refreshing its time to live), or None."""
 
-    async def set(self, group_id: str, data: bytes) -> None:
-        """Store ``data`` (and refresh the entry's time to live)."""
+    async def save(self, key: str, data: bytes, *, version: int) -> int:
+        """Store ``data`` if the stored version is ``version`` (0: nothing stored yet) and
+        return the new version; raise :class:`StaleVersion` otherwise."""
 
-    async def delete(self, group_id: str) -> None:
+    async def delete(self, key: str) -> None:
         """Forget the group."""
 
     async def list(self) -> list[str]:
-        """The ids of the stored groups."""
+        """The keys of the stored groups."""
 
     async def ping(self) -> None:
-        """Raise if the store cannot be reached (for readiness checks)."""
+        """Raise :class:`StoreUnavailable` if the store cannot be reached (readiness checks)."""
 
     async def close(self) -> None:
         """Release connections and background tasks."""
-
-
-class MemorySessionStore:
-    """The embedded store: a dict in this process. Entries not read or written for
-    ``ttl`` seconds expire; a background sweep removes them every ``sweep_interval``
-    seconds (started on first use, stopped by :meth:`close`)."""
-
-    def __init__(
-        self,
-        *,
-        ttl: float = 24 * 3600,
-        sweep_interval: float = 3600,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        if ttl <= 0 or sweep_interval <= 0:
-            raise ValueError("ttl and sweep_interval must be positive")
-        self.ttl = ttl
-        self.sweep_interval = sweep_interval
-        self._clock = clock
-        self._entries: dict[str, tuple[bytes, float]] = {}
-        self._sweeper: asyncio.Task[None] | None = None
-
-    async def get(self, group_id: str) -> bytes | None:
-        self._start()
-        entry = self._entries.get(group_id)
-        if entry is None:
-            return None
-        now = self._clock()
-        if now - entry[1] > self.ttl:
-            del self._entries[group_id]
-            return None
-        self._entries[group_id] = (entry[0], now)
-        return entry[0]
-
-    async def set(self, group_id: str, data: bytes) -> None:
-        self._start()
-        self._entries[group_id] = (bytes(data), self._clock())
-
-    async def delete(self, group_id: str) -> None:
-        self._entries.pop(group_id, None)
-
-    async def list(self) -> list[str]:
-        now = self._clock()
-        return [gid for gid, (_, seen) in self._entries.items() if now - seen <= self.ttl]
-
-    async def ping(self) -> None:
-        return None
-
-    async def close(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
-            self._sweeper = None
-
-    def sweep(self) -> int:
-        """Remove expired entries now; returns how many."""
-        now = self._clock()
-        expired = [gid for gid, (_, seen) in self._entries.items() if now - seen > self.ttl]
-        for gid in expired:
-            del self._entries[gid]
-        return len(expired)
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def _start(self) -> None:
-        if self._sweeper is None or self._sweeper.done():
-            self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
-
-    async def _sweep_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self.sweep_interval)
-            self.sweep()

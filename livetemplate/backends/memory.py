@@ -1,0 +1,143 @@
+"""The embedded backends: a session store in a dict and a broadcaster within the process.
+
+They are the defaults of a single instance (tier 1) and the test doubles of the interfaces.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from urllib.parse import parse_qsl, urlsplit
+
+from ..broadcast import Handler
+from ..sessions import Snapshot, StaleVersion
+from . import Backend
+
+__all__ = ["InProcessBroadcaster", "MemorySessionStore", "from_url"]
+
+logger = logging.getLogger(__name__)
+
+
+class MemorySessionStore:
+    """Session groups in a dict of this process. Entries not read or written for ``ttl``
+    seconds expire; a background sweep removes them every ``sweep_interval`` seconds
+    (started on first use, stopped by :meth:`close`)."""
+
+    def __init__(
+        self,
+        *,
+        ttl: float = 24 * 3600,
+        sweep_interval: float = 3600,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if ttl <= 0 or sweep_interval <= 0:
+            raise ValueError("ttl and sweep_interval must be positive")
+        self.ttl = ttl
+        self.sweep_interval = sweep_interval
+        self._clock = clock
+        self._entries: dict[str, tuple[Snapshot, float]] = {}
+        self._sweeper: asyncio.Task[None] | None = None
+
+    async def get(self, key: str) -> Snapshot | None:
+        self._start()
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        now = self._clock()
+        if now - entry[1] > self.ttl:
+            del self._entries[key]
+            return None
+        self._entries[key] = (entry[0], now)
+        return entry[0]
+
+    async def save(self, key: str, data: bytes, *, version: int) -> int:
+        self._start()
+        current = await self.get(key)
+        if (current.version if current is not None else 0) != version:
+            raise StaleVersion(key, version)
+        self._entries[key] = (Snapshot(bytes(data), version + 1), self._clock())
+        return version + 1
+
+    async def delete(self, key: str) -> None:
+        self._entries.pop(key, None)
+
+    async def list(self) -> list[str]:
+        now = self._clock()
+        return [key for key, (_, seen) in self._entries.items() if now - seen <= self.ttl]
+
+    async def ping(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+            self._sweeper = None
+
+    def sweep(self) -> int:
+        """Remove expired entries now; returns how many."""
+        now = self._clock()
+        expired = [key for key, (_, seen) in self._entries.items() if now - seen > self.ttl]
+        for key in expired:
+            del self._entries[key]
+        return len(expired)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def _start(self) -> None:
+        if self._sweeper is None or self._sweeper.done():
+            self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.sweep_interval)
+            self.sweep()
+
+
+class InProcessBroadcaster:
+    """Delivers within this process, to each handler in turn; a failing handler is logged
+    and does not stop delivery to the others. Several apps in one process may share one
+    (they then see each other's messages, as instances sharing Redis do)."""
+
+    def __init__(self) -> None:
+        self._handlers: dict[str, list[Handler]] = {}
+
+    async def publish(self, channel: str, message: bytes) -> None:
+        for handler in list(self._handlers.get(channel, ())):
+            try:
+                await handler(message)
+            except Exception:
+                logger.exception("handler for channel %r failed", channel)
+
+    async def subscribe(self, channel: str, handler: Handler) -> None:
+        self._handlers.setdefault(channel, []).append(handler)
+
+    async def unsubscribe(self, channel: str, handler: Handler) -> None:
+        handlers = self._handlers.get(channel)
+        if handlers and handler in handlers:
+            handlers.remove(handler)
+            if not handlers:
+                del self._handlers[channel]
+
+    async def close(self) -> None:
+        self._handlers.clear()
+
+    def channels(self) -> list[str]:
+        """Channels with at least one handler."""
+        return list(self._handlers)
+
+
+def from_url(url: str) -> Backend:
+    """``memory://``: a new memory store and in-process broadcaster. ``?ttl=SECONDS`` sets the
+    store's time to live."""
+    query = dict(parse_qsl(urlsplit(url).query))
+    unknown = sorted(set(query) - {"ttl"})
+    if unknown:
+        raise ValueError(f"unknown option(s) in {url!r}: {', '.join(unknown)}")
+    store = MemorySessionStore(ttl=float(query["ttl"])) if "ttl" in query else MemorySessionStore()
+    return Backend(store, InProcessBroadcaster())

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from ._engine import implementation
 from .app import LiveApp, Options, Session, mount
-from .broadcast import Broadcaster, InProcessBroadcaster
+from .backends.memory import InProcessBroadcaster, MemorySessionStore
+from .broadcast import Broadcaster
 from .context import Context
 from .errors import FieldError, NotAvailable, TemplateError, TopicForbidden
 from .helpers import Helpers
-from .sessions import MemorySessionStore, SessionStore
+from .sessions import SessionStore
 from .state import Persist
 from .template import Environment, Renderer, Template, encode_frame
 

@@ -22,13 +22,14 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from .broadcast import Broadcaster, InProcessBroadcaster
+from .backends.memory import InProcessBroadcaster, MemorySessionStore
+from .broadcast import Broadcaster
 from .context import Context, check_topic
 from .controller import Actions, call
 from .errors import FieldError, NotAvailable, TopicForbidden
 from .helpers import Helpers
 from .page import LiveRegion, live_region
-from .sessions import MemorySessionStore, SessionStore
+from .sessions import SessionStore
 from .state import StateSpec
 from .template import Template
 from .types import Receive, Scope, Send

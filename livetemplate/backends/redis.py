@@ -23,13 +23,12 @@ from datetime import timedelta
 from typing import Any
 
 from redis import exceptions as redis_errors
-from redis.asyncio import RedisCluster
 from redis.commands.core import AsyncScript
 
 from ..sessions import Snapshot, StaleVersion, StoreUnavailable
 from . import Backend
 from .memory import MemorySessionStore
-from .redis_clients import RedisClient, close_client, create_client, mask_url, parse_url
+from .redis_clients import RedisClient, close_client, create_client, describe, mask_url, parse_url
 from .redis_pubsub import BroadcastUnavailable, RedisBroadcaster
 
 __all__ = [
@@ -166,7 +165,7 @@ class RedisSessionStore:
         self.probe_interval = probe_interval
         self._ttl_ms = max(1, int(ttl.total_seconds() * 1000))
         self._close_client = close_client
-        self._name = name or _describe(client)
+        self._name = name or describe(client)
         self._save: AsyncScript = client.register_script(SAVE_SCRIPT)
         self._delete_if: AsyncScript = client.register_script(DELETE_IF_SCRIPT)
         # degraded mode: local snapshots; per key the Redis version the outage started from
@@ -363,19 +362,6 @@ class RedisSessionStore:
         await memory.close()
         logger.info("session store write-back: %d written, %d dropped (Redis had moved on)", written, conflicts)
         return True
-
-
-def _describe(client: RedisClient) -> str:
-    """A short description of a client for logs, without credentials."""
-    if isinstance(client, RedisCluster):
-        nodes = ",".join(node.name for node in client.get_nodes()) or "startup nodes"
-        return f"cluster {nodes}"
-    pool = client.connection_pool
-    service = getattr(pool, "service_name", None)
-    if service is not None:
-        return f"sentinel master {service!r}"
-    kwargs = pool.connection_kwargs
-    return f"{kwargs.get('host', '?')}:{kwargs.get('port', '?')}/{kwargs.get('db', 0)}"
 
 
 def _escape_glob(text: str) -> str:

@@ -16,14 +16,14 @@ import contextlib
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Literal, TypeAlias
-from urllib.parse import parse_qsl, quote, unquote, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
 from redis.asyncio import Redis, RedisCluster, Sentinel
 from redis.asyncio.cluster import ClusterNode
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-__all__ = ["RedisClient", "RedisURL", "close_client", "create_client", "mask_url", "parse_url"]
+__all__ = ["RedisClient", "RedisURL", "close_client", "create_client", "describe", "mask_url", "parse_url"]
 
 #: Every client this package accepts: one server (possibly Sentinel-managed) or a Cluster.
 RedisClient: TypeAlias = "Redis | RedisCluster"
@@ -219,13 +219,14 @@ def _options(query: str) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]
 
 
 def create_client(config: RedisURL) -> RedisClient:
-    """A new client for the URL's topology. Its own retries are off: the store and the
-    broadcaster retry (and log) by their own rules."""
+    """A new client for the URL's topology. It tries a command once more at once when the
+    connection fails (a pooled connection that a server restart closed); the store and the
+    broadcaster retry beyond that, with delays and logs, by their own rules."""
     options: dict[str, Any] = {
         **config.connection_options,
         "username": config.username,
         "password": config.password,
-        "retry": Retry(NoBackoff(), 0),
+        "retry": Retry(NoBackoff(), 1),
     }
     if config.tls:
         options["ssl"] = True
@@ -256,6 +257,14 @@ async def close_client(client: RedisClient) -> None:
                 await sentinel.aclose()
 
 
-def quote_password(password: str) -> str:
-    """``password`` escaped for the userinfo of a URL."""
-    return quote(password, safe="")
+def describe(client: RedisClient) -> str:
+    """A short description of a client for logs, without credentials."""
+    if isinstance(client, RedisCluster):
+        nodes = ",".join(node.name for node in client.get_nodes()) or "startup nodes"
+        return f"cluster {nodes}"
+    pool = client.connection_pool
+    service = getattr(pool, "service_name", None)
+    if service is not None:
+        return f"sentinel master {service!r}"
+    kwargs = pool.connection_kwargs
+    return f"{kwargs.get('host', '?')}:{kwargs.get('port', '?')}/{kwargs.get('db', 0)}"

@@ -14,8 +14,8 @@ Redis pub/sub is fire-and-forget: **messages published while a subscriber connec
 are lost**. The reader reconnects with exponential backoff (logged), subscribes every channel
 again, and then calls ``on_resubscribe(channels)`` so the app can resynchronise (reload its
 groups from the session store). A publish while Redis is unreachable raises
-:class:`BroadcastUnavailable` (it is not retried: a publish whose reply was lost may have
-been delivered).
+:class:`BroadcastUnavailable` (beyond the client's own retry: a publish whose reply was lost
+may have been delivered, so a retry may deliver a message twice).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from redis.asyncio.client import PubSub
 from redis.asyncio.connection import AbstractConnection
 
 from ..broadcast import Handler
-from .redis_clients import RedisClient, close_client
+from .redis_clients import RedisClient, close_client, describe
 
 __all__ = ["BroadcastUnavailable", "RedisBroadcaster", "ResubscribeHook"]
 
@@ -92,7 +92,7 @@ class RedisBroadcaster:
         #: Messages dropped because the handlers fell ``max_pending`` messages behind.
         self.dropped = 0
         self._close_client = close_client
-        self._name = name or repr(client)
+        self._name = name or describe(client)
         self._handlers: dict[str, list[Handler]] = {}
         self._subscribers: dict[str, _Subscriber] = {}  # by node name ("" unless sharded)
         self._queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(max_pending)
@@ -213,13 +213,20 @@ class RedisBroadcaster:
     def _spawn(self, coroutine: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(coroutine)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._done)
 
-    async def remap(self) -> None:
+    def _done(self, task: asyncio.Future[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("broadcaster task failed", exc_info=task.exception())
+
+    async def remap(self, delay: float = 0.0) -> None:
         """Cluster only: refresh the slot map and move every channel whose slot changed owner
-        to the subscriber connection of its new node (after a failover or a slot migration)."""
+        to the subscriber connection of its new node (after a failover or a slot migration);
+        subscribe again the channels a node dropped while still owning them per the map."""
         if not isinstance(self.client, RedisCluster) or self._closed:
             return
+        await asyncio.sleep(delay)
         self._remapping = self._remapping or asyncio.Lock()
         async with self._remapping:
             try:
@@ -227,16 +234,19 @@ class RedisBroadcaster:
             except Exception as exc:
                 logger.warning("cannot refresh the cluster's slots: %r", exc)
                 return
-            moves = []
             for subscriber in list(self._subscribers.values()):
-                for name in list(subscriber.channels):
-                    owner = _node_name(self.client, name)
-                    if owner != subscriber.node:
-                        moves.append((subscriber, name))
-            for subscriber, name in moves:
-                logger.info("shard channel %r moved from %s to another node: subscribing there", name, subscriber.node)
-                await subscriber.remove(name)
-                await (await self._subscriber_for(name)).add(name)
+                for name in sorted(subscriber.channels):
+                    if _node_name(self.client, name) != subscriber.node:
+                        logger.info(
+                            "shard channel %r moved from %s: subscribing on its new node", name, subscriber.node
+                        )
+                        await subscriber.remove(name)
+                        await (await self._subscriber_for(name)).add(name)
+                    elif name in subscriber.dropped:
+                        # the map may be behind the node: a MOVED reply sends us here again
+                        subscriber.dropped.discard(name)
+                        with contextlib.suppress(*CONNECTION_ERRORS):
+                            await subscriber.add(name)
             for node, subscriber in list(self._subscribers.items()):
                 if not subscriber.channels:
                     del self._subscribers[node]
@@ -269,6 +279,8 @@ class _Subscriber:
         self.node = node
         self.pubsub = pubsub
         self.channels: set[str] = set()
+        #: Channels the server dropped (their slot moved), to subscribe where they now live.
+        self.dropped: set[str] = set()
         self._confirmations: dict[str, asyncio.Future[None]] = {}
         self._reader: asyncio.Task[None] | None = None
         self._connecting = asyncio.Lock()
@@ -294,7 +306,7 @@ class _Subscriber:
                 self._reader = asyncio.get_running_loop().create_task(self._read_forever())
             async with asyncio.timeout(self.owner.keepalive):
                 await asyncio.shield(confirmed)
-        except (*CONNECTION_ERRORS, TimeoutError) as exc:  # type: ignore[misc]
+        except (*CONNECTION_ERRORS, TimeoutError, redis_errors.ResponseError) as exc:  # type: ignore[misc]
             logger.info("%s: %s not subscribed yet (%r): the reader will on reconnection", self._label, name, exc)
             if self._reader is None:
                 self._reader = asyncio.get_running_loop().create_task(self._read_forever())
@@ -303,6 +315,7 @@ class _Subscriber:
 
     async def remove(self, name: str) -> None:
         self.channels.discard(name)
+        self.dropped.discard(name)
         if self.connected:
             with contextlib.suppress(*CONNECTION_ERRORS):
                 await self._send("unsubscribe", [name])
@@ -370,7 +383,10 @@ class _Subscriber:
                 continue
             except redis_errors.ResponseError as exc:  # MOVED after a slot migration, for one
                 logger.warning("%s: %r", self._label, exc)
-                self.owner._spawn(self.owner.remap())
+                for future in self._confirmations.values():
+                    if not future.done():
+                        future.set_exception(exc)
+                self.owner._spawn(self.owner.remap(delay=self.owner.reconnect_delay))
                 continue
             delay = self.owner.reconnect_delay
             if message is None:  # idle: ping once, and give up on the connection if no answer
@@ -395,6 +411,7 @@ class _Subscriber:
                 future.set_result(None)
         elif kind == "sunsubscribe" and _text(message["channel"]) in self.channels:
             # the server dropped a shard channel whose slot moved to another node
+            self.dropped.add(_text(message["channel"]))
             self.owner._spawn(self.owner.remap())
 
     async def _lost(self, error: BaseException, delay: float) -> None:

@@ -56,6 +56,9 @@ RETRYABLE: tuple[type[BaseException], ...] = (
     OSError,
 )
 
+#: Connection errors that retrying cannot cure.
+MISCONFIGURED = (redis_errors.AuthenticationError, redis_errors.AuthorizationError)
+
 # KEYS[1] the key; ARGV[1] the expected version (0: nothing stored), ARGV[2] the data,
 # ARGV[3] the time to live in ms, ARGV[4] the new version, ARGV[5] a token unique to this
 # write. A value that is not a snapshot (another format, another type) counts as nothing
@@ -261,6 +264,8 @@ class RedisSessionStore:
         for attempt in range(self.max_retries + 1):
             try:
                 return await command(*args, **kwargs)
+            except MISCONFIGURED:
+                raise  # a wrong password is no outage: neither retried nor hidden by the fallback
             except RETRYABLE as exc:
                 error = exc
                 if attempt < self.max_retries:

@@ -118,7 +118,13 @@ class RedisProcess:
 
     def client(self, *, socket_timeout: float = 5) -> redis.Redis:
         """A synchronous client for fixtures and assertions (the caller closes it)."""
-        return redis.Redis(host=HOST, port=self.port, socket_timeout=socket_timeout)
+        return redis.Redis(host=HOST, port=self.port, socket_timeout=socket_timeout, password=self.password)
+
+    @property
+    def password(self) -> str | None:
+        if "--requirepass" in self.args:
+            return self.args[self.args.index("--requirepass") + 1]
+        return None
 
     def _answers(self) -> bool:
         if not self.running:
@@ -192,9 +198,9 @@ class Topology:
 class Standalone(Topology):
     """One redis-server."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, password: str | None = None) -> None:
         super().__init__("standalone")
-        self.server = self.add("server")
+        self.server = self.add("server", args=("--requirepass", password) if password else ())
 
     def start(self) -> None:
         self.server.start()

@@ -119,9 +119,10 @@ class Group:
     """A session group in this process: the persisted snapshot, the lock that serializes
     its changes, and its open connections."""
 
-    def __init__(self, group_id: str, persisted: bytes | None) -> None:
+    def __init__(self, group_id: str, persisted: bytes | None, version: int = 0) -> None:
         self.id = group_id
         self.persisted = persisted
+        self.version = version  # of the snapshot in the session store
         self.lock = asyncio.Lock()
         self.connections: list[Connection] = []
         self.touched = time.monotonic()
@@ -228,12 +229,13 @@ class LiveApp:
         self._start_sweeper()
         group = self.groups.get(group_id)
         if group is None:
-            persisted = None
+            snapshot = None
             if self.spec.persisted:
-                persisted = await self.store.get(self.store_key(group_id))
+                snapshot = await self.store.get(self.store_key(group_id))
             group = self.groups.get(group_id)  # another task may have loaded it meanwhile
             if group is None:
-                group = self.groups[group_id] = Group(group_id, persisted)
+                data, version = snapshot if snapshot is not None else (None, 0)
+                group = self.groups[group_id] = Group(group_id, data, version)
         group.touched = time.monotonic()
         return group
 
@@ -327,7 +329,9 @@ class LiveApp:
 
     async def _save(self, group: Group) -> None:
         try:
-            await self.store.set(self.store_key(group.id), group.persisted)  # type: ignore[arg-type]
+            assert group.persisted is not None
+            key = self.store_key(group.id)
+            group.version = await self.store.save(key, bytes(group.persisted), version=group.version)
         except Exception:
             # the change stays committed in this process; the store catches up on the next save
             logger.exception("saving session group %s failed", group.id)

@@ -117,6 +117,7 @@ class Proxy:
         self.target_port = port
         self.port = 0
         self.cut = False
+        self.stalled = False
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
 
@@ -136,6 +137,12 @@ class Proxy:
 
     def reconnect(self) -> None:
         self.cut = False
+        self.stalled = False
+
+    def stall(self) -> None:
+        """Keep every connection open but forward nothing (a half-open connection, as a
+        network partition leaves it): only a keepalive notices."""
+        self.stalled = True
 
     async def close(self) -> None:
         self.disconnect()
@@ -158,8 +165,9 @@ class Proxy:
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
+                if not self.stalled:
+                    writer.write(data)
+                    await writer.drain()
         except (OSError, asyncio.IncompleteReadError):
             pass
         finally:

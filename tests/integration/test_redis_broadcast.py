@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 from livetemplate.backends.redis import BroadcastUnavailable, RedisBroadcaster
 from livetemplate.backends.redis_clients import RedisClient
 from livetemplate.broadcast import Broadcaster
-from tests.integration.conftest import eventually
+from tests.integration.conftest import Proxy, eventually
 from tests.integration.redis_servers import Cluster, Standalone, Topology
 
 pytestmark = pytest.mark.anyio
@@ -251,6 +251,29 @@ async def test_resubscribes_after_a_restart_and_calls_the_hook(
     messages = [record.getMessage() for record in caplog.records]
     assert any("lost its connection" in message for message in messages)
     assert any("reconnected" in message for message in messages)
+
+
+async def test_a_silent_connection_is_detected_by_the_keepalive(
+    proxy: Proxy, standalone: Standalone, broadcasters: Callable[..., RedisBroadcaster]
+) -> None:
+    """The subscriber's connection stops carrying anything without closing: the idle ping
+    goes unanswered, the connection is dropped and made again."""
+    resubscribed: list[list[str]] = []
+
+    async def hook(channels: list[str]) -> None:
+        resubscribed.append(channels)
+
+    url = proxy.url + "?socket_timeout=0.5&socket_connect_timeout=0.5"
+    receiver = broadcasters(url, keepalive=0.2, max_reconnect_delay=0.2, on_resubscribe=hook)
+    sender = broadcasters(standalone.url)
+    inbox = Inbox()
+    await receiver.subscribe("quiet", inbox.handler("quiet"))
+    proxy.stall()
+    await eventually(lambda: receiver.subscriber_connections() == 0, "the silent connection to be dropped")
+    proxy.reconnect()
+    await eventually(lambda: resubscribed == [["quiet"]], "the resubscription")
+    await sender.publish("quiet", b"heard")
+    await eventually(lambda: inbox.received["quiet"] == [b"heard"], "delivery on the new connection")
 
 
 async def test_a_subscription_made_while_redis_is_down_is_made_when_it_returns(

@@ -11,6 +11,7 @@ import pytest
 
 import livetemplate
 from livetemplate import Context, FieldError, MemorySessionStore, Persist, SessionStore
+from livetemplate.sessions import Snapshot, StaleVersion
 from tests.support.asgi import LiveClient, settle
 from tests.support.stores import RecordingStore
 
@@ -188,7 +189,7 @@ async def test_unreadable_stored_state_is_ignored() -> None:
     app = make(session_store=store)
     async with LiveClient(app) as client:
         await client.get("/")
-        store.data[app.store_key(client.http.cookies["livetemplate-id"])] = b"\xc1garbage"
+        store.data[app.store_key(client.http.cookies["livetemplate-id"])] = Snapshot(b"\xc1garbage", 1)
         app.groups.clear()
         response = await client.get("/")
         reply = await client.post_action("increment")
@@ -427,14 +428,16 @@ async def test_memory_store_basics() -> None:
     store = MemorySessionStore()
     assert isinstance(store, SessionStore)
     assert await store.get("a") is None
-    await store.set("a", bytearray(b"one"))
-    await store.set("b", b"two")
+    assert await store.save("a", bytearray(b"one"), version=0) == 1
+    assert await store.save("b", b"two", version=0) == 1
     got = await store.get("a")
-    assert got == b"one" and type(got) is bytes
+    assert got == Snapshot(b"one", 1) and type(got.data) is bytes
     assert sorted(await store.list()) == ["a", "b"]
     assert len(store) == 2
-    await store.set("a", b"uno")
-    assert await store.get("a") == b"uno"
+    assert await store.save("a", b"uno", version=1) == 2
+    with pytest.raises(StaleVersion):
+        await store.save("a", b"late", version=1)
+    assert await store.get("a") == Snapshot(b"uno", 2)
     await store.delete("a")
     await store.delete("missing")
     assert await store.get("a") is None
@@ -447,12 +450,12 @@ async def test_memory_store_basics() -> None:
 async def test_memory_store_expiry() -> None:
     clock = Clock()
     store = MemorySessionStore(ttl=10, clock=clock)
-    await store.set("a", b"1")
-    await store.set("b", b"2")
+    await store.save("a", b"1", version=0)
+    await store.save("b", b"2", version=0)
     clock.now += 6
-    assert await store.get("a") == b"1"  # reading refreshes
+    assert await store.get("a") == Snapshot(b"1", 1)  # reading refreshes
     clock.now += 6
-    assert await store.get("a") == b"1"
+    assert await store.get("a") == Snapshot(b"1", 1)
     assert await store.list() == ["a"]  # b expired
     assert await store.get("b") is None
     clock.now += 11
@@ -464,9 +467,9 @@ async def test_memory_store_expiry() -> None:
 async def test_memory_store_sweep() -> None:
     clock = Clock()
     store = MemorySessionStore(ttl=10, clock=clock)
-    await store.set("old", b"1")
+    await store.save("old", b"1", version=0)
     clock.now += 8
-    await store.set("new", b"2")
+    await store.save("new", b"2", version=0)
     clock.now += 5
     assert store.sweep() == 1
     assert len(store) == 1
@@ -477,12 +480,12 @@ async def test_memory_store_sweep() -> None:
 async def test_memory_store_sweeps_in_the_background_until_closed() -> None:
     clock = Clock()
     store = MemorySessionStore(ttl=10, sweep_interval=0.01, clock=clock)
-    await store.set("a", b"1")
+    await store.save("a", b"1", version=0)
     clock.now += 11
     await asyncio.sleep(0.05)
     assert len(store) == 0
     await store.close()
-    await store.set("b", b"2")  # using it again restarts the sweep
+    await store.save("b", b"2", version=0)  # using it again restarts the sweep
     clock.now += 11
     await asyncio.sleep(0.05)
     assert len(store) == 0
@@ -518,4 +521,4 @@ async def test_a_custom_store_class_works() -> None:
     assert app.store is store
     assert store.sets() == 3
     saved = next(iter(store.data.values()))
-    assert isinstance(saved, bytes)
+    assert isinstance(saved.data, bytes) and saved.version == 3

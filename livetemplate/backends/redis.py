@@ -28,7 +28,7 @@ from redis.commands.core import AsyncScript
 from ..sessions import Snapshot, StaleVersion, StoreUnavailable
 from . import Backend
 from .memory import MemorySessionStore
-from .redis_clients import RedisClient, close_client, create_client, describe, mask_url, parse_url
+from .redis_clients import RedisClient, close_client, create_client, describe, mask_url, parse_url, require_bytes
 from .redis_pubsub import BroadcastUnavailable, RedisBroadcaster
 
 __all__ = [
@@ -68,7 +68,8 @@ SAVE_SCRIPT = """
 local current = 0
 local token = nil
 if redis.call('TYPE', KEYS[1]).ok == 'string' then
-  local version, written_by = string.match(redis.call('GET', KEYS[1]), '^LT1:(%d+):(%x+):')
+  local header = redis.call('GETRANGE', KEYS[1], 0, 63)  -- not the whole value
+  local version, written_by = string.match(header, '^LT1:(%d+):(%x+):')
   if version then current = tonumber(version); token = written_by end
 end
 if current ~= tonumber(ARGV[1]) then
@@ -84,7 +85,7 @@ return {1, tonumber(ARGV[4])}
 DELETE_IF_SCRIPT = """
 local current = 0
 if redis.call('TYPE', KEYS[1]).ok == 'string' then
-  local version = string.match(redis.call('GET', KEYS[1]), '^LT1:(%d+):%x+:')
+  local version = string.match(redis.call('GETRANGE', KEYS[1], 0, 63), '^LT1:(%d+):%x+:')
   if version then current = tonumber(version) end
 end
 if current == tonumber(ARGV[1]) then redis.call('DEL', KEYS[1]) end
@@ -104,9 +105,6 @@ class CorruptSnapshot(ValueError):
 def decode_snapshot(key: str, raw: bytes) -> Snapshot:
     """A stored value (``LT1:<version>:<token>:<data>``) as a snapshot; :class:`CorruptSnapshot`
     if it is not one."""
-    if not isinstance(raw, bytes):
-        kind = type(raw).__name__
-        raise CorruptSnapshot(key, f"the client returned {kind}, not bytes (decode_responses must be off)")
     parts = raw.split(b":", 3)
     if len(parts) == 4 and parts[0] == FORMAT and parts[1].isdigit() and _is_hex(parts[2]):
         return Snapshot(parts[3], int(parts[1]))
@@ -159,6 +157,7 @@ class RedisSessionStore:
             raise ValueError("ttl must be positive")
         if max_retries < 0 or retry_delay < 0 or probe_interval <= 0:
             raise ValueError("max_retries and retry_delay must be 0 or more, probe_interval positive")
+        require_bytes(client)
         self.client = client
         self.ttl = ttl
         self.key_prefix = key_prefix

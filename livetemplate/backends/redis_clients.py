@@ -23,7 +23,16 @@ from redis.asyncio.cluster import ClusterNode
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-__all__ = ["RedisClient", "RedisURL", "close_client", "create_client", "describe", "mask_url", "parse_url"]
+__all__ = [
+    "RedisClient",
+    "RedisURL",
+    "close_client",
+    "create_client",
+    "describe",
+    "mask_url",
+    "parse_url",
+    "require_bytes",
+]
 
 #: Every client this package accepts: one server (possibly Sentinel-managed) or a Cluster.
 RedisClient: TypeAlias = "Redis | RedisCluster"
@@ -245,6 +254,13 @@ def create_client(config: RedisURL) -> RedisClient:
     sentinel = Sentinel(list(config.hosts), sentinel_kwargs=sentinel_kwargs)  # type: ignore[no-untyped-call]
     client: Redis = sentinel.master_for(config.service_name, db=config.db, **options)
     return client
+
+
+def require_bytes(client: RedisClient) -> None:
+    """Raise ValueError for a client that decodes replies to str: snapshots and messages are
+    bytes."""
+    if client.get_encoder().decode_responses:
+        raise ValueError("the Redis client must return bytes: create it with decode_responses=False")
 
 
 async def close_client(client: RedisClient) -> None:

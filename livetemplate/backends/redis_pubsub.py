@@ -33,7 +33,7 @@ from redis.asyncio.client import PubSub
 from redis.asyncio.connection import AbstractConnection
 
 from ..broadcast import Handler
-from .redis_clients import RedisClient, close_client, describe
+from .redis_clients import RedisClient, close_client, describe, require_bytes
 
 __all__ = ["BroadcastUnavailable", "RedisBroadcaster", "ResubscribeHook"]
 
@@ -81,6 +81,7 @@ class RedisBroadcaster:
     ) -> None:
         if handler_timeout <= 0 or max_pending <= 0 or keepalive <= 0:
             raise ValueError("handler_timeout, max_pending and keepalive must be positive")
+        require_bytes(client)
         self.client = client
         self.channel_prefix = channel_prefix
         self.handler_timeout = handler_timeout
@@ -126,7 +127,11 @@ class RedisBroadcaster:
         handlers.append(handler)
         if len(handlers) == 1:
             self._start_dispatcher()
-            subscriber = await self._subscriber_for(self.channel_prefix + channel)
+            try:
+                subscriber = await self._subscriber_for(self.channel_prefix + channel)
+            except redis_errors.RedisError as exc:  # a cluster whose slots cannot be read
+                del self._handlers[channel]
+                raise BroadcastUnavailable(f"cannot subscribe {channel!r}: {exc!r}") from exc
             await subscriber.add(self.channel_prefix + channel)
 
     async def unsubscribe(self, channel: str, handler: Handler) -> None:

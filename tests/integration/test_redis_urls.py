@@ -126,3 +126,12 @@ async def test_a_store_over_a_user_client_leaves_it_open(standalone: Standalone,
     await store.close()
     assert await client.ping()
     await client.aclose()
+
+
+async def test_a_client_that_decodes_replies_is_refused(standalone: Standalone) -> None:
+    client = Redis(port=standalone.server.port, decode_responses=True)
+    with pytest.raises(ValueError, match="decode_responses=False"):
+        RedisSessionStore(client)
+    with pytest.raises(ValueError, match="decode_responses=False"):
+        RedisBroadcaster(client)
+    await client.aclose()

@@ -1,0 +1,382 @@
+"""RedisBroadcaster against real servers: one subscriber connection per process with local
+fan-out, sharded pub/sub on a Cluster, resubscription after restarts and failovers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+
+from livetemplate.backends.redis import BroadcastUnavailable, RedisBroadcaster
+from livetemplate.backends.redis_clients import RedisClient
+from livetemplate.broadcast import Broadcaster
+from tests.integration.conftest import Proxy, eventually
+from tests.integration.redis_servers import Cluster, Standalone, Topology
+
+pytestmark = pytest.mark.anyio
+
+Clients = Callable[[str], RedisClient]
+
+
+class Inbox:
+    """Handlers that record what they receive."""
+
+    def __init__(self) -> None:
+        self.received: dict[str, list[bytes]] = defaultdict(list)
+
+    def handler(self, name: str) -> Callable[[bytes], Any]:
+        async def handle(message: bytes) -> None:
+            self.received[name].append(message)
+
+        handle.__qualname__ = f"handler {name}"
+        return handle
+
+
+@pytest.fixture
+async def broadcasters(clients: Clients, prefix: str) -> AsyncIterator[Callable[..., RedisBroadcaster]]:
+    made: list[RedisBroadcaster] = []
+
+    def make(url: str, **options: Any) -> RedisBroadcaster:
+        broadcaster = RedisBroadcaster(clients(url), channel_prefix=prefix, **options)
+        made.append(broadcaster)
+        return broadcaster
+
+    yield make
+    for broadcaster in made:
+        await broadcaster.close()
+
+
+def channels_on_distinct_slots(cluster: Cluster, prefix: str, count: int) -> list[str]:
+    """Channel names whose slots belong to ``count`` different masters."""
+    from redis.crc import key_slot
+
+    found: dict[int, str] = {}
+    for index in range(1000):
+        name = f"room-{index}"
+        port = cluster.node_for_slot(key_slot((prefix + name).encode())).port
+        found.setdefault(port, name)
+        if len(found) == count:
+            return list(found.values())
+    raise AssertionError("no spread of channels found")
+
+
+async def subscriber_clients(topology: Topology) -> int:
+    """Connections subscribed to anything, over every data node of the topology."""
+    if isinstance(topology, Cluster):
+        nodes = topology.nodes
+    elif isinstance(topology, Standalone):
+        nodes = [topology.server]
+    else:
+        nodes = [topology.process_at(topology.master_address()[1])]  # type: ignore[attr-defined]
+    total = 0
+    for node in nodes:
+        client = Redis(port=node.port)
+        try:
+            for entry in await client.client_list():
+                if entry.get("name", "").startswith("sentinel-"):
+                    continue  # the sentinels' own hello channel
+                if int(entry.get("sub", 0)) or int(entry.get("ssub", 0)) or int(entry.get("psub", 0)):
+                    total += 1
+        finally:
+            await client.aclose()
+    return total
+
+
+async def test_fan_out_to_many_handlers_over_one_connection(
+    topology: Topology, broadcasters: Callable[..., RedisBroadcaster], prefix: str
+) -> None:
+    receiver = broadcasters(topology.url)
+    sender = broadcasters(topology.url)
+    assert isinstance(receiver, Broadcaster)
+    channels = channels_on_distinct_slots(topology, prefix, 3) if isinstance(topology, Cluster) else ["a", "b", "c"]
+    inbox = Inbox()
+    for channel in channels:
+        for index in range(4):
+            await receiver.subscribe(channel, inbox.handler(f"{channel}/{index}"))
+    for channel in channels:
+        await sender.publish(channel, f"hello {channel}".encode())
+    expected = {f"{channel}/{index}": [f"hello {channel}".encode()] for channel in channels for index in range(4)}
+    await eventually(lambda: dict(inbox.received) == expected, "every handler to get its channel's message")
+    # one subscriber connection (on a cluster, one per master owning a channel), not one per handler
+    connections = len(channels) if isinstance(topology, Cluster) else 1
+    assert receiver.subscriber_connections() == connections
+    assert await subscriber_clients(topology) == connections
+    await receiver.close()
+    await eventually(lambda: _no_subscribers(topology), "the subscriber connections to close")
+
+
+async def _no_subscribers(topology: Topology) -> bool:
+    return await subscriber_clients(topology) == 0
+
+
+async def test_sharded_pub_sub_uses_the_channel_owner(
+    cluster: Cluster, broadcasters: Callable[..., RedisBroadcaster], prefix: str
+) -> None:
+    receiver = broadcasters(cluster.url)
+    inbox = Inbox()
+    channels = channels_on_distinct_slots(cluster, prefix, 3)
+    for channel in channels:
+        await receiver.subscribe(channel, inbox.handler(channel))
+    from redis.crc import key_slot
+
+    for channel in channels:
+        owner = cluster.node_for_slot(key_slot((prefix + channel).encode()))
+        client = Redis(port=owner.port)
+        try:
+            numsub = await client.execute_command("PUBSUB", "SHARDNUMSUB", prefix + channel)
+            assert numsub == [(prefix + channel).encode(), 1]
+            plain = await client.execute_command("PUBSUB", "NUMSUB", prefix + channel)
+            assert plain == [(prefix + channel).encode(), 0]  # sharded, not classic pub/sub
+            # a message published straight on the owner with SPUBLISH arrives
+            await client.execute_command("SPUBLISH", prefix + channel, b"direct")
+        finally:
+            await client.aclose()
+    await eventually(lambda: all(inbox.received[channel] == [b"direct"] for channel in channels), "sharded delivery")
+
+
+async def test_a_failing_or_slow_handler_does_not_stop_delivery(
+    standalone: Standalone, broadcasters: Callable[..., RedisBroadcaster], caplog: pytest.LogCaptureFixture
+) -> None:
+    receiver = broadcasters(standalone.url, handler_timeout=0.1)
+    inbox = Inbox()
+
+    async def failing(message: bytes) -> None:
+        raise RuntimeError("handler bug")
+
+    async def stuck(message: bytes) -> None:
+        await asyncio.Event().wait()
+
+    await receiver.subscribe("c", failing)
+    await receiver.subscribe("c", stuck)
+    await receiver.subscribe("c", inbox.handler("ok"))
+    for number in range(3):
+        await receiver.publish("c", b"%d" % number)
+    await eventually(lambda: inbox.received["ok"] == [b"0", b"1", b"2"], "the healthy handler to get everything")
+    messages = [record.getMessage() for record in caplog.records]
+    assert any("failed" in message for message in messages)
+    assert any("cancelled" in message for message in messages)
+
+
+async def test_a_full_delivery_queue_drops_and_counts(
+    standalone: Standalone, broadcasters: Callable[..., RedisBroadcaster]
+) -> None:
+    receiver = broadcasters(standalone.url, max_pending=2, handler_timeout=30)
+    release = asyncio.Event()
+    seen: list[bytes] = []
+
+    async def blocked(message: bytes) -> None:
+        await release.wait()
+        seen.append(message)
+
+    await receiver.subscribe("q", blocked)
+    for number in range(10):
+        await receiver.publish("q", b"%d" % number)
+    await eventually(lambda: receiver.dropped == 7, "the overflow to be counted")  # 1 in the handler, 2 queued
+    release.set()
+    await eventually(lambda: len(seen) == 3, "the queued messages")
+
+
+async def test_unsubscribe_removes_the_redis_subscription_with_the_last_handler(
+    standalone: Standalone, broadcasters: Callable[..., RedisBroadcaster], prefix: str
+) -> None:
+    receiver = broadcasters(standalone.url)
+    inbox = Inbox()
+    first, second = inbox.handler("1"), inbox.handler("2")
+    await receiver.subscribe("u", first)
+    await receiver.subscribe("u", second)
+    client = Redis(port=standalone.server.port)
+
+    async def numsub() -> int:
+        return int((await client.pubsub_numsub(prefix + "u"))[0][1])
+
+    try:
+        assert await numsub() == 1
+        await receiver.unsubscribe("u", first)
+        assert await numsub() == 1
+        await receiver.publish("u", b"only second")
+        await eventually(lambda: inbox.received["2"] == [b"only second"], "delivery to the remaining handler")
+        assert inbox.received["1"] == []
+        await receiver.unsubscribe("u", second)
+        await eventually(lambda: _equals(numsub(), 0), "the Redis subscription to go")
+        assert receiver.channels() == []
+    finally:
+        await client.aclose()
+
+
+async def _equals(value: Any, expected: Any) -> bool:
+    return bool(await value == expected)
+
+
+async def test_publish_while_redis_is_down_raises(
+    own_standalone: Standalone, broadcasters: Callable[..., RedisBroadcaster]
+) -> None:
+    broadcaster = broadcasters(own_standalone.url)
+    own_standalone.server.kill()
+    with pytest.raises(BroadcastUnavailable, match="unreachable"):
+        await broadcaster.publish("x", b"lost")
+
+
+async def test_resubscribes_after_a_restart_and_calls_the_hook(
+    own_standalone: Standalone, broadcasters: Callable[..., RedisBroadcaster], caplog: pytest.LogCaptureFixture
+) -> None:
+    resubscribed: list[list[str]] = []
+
+    async def hook(channels: list[str]) -> None:
+        resubscribed.append(channels)
+
+    receiver = broadcasters(own_standalone.url, on_resubscribe=hook, max_reconnect_delay=0.2)
+    sender = broadcasters(own_standalone.url)
+    inbox = Inbox()
+    await receiver.subscribe("one", inbox.handler("one"))
+    await receiver.subscribe("two", inbox.handler("two"))
+    await sender.publish("one", b"before")
+    await eventually(lambda: inbox.received["one"] == [b"before"], "delivery before the restart")
+
+    own_standalone.server.kill()
+    await asyncio.sleep(0.3)  # the reader notices and backs off
+    own_standalone.server.start()
+    await eventually(lambda: resubscribed == [["one", "two"]], "the resubscribe hook")
+    await sender.publish("one", b"after")
+    await sender.publish("two", b"after")
+    await eventually(
+        lambda: inbox.received["one"] == [b"before", b"after"] and inbox.received["two"] == [b"after"],
+        "delivery after the restart",
+    )
+    assert receiver.subscriber_connections() == 1
+    assert await subscriber_clients(own_standalone) == 1
+    messages = [record.getMessage() for record in caplog.records]
+    assert any("lost its connection" in message for message in messages)
+    assert any("reconnected" in message for message in messages)
+
+
+async def test_a_silent_connection_is_detected_by_the_keepalive(
+    proxy: Proxy, standalone: Standalone, broadcasters: Callable[..., RedisBroadcaster]
+) -> None:
+    """The subscriber's connection stops carrying anything without closing: the idle ping
+    goes unanswered, the connection is dropped and made again."""
+    resubscribed: list[list[str]] = []
+
+    async def hook(channels: list[str]) -> None:
+        resubscribed.append(channels)
+
+    url = proxy.url + "?socket_timeout=0.5&socket_connect_timeout=0.5"
+    receiver = broadcasters(url, keepalive=0.2, max_reconnect_delay=0.2, on_resubscribe=hook)
+    sender = broadcasters(standalone.url)
+    inbox = Inbox()
+    await receiver.subscribe("quiet", inbox.handler("quiet"))
+    proxy.stall()
+    await eventually(lambda: receiver.subscriber_connections() == 0, "the silent connection to be dropped")
+    proxy.reconnect()
+    await eventually(lambda: resubscribed == [["quiet"]], "the resubscription")
+    await sender.publish("quiet", b"heard")
+    await eventually(lambda: inbox.received["quiet"] == [b"heard"], "delivery on the new connection")
+
+
+async def test_a_subscription_made_while_redis_is_down_is_made_when_it_returns(
+    own_standalone: Standalone, broadcasters: Callable[..., RedisBroadcaster]
+) -> None:
+    receiver = broadcasters(own_standalone.url, max_reconnect_delay=0.2)
+    sender = broadcasters(own_standalone.url)
+    inbox = Inbox()
+    own_standalone.server.kill()
+    await receiver.subscribe("late", inbox.handler("late"))  # does not fail
+    own_standalone.server.start()
+    await eventually(lambda: receiver.subscriber_connections() == 1, "the subscriber to connect")
+
+    async def delivered() -> bool:
+        await sender.publish("late", b"hi")
+        await asyncio.sleep(0.05)
+        return bool(inbox.received["late"])
+
+    await eventually(delivered, "delivery on the late subscription")
+
+
+async def test_a_cluster_node_restart_resubscribes_its_shard_channels(
+    own_cluster: Cluster, broadcasters: Callable[..., RedisBroadcaster], prefix: str
+) -> None:
+    resubscribed: list[list[str]] = []
+
+    async def hook(channels: list[str]) -> None:
+        resubscribed.append(channels)
+
+    receiver = broadcasters(own_cluster.url, on_resubscribe=hook, max_reconnect_delay=0.2)
+    sender = broadcasters(own_cluster.url)
+    inbox = Inbox()
+    channels = channels_on_distinct_slots(own_cluster, prefix, 3)
+    for channel in channels:
+        await receiver.subscribe(channel, inbox.handler(channel))
+    from redis.crc import key_slot
+
+    restarted = own_cluster.node_for_slot(key_slot((prefix + channels[0]).encode()))
+    restarted.kill()
+    restarted.start()  # same port, same nodes.conf: same slots
+    await eventually(lambda: resubscribed == [[channels[0]]], "the hook for the restarted node's channel")
+
+    async def all_delivered() -> bool:
+        for channel in channels:
+            if not inbox.received[channel]:
+                try:
+                    await sender.publish(channel, b"after")
+                except BroadcastUnavailable:
+                    return False  # the cluster is still settling
+        await asyncio.sleep(0.05)
+        return all(inbox.received[channel] for channel in channels)
+
+    await eventually(all_delivered, "delivery on every shard channel")
+    assert receiver.subscriber_connections() == 3
+
+
+async def test_a_slot_migration_moves_the_shard_subscription(
+    own_cluster: Cluster, broadcasters: Callable[..., RedisBroadcaster], prefix: str
+) -> None:
+    """The slot of a subscribed channel moves to another master: the server drops the
+    subscription and the broadcaster subscribes on the new owner."""
+    from redis.crc import key_slot
+
+    receiver = broadcasters(own_cluster.url)
+    sender = broadcasters(own_cluster.url)
+    inbox = Inbox()
+    await receiver.subscribe("moving", inbox.handler("moving"))
+    slot = key_slot((prefix + "moving").encode())
+    source = own_cluster.node_for_slot(slot)
+    target = next(node for node in own_cluster.nodes if node is not source)
+    target_id = own_cluster.node_id(target)
+    for node in [target, source, *[n for n in own_cluster.nodes if n not in (source, target)]]:
+        client = Redis(port=node.port)
+        try:
+            await client.execute_command("CLUSTER", "SETSLOT", slot, "NODE", target_id)
+        finally:
+            await client.aclose()
+    await eventually(lambda: _owner_subscribed(target.port, prefix + "moving"), "the subscription on the new owner")
+
+    async def delivered() -> bool:
+        if not inbox.received["moving"]:
+            await sender.publish("moving", b"after the move")
+            await asyncio.sleep(0.05)
+        return inbox.received["moving"] == [b"after the move"]
+
+    await eventually(delivered, "delivery after the move")
+
+
+async def _owner_subscribed(port: int, channel: str) -> bool:
+    client = Redis(port=port)
+    try:
+        reply = await client.execute_command("PUBSUB", "SHARDNUMSUB", channel)
+        return bool(reply[1] == 1)
+    finally:
+        await client.aclose()
+
+
+async def test_close_stops_everything(standalone: Standalone, clients: Clients, prefix: str) -> None:
+    receiver = RedisBroadcaster(clients(standalone.url), channel_prefix=prefix)
+    await receiver.subscribe("c", Inbox().handler("c"))
+    await receiver.close()
+    assert receiver.subscriber_connections() == 0
+    assert receiver.channels() == []
+    with pytest.raises(RuntimeError, match="closed"):
+        await receiver.subscribe("c", Inbox().handler("c"))
+    assert not [task for task in asyncio.all_tasks() if "read_forever" in repr(task) or "_dispatch" in repr(task)]

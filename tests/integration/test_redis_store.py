@@ -1,0 +1,289 @@
+"""RedisSessionStore against real servers: standalone, a Sentinel-managed master, a Cluster."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from redis.asyncio import RedisCluster
+
+from livetemplate.backends.redis import CorruptSnapshot, RedisSessionStore
+from livetemplate.backends.redis_clients import RedisClient
+from livetemplate.sessions import SessionStore, Snapshot, StaleVersion, StoreUnavailable
+from tests.integration.conftest import Proxy, eventually
+from tests.integration.redis_servers import Cluster, Standalone, Topology
+
+pytestmark = pytest.mark.anyio
+
+Clients = Callable[[str], RedisClient]
+
+
+@pytest.fixture
+async def stores(clients: Clients, prefix: str) -> AsyncIterator[Callable[..., RedisSessionStore]]:
+    """Make stores under the test's prefix (each with its own client); closed after the test."""
+    made: list[RedisSessionStore] = []
+
+    def make(url: str, **options: Any) -> RedisSessionStore:
+        store = RedisSessionStore(clients(url), key_prefix=prefix, **options)
+        made.append(store)
+        return store
+
+    yield make
+    for store in made:
+        await store.close()
+
+
+async def test_the_store_follows_the_protocol(topology: Topology, stores: Callable[..., RedisSessionStore]) -> None:
+    store = stores(topology.url)
+    assert isinstance(store, SessionStore)
+    assert await store.get("g") is None
+    assert await store.save("g", b"one", version=0) == 1
+    assert await store.save("g", b"two", version=1) == 2
+    assert await store.get("g") == Snapshot(b"two", 2)
+    with pytest.raises(StaleVersion) as stale:
+        await store.save("g", b"late", version=1)
+    assert stale.value.key == "g" and stale.value.expected == 1
+    with pytest.raises(StaleVersion):
+        await store.save("g", b"new", version=0)
+    assert await store.get("g") == Snapshot(b"two", 2)
+    await store.delete("g")
+    assert await store.get("g") is None
+    assert await store.save("g", b"again", version=0) == 1
+    await store.ping()
+
+
+async def test_binary_data_survives(topology: Topology, stores: Callable[..., RedisSessionStore]) -> None:
+    store = stores(topology.url)
+    data = bytes(range(256)) * 40 + b"LT1:9:ab:"  # colons, NULs, a fake header inside
+    await store.save("bin", data, version=0)
+    assert await store.get("bin") == Snapshot(data, 1)
+
+
+async def test_concurrent_writers_exactly_one_wins(
+    topology: Topology, stores: Callable[..., RedisSessionStore]
+) -> None:
+    """Two instances (two clients) commit on the same version at once: one wins, the other
+    sees StaleVersion, even when both write the same bytes."""
+    first, second = stores(topology.url), stores(topology.url)
+    await first.save("shared", b"0", version=0)
+    for round_ in range(1, 21):
+        results = await asyncio.gather(
+            first.save("shared", b"same", version=round_),
+            second.save("shared", b"same", version=round_),
+            return_exceptions=True,
+        )
+        assert sorted(type(result).__name__ for result in results) == ["StaleVersion", "int"]
+        assert [result for result in results if isinstance(result, int)] == [round_ + 1]
+    assert (await second.get("shared")) == Snapshot(b"same", 21)
+
+
+async def test_get_refreshes_the_time_to_live(
+    topology: Topology, stores: Callable[..., RedisSessionStore], clients: Clients, prefix: str
+) -> None:
+    store = stores(topology.url, ttl=timedelta(hours=1))
+    raw = clients(topology.url)
+    await store.save("ttl", b"x", version=0)
+    assert 3_500_000 < await raw.pttl(prefix + "ttl") <= 3_600_000
+    await raw.pexpire(prefix + "ttl", 10_000)
+    assert await store.get("ttl") == Snapshot(b"x", 1)
+    assert await raw.pttl(prefix + "ttl") > 3_500_000
+
+
+async def test_list_scans_the_prefix_on_every_master(
+    topology: Topology, stores: Callable[..., RedisSessionStore], clients: Clients, prefix: str
+) -> None:
+    store = stores(topology.url)
+    other = RedisSessionStore(clients(topology.url), key_prefix=prefix.rstrip(":") + "-other:")
+    keys = [f"group-{index}" for index in range(60)]
+    for key in keys:
+        await store.save(key, b"x", version=0)
+    await other.save("elsewhere", b"x", version=0)
+    assert await store.list() == sorted(keys)
+    assert await other.list() == ["elsewhere"]
+    if isinstance(topology, Cluster):  # the keys really are spread over the masters
+        raw = clients(topology.url)
+        assert isinstance(raw, RedisCluster)
+        await raw.initialize()
+        owners = {raw.get_node_from_key(prefix + key).name for key in keys}  # type: ignore[union-attr]
+        assert len(owners) == len(topology.nodes)
+
+
+async def test_a_prefix_with_glob_characters_lists_only_its_keys(
+    standalone: Standalone, stores: Callable[..., RedisSessionStore], clients: Clients, prefix: str
+) -> None:
+    star = RedisSessionStore(clients(standalone.url), key_prefix=prefix + "a*:")
+    plain = RedisSessionStore(clients(standalone.url), key_prefix=prefix + "ab:")
+    await star.save("one", b"x", version=0)
+    await plain.save("two", b"x", version=0)
+    assert await star.list() == ["one"]
+
+
+async def test_a_value_not_in_the_store_format_is_a_clear_error(
+    topology: Topology, stores: Callable[..., RedisSessionStore], clients: Clients, prefix: str
+) -> None:
+    store = stores(topology.url)
+    raw = clients(topology.url)
+    cases: dict[str, Any] = {
+        "json": b'{"count": 1}',
+        "header": b"LT1:x:zz:data",
+        "empty": b"",
+    }
+    for key, value in cases.items():
+        await raw.set(prefix + key, value)
+        with pytest.raises(CorruptSnapshot, match=key):
+            await store.get(key)
+    await raw.hset(prefix + "hash", "field", "value")
+    with pytest.raises(CorruptSnapshot, match="not a string"):
+        await store.get("hash")
+    # a fresh start replaces it (version 0); then the key is a snapshot again
+    for key in [*cases, "hash"]:
+        assert await store.save(key, b"fresh", version=0) == 1
+        assert await store.get(key) == Snapshot(b"fresh", 1)
+
+
+async def test_the_script_is_loaded_again_after_a_script_flush(
+    topology: Topology, stores: Callable[..., RedisSessionStore], clients: Clients
+) -> None:
+    store = stores(topology.url)
+    await store.save("s", b"1", version=0)
+    raw = clients(topology.url)
+    await raw.script_flush()  # on a cluster: every primary
+    assert await store.save("s", b"2", version=1) == 2
+
+
+# -- outages -----------------------------------------------------------------------------
+
+
+async def test_an_outage_without_fallback_raises_store_unavailable(
+    own_standalone: Standalone, stores: Callable[..., RedisSessionStore]
+) -> None:
+    store = stores(own_standalone.url, max_retries=2, retry_delay=0.01)
+    await store.save("g", b"1", version=0)
+    own_standalone.server.kill()
+    for operation in (store.get("g"), store.save("g", b"2", version=1), store.list(), store.delete("g"), store.ping()):
+        with pytest.raises(StoreUnavailable, match="unreachable"):
+            await operation
+    assert not store.degraded
+    own_standalone.server.start()  # empty: nothing is persisted
+    await store.ping()
+    assert await store.get("g") is None
+    assert await store.save("g", b"again", version=0) == 1
+
+
+async def test_retries_are_bounded(
+    own_standalone: Standalone, stores: Callable[..., RedisSessionStore], caplog: pytest.LogCaptureFixture
+) -> None:
+    store = stores(own_standalone.url, max_retries=3, retry_delay=0)
+    attempts = 0
+    getex = store.client.getex
+
+    async def counting(*args: Any, **kwargs: Any) -> Any:
+        nonlocal attempts
+        attempts += 1
+        return await getex(*args, **kwargs)
+
+    store.client.getex = counting  # type: ignore[method-assign]
+    own_standalone.server.kill()
+    with pytest.raises(StoreUnavailable):
+        await store.get("g")
+    assert attempts == 4
+
+
+async def test_a_paused_server_times_out_into_store_unavailable(
+    own_standalone: Standalone, stores: Callable[..., RedisSessionStore], clients: Clients
+) -> None:
+    from livetemplate.backends.redis import RedisSessionStore as Store
+
+    client = clients(own_standalone.url + "?socket_timeout=0.2&socket_connect_timeout=0.2")
+    store = Store(client, max_retries=1, retry_delay=0)
+    await store.save("g", b"1", version=0)
+    own_standalone.server.pause()
+    try:
+        with pytest.raises(StoreUnavailable):
+            await store.get("g")
+    finally:
+        own_standalone.server.resume()
+    await eventually(lambda: _answers(store), "the store to answer again")
+    assert await store.get("g") == Snapshot(b"1", 1)
+
+
+async def _answers(store: RedisSessionStore) -> bool:
+    try:
+        await store.ping()
+    except StoreUnavailable:
+        return False
+    return True
+
+
+async def test_an_outage_with_fallback_degrades_to_memory_and_writes_back(
+    proxy: Proxy,
+    standalone: Standalone,
+    stores: Callable[..., RedisSessionStore],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """This instance loses Redis (a cut proxy) while another instance keeps it. Meanwhile
+    writes go to memory; when Redis answers again they are written back with a
+    compare-and-set against the version Redis had: where Redis moved on, Redis wins."""
+    caplog.set_level(logging.INFO, logger="livetemplate.backends.redis")
+    local = stores(proxy.url, fallback_to_memory=True, max_retries=1, retry_delay=0, probe_interval=0.05)
+    other = stores(standalone.url)
+    await local.save("kept", b"k1", version=0)
+    await local.save("contested", b"c1", version=0)
+    await local.save("removed", b"r1", version=0)
+    await local.save("removed-unseen", b"u1", version=0)
+
+    proxy.disconnect()
+    assert await local.save("kept", b"k2", version=1) == 2  # no error: degraded
+    assert local.degraded
+    await _ping_fails(local)
+    assert await local.save("kept", b"k3", version=2) == 3
+    assert await local.get("kept") == Snapshot(b"k3", 3)
+    with pytest.raises(StaleVersion):
+        await local.save("kept", b"stale", version=2)
+    assert await local.save("contested", b"c2-local", version=1) == 2
+    assert await local.save("new", b"n1", version=0) == 1
+    assert await local.save("removed", b"r2", version=1) == 2
+    await local.delete("removed")
+    assert await local.get("removed") is None
+    await local.delete("removed-unseen")  # no version known here: Redis keeps its copy
+    assert await local.get("never-written-here") is None
+    assert sorted(await local.list()) == ["contested", "kept", "new"]
+    # the other instance still reaches Redis and moves "contested" on
+    assert await other.save("contested", b"c2-other", version=1) == 2
+
+    proxy.reconnect()
+    await eventually(lambda: not local.degraded, "the store to leave degraded mode")
+    assert await other.get("kept") == Snapshot(b"k3", 3)
+    assert await other.get("new") == Snapshot(b"n1", 1)
+    assert await other.get("removed") is None
+    assert await other.get("removed-unseen") == Snapshot(b"u1", 1)
+    assert await other.get("contested") == Snapshot(b"c2-other", 2)  # Redis won
+    messages = [record.getMessage() for record in caplog.records]
+    assert any("'contested'" in message and "Redis wins" in message for message in messages)
+    assert await local.get("contested") == Snapshot(b"c2-other", 2)
+    assert await local.save("kept", b"k4", version=3) == 4
+    await local.ping()
+
+
+async def _ping_fails(store: RedisSessionStore) -> None:
+    with pytest.raises(StoreUnavailable):
+        await store.ping()
+
+
+async def test_a_degraded_store_keeps_serving_while_redis_stays_down(
+    own_standalone: Standalone, stores: Callable[..., RedisSessionStore]
+) -> None:
+    store = stores(own_standalone.url, fallback_to_memory=True, max_retries=0, probe_interval=0.05)
+    own_standalone.server.kill()
+    assert await store.save("g", b"1", version=0) == 1
+    await asyncio.sleep(0.2)  # several failed probes
+    assert store.degraded
+    assert await store.get("g") == Snapshot(b"1", 1)
+    own_standalone.server.start()
+    await eventually(lambda: not store.degraded, "the write-back")
+    assert await store.get("g") == Snapshot(b"1", 1)
+    assert "degraded=False" in repr(store)

@@ -11,9 +11,17 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Protocol, runtime_checkable
 
-__all__ = ["Broadcaster", "Handler"]
+__all__ = ["BroadcastUnavailable", "Broadcaster", "Handler", "ResubscribeHook"]
 
 Handler = Callable[[bytes], Awaitable[None]]
+#: Called by a shared broadcaster after it subscribed again (a restart, a failover) with the
+#: channels it holds: messages published meanwhile were lost, so the app reads its state again.
+#: A broadcaster that can lose messages has an ``on_resubscribe`` attribute of this type.
+ResubscribeHook = Callable[[list[str]], Awaitable[None]]
+
+
+class BroadcastUnavailable(Exception):
+    """A message could not be published: the shared broadcaster is unreachable."""
 
 
 @runtime_checkable

@@ -17,12 +17,9 @@ import time
 from collections.abc import Callable, Generator
 from typing import Any
 
-from .wire import HOOKS
+from .wire import HOOKS, MAX_ACTION_NAME
 
-__all__ = ["MAX_ACTION_NAME", "Actions", "Call", "action_name"]
-
-#: Longer names are refused before any lookup (no method has such a name).
-MAX_ACTION_NAME = 128
+__all__ = ["Actions", "Call", "action_name"]
 
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 _VALID = re.compile(r"[a-z][a-z0-9_]*\Z")

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 
 from .periodic import Periodic
-from .sessions import SessionStore, Snapshot
+from .sessions import CorruptSnapshot, SessionStore, Snapshot
 
 __all__ = ["Group", "Groups"]
 
@@ -77,7 +77,7 @@ class Groups:
         self._sweeper.start()
         group = self._groups.get(group_id)
         if group is None:
-            snapshot = await self.store.get(self.key(group_id)) if self.persisted else None
+            snapshot = await self._read(self.key(group_id)) if self.persisted else None
             group = self._groups.get(group_id)  # another task may have loaded it meanwhile
             if group is None:
                 group = self._groups[group_id] = Group(group_id, self.key(group_id), snapshot)
@@ -91,7 +91,7 @@ class Groups:
         flushed, or failed over to a replica that had not seen our writes), keep our fields
         at the store's version: the next commit writes them back."""
         group.stale = False
-        snapshot = await self.store.get(group.key)
+        snapshot = await self._read(group.key)
         if snapshot is None or snapshot.version < group.version:
             version = snapshot.version if snapshot is not None else 0
             if group.snapshot is not None:
@@ -101,6 +101,14 @@ class Groups:
                 group.snapshot = Snapshot(group.snapshot.data, version)
             return
         group.snapshot = snapshot
+
+    async def _read(self, key: str) -> Snapshot | None:
+        """The stored snapshot; a value that is not one starts the group afresh (logged)."""
+        try:
+            return await self.store.get(key)
+        except CorruptSnapshot as exc:
+            logger.error("%s: the session starts afresh", exc)
+            return None
 
     async def commit(self, group: Group, data: bytes) -> Snapshot:
         """Store ``data`` as the group's persisted fields if the store still holds our

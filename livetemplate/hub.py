@@ -11,6 +11,9 @@ channel or on the session group's channel; a hub ignores its own envelopes.
 from __future__ import annotations
 
 import asyncio
+import collections
+import functools
+import itertools
 import logging
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from typing import Any
@@ -18,7 +21,7 @@ from typing import Any
 import msgspec
 
 from .backends.memory import InProcessBroadcaster
-from .broadcast import Broadcaster
+from .broadcast import Broadcaster, ResubscribeHook
 from .context import Context, check_topic
 from .errors import NotAvailable, TopicForbidden
 from .groups import Groups
@@ -37,11 +40,13 @@ TopicAcl = Callable[[str, Context], bool]
 
 class Envelope(msgspec.Struct, frozen=True, omit_defaults=True):
     """A message between instances: ``topic`` runs an action for a topic's subscribers,
-    ``push`` for a session group's views; ``commit`` carries a group's new snapshot."""
+    ``push`` for a session group's views; ``commit`` carries a group's new snapshot. ``id``
+    tells a message delivered twice (a retried publish) from a new one."""
 
     kind: str
     target: str
     origin: str
+    id: str = ""
     action: str = ""
     data: dict[str, Any] = {}
     snapshot: bytes | None = None
@@ -96,7 +101,18 @@ class Hub:
         self._by_topic: dict[str, set[LiveView]] = {}
         self._topics_of: dict[LiveView, set[str]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._seen: collections.OrderedDict[str, None] = collections.OrderedDict()  # recent envelope ids
+        self._ids = itertools.count()
         groups.in_use = self.serves
+        if hasattr(broadcaster, "on_resubscribe"):  # a shared broadcaster that can lose messages
+            previous: ResubscribeHook | None = broadcaster.on_resubscribe
+
+            async def resubscribed(channels: list[str]) -> None:
+                await self.resync()
+                if previous is not None:
+                    await previous(channels)
+
+            broadcaster.on_resubscribe = resubscribed
 
     # -- membership --------------------------------------------------------------------------
 
@@ -181,7 +197,7 @@ class Hub:
                 self.spawn(self._refresh_view(view))
 
     async def _refresh_view(self, view: LiveView) -> None:
-        reply = await view.refresh(render=self._keeping_up(view))
+        reply = await view.refresh(render=functools.partial(self._keeping_up, view))
         if view.outbox is not None:
             view.outbox.put(reply.frames)
 
@@ -265,7 +281,7 @@ class Hub:
     async def _deliver_group(self, views: list[LiveView], action: str, data: dict[str, Any], commit: bool) -> None:
         for index, view in enumerate(views):
             self.metrics.publishes_sent.inc()
-            reply = await view.push(action, data, commit=commit, render=self._keeping_up(view))
+            reply = await view.push(action, data, commit=commit, render=functools.partial(self._keeping_up, view))
             if view.outbox is not None:
                 view.outbox.put(reply.frames)
             if reply.outcome is not None and reply.outcome.success:
@@ -292,6 +308,7 @@ class Hub:
             kind,
             target,
             self.instance_id,
+            f"{self.instance_id}:{next(self._ids)}",
             action,
             data or {},
             snapshot.data if snapshot is not None else None,
@@ -303,14 +320,16 @@ class Hub:
             await self.broadcaster.publish(name, _encode(envelope))
         except Exception:
             logger.exception("publishing on %r failed", name)
+            self.metrics.errors.labels("broadcast_publish").inc()
 
     async def _on_envelope(self, message: bytes) -> None:
         try:
             envelope = _decode(message)
         except msgspec.DecodeError:
             logger.warning("dropped an undecodable message from the broadcaster")
+            self.metrics.errors.labels("broadcast_decode").inc()
             return
-        if envelope.origin == self.instance_id:
+        if envelope.origin == self.instance_id or self._delivered_before(envelope.id):
             return
         if envelope.kind == "topic":
             self._deliver(self._by_topic.get(envelope.target, ()), envelope.action, envelope.data)
@@ -322,6 +341,26 @@ class Hub:
                 self._refresh(envelope.target)
         else:
             logger.warning("dropped a broadcaster message of unknown kind %r", envelope.kind)
+
+    def _delivered_before(self, envelope_id: str) -> bool:
+        if not envelope_id:
+            return False
+        if envelope_id in self._seen:
+            return True
+        self._seen[envelope_id] = None
+        if len(self._seen) > 4096:
+            self._seen.popitem(last=False)
+        return False
+
+    async def resync(self) -> None:
+        """Messages from other instances may have been missed (the broadcaster lost its
+        connection): read every group with a view here again and bring the views up to date."""
+        logger.info("resynchronising %d session groups after the broadcaster reconnected", len(self._by_group))
+        for group_id in list(self._by_group):
+            group = self.groups.find(group_id)
+            if group is not None:
+                await self.groups.reload(group)
+                self._refresh(group_id)
 
     # -- tasks ----------------------------------------------------------------------------------------
 

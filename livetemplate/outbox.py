@@ -108,14 +108,22 @@ class Outbox:
         for frame in frames:
             self._frames.append(frame)
             self.pending_bytes += len(frame)
-        if self.backed_up:
-            now = time.monotonic()
-            if self._backed_up_since is None:
-                self._backed_up_since = now
-            elif now - self._backed_up_since > self.stuck_after and self.on_stuck is not None:
-                on_stuck, self.on_stuck = self.on_stuck, None
-                on_stuck()
+        if self.backed_up and self._backed_up_since is None:
+            self._backed_up_since = time.monotonic()
+            if self.stuck_after != float("inf"):
+                asyncio.get_running_loop().call_later(self.stuck_after, self._check_stuck)
         return bool(self._frames)
+
+    def _check_stuck(self) -> None:
+        since = self._backed_up_since
+        if since is None or self.broken:
+            return
+        waited = time.monotonic() - since
+        if waited < self.stuck_after:  # it drained and backed up again meanwhile: check later
+            asyncio.get_running_loop().call_later(self.stuck_after - waited, self._check_stuck)
+        elif self.on_stuck is not None:
+            on_stuck, self.on_stuck = self.on_stuck, None
+            on_stuck()
 
     async def _drain(self) -> None:
         frames = self._frames

@@ -25,7 +25,7 @@ from .groups import Group, Groups
 from .ops.metrics import Metrics
 from .sessions import Snapshot, StaleVersion, StoreUnavailable
 from .state import StateSpec
-from .wire import GENERAL_ERROR
+from .wire import GENERAL_ERROR, MAX_ACTION_NAME
 
 __all__ = ["Outcome", "Runner", "defer"]
 
@@ -127,7 +127,7 @@ class Runner:
         pushed action changes them once, in its first run)."""
         query = dict(query or {})
         data = dict(data or {})
-        where = f"action {action[:64]!r}" if action is not None else "+".join(hooks)
+        where = f"action {action[:MAX_ACTION_NAME]!r}" if action is not None else "+".join(hooks)
         started = time.perf_counter()
         try:
             return await self._run(group, exchange, state, hooks, action, data, query, commit, where)
@@ -199,7 +199,7 @@ class Runner:
                 method = self.actions.find(action)
                 if method is None:
                     self.metrics.errors.labels("unknown_action").inc()
-                    return Outcome(False, {GENERAL_ERROR: f"unknown action {action[:64]!r}"}, state), None
+                    return Outcome(False, {GENERAL_ERROR: f"unknown action {action[:MAX_ACTION_NAME]!r}"}, state), None
                 ctx = self._context(group, exchange, effects, action, data, query)
                 working = self._result(await self._call(method, working, ctx, where), working, where)
         except FieldError as exc:

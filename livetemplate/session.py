@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from .context import Exchange
@@ -51,6 +51,14 @@ _NEXT = {
     Phase.DRAINING: (Phase.CLOSED,),
     Phase.CLOSED: (),
 }
+
+
+#: Asked, with the view locked, whether to render now.
+Predicate = Callable[[], bool]
+
+
+def _always() -> bool:
+    return True
 
 
 class Reply(NamedTuple):
@@ -164,9 +172,11 @@ class LiveView(Exchange):
                 self.state = outcome.state
             return Reply(self._forbidden(outcome) + self._render(reply_meta, outcome.errors), outcome)
 
-    async def push(self, action: str, data: Mapping[str, Any], *, commit: bool = True, render: bool = True) -> Reply:
-        """Run a pushed action (a server push, a topic message) on this view's state; with
-        ``render=False`` (the client is not keeping up) the frames wait for :meth:`catch_up`."""
+    async def push(
+        self, action: str, data: Mapping[str, Any], *, commit: bool = True, render: Predicate = _always
+    ) -> Reply:
+        """Run a pushed action (a server push, a topic message) on this view's state; when
+        ``render()`` says no (the client is not keeping up) the frames wait for :meth:`catch_up`."""
         async with self.lock:
             if self.phase is not Phase.OPEN:
                 return Reply([])
@@ -175,18 +185,18 @@ class LiveView(Exchange):
             )
             if outcome.success:
                 self.state = outcome.state
-            if not render:
+            if not render():
                 self.behind = self.behind or outcome.success
                 return Reply([], outcome)
             return Reply(self._render(meta(outcome.success, outcome.errors), outcome.errors), outcome)
 
-    async def refresh(self, *, render: bool = True) -> Reply:
+    async def refresh(self, *, render: Predicate = _always) -> Reply:
         """Take the group's persisted fields as they are now: what changed."""
         async with self.lock:
             if self.phase is not Phase.OPEN:
                 return Reply([])
             self.state = self.runner.take_snapshot(self.state, self.group)
-            if not render:
+            if not render():
                 self.behind = True
                 return Reply([])
             return Reply(self._render(meta(True), {}))
@@ -206,7 +216,7 @@ class LiveView(Exchange):
         return self.pipeline.update_frames(self.renderer, self.state, helpers, frame_meta)
 
     def _error(self, detail: str, action: str) -> bytes:
-        return error_frame(detail, action=action[:64])
+        return error_frame(detail, action=action)
 
     @staticmethod
     def _forbidden(outcome: Outcome) -> list[bytes]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import NamedTuple, Protocol, runtime_checkable
 
-__all__ = ["SessionStore", "Snapshot", "StaleVersion", "StoreUnavailable"]
+__all__ = ["CorruptSnapshot", "SessionStore", "Snapshot", "StaleVersion", "StoreUnavailable"]
 
 
 class Snapshot(NamedTuple):
@@ -32,6 +32,15 @@ class StaleVersion(Exception):
         self.key = key
         self.expected = expected
         super().__init__(f"session {key!r} is no longer at version {expected}")
+
+
+class CorruptSnapshot(ValueError):
+    """The value stored under a session key is not a snapshot of this store (another format,
+    another type, damaged bytes). Saving with ``version=0`` replaces it."""
+
+    def __init__(self, key: str, reason: str) -> None:
+        self.key = key
+        super().__init__(f"session {key!r} holds no valid snapshot: {reason}")
 
 
 class StoreUnavailable(Exception):

@@ -123,6 +123,11 @@ ERROR_TYPE: Final = "error"
 TOPIC_FORBIDDEN: Final = "topic_forbidden"
 
 
+#: No action can have a longer name: longer ones are refused before any lookup, and echoed
+#: cut to this length in ``meta.action``.
+MAX_ACTION_NAME: Final = 128
+
+
 def meta(
     success: bool,
     errors: Mapping[str, str] | None = None,
@@ -130,10 +135,11 @@ def meta(
     action: str | None = None,
     capabilities: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """The ``meta`` of an update frame."""
+    """The ``meta`` of an update frame. The action is echoed as the client sent it (it
+    matches on it), cut if it is longer than any action name can be."""
     out: dict[str, Any] = {META_SUCCESS: success, META_ERRORS: dict(errors) if errors else {}}
     if action is not None:
-        out[META_ACTION] = action
+        out[META_ACTION] = action[:MAX_ACTION_NAME]
     if capabilities:
         out[META_CAPABILITIES] = list(capabilities)
     return out

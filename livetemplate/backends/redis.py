@@ -25,7 +25,7 @@ from typing import Any
 from redis import exceptions as redis_errors
 from redis.commands.core import AsyncScript
 
-from ..sessions import Snapshot, StaleVersion, StoreUnavailable
+from ..sessions import CorruptSnapshot, Snapshot, StaleVersion, StoreUnavailable
 from . import Backend
 from .memory import MemorySessionStore
 from .redis_clients import RedisClient, close_client, create_client, describe, mask_url, parse_url, require_bytes
@@ -91,15 +91,6 @@ end
 if current == tonumber(ARGV[1]) then redis.call('DEL', KEYS[1]) end
 return current
 """
-
-
-class CorruptSnapshot(ValueError):
-    """The value stored under a session key is not a snapshot of this store (another format,
-    another type, damaged bytes). Saving with ``version=0`` replaces it."""
-
-    def __init__(self, key: str, reason: str) -> None:
-        self.key = key
-        super().__init__(f"session {key!r} holds no valid snapshot: {reason}")
 
 
 def decode_snapshot(key: str, raw: bytes) -> Snapshot:

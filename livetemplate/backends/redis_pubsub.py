@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from typing import Any, cast
 
 from redis import exceptions as redis_errors
@@ -32,7 +32,7 @@ from redis.asyncio import ConnectionPool, RedisCluster
 from redis.asyncio.client import PubSub
 from redis.asyncio.connection import AbstractConnection
 
-from ..broadcast import Handler
+from ..broadcast import BroadcastUnavailable, Handler, ResubscribeHook
 from .redis_clients import RedisClient, close_client, describe, require_bytes
 
 __all__ = ["BroadcastUnavailable", "RedisBroadcaster", "ResubscribeHook"]
@@ -41,7 +41,6 @@ logger = logging.getLogger(__name__)
 
 #: Called with the channels (without prefix) of a subscriber connection that came back after
 #: an outage: messages on them may have been missed.
-ResubscribeHook = Callable[[list[str]], Awaitable[None]]
 
 CONNECTION_ERRORS: tuple[type[Exception], ...] = (
     redis_errors.ConnectionError,
@@ -55,10 +54,6 @@ PUBLISH_ERRORS: tuple[type[Exception], ...] = (
 )
 MESSAGE_TYPES = frozenset({"message", "smessage"})
 CONFIRMATIONS = frozenset({"subscribe", "ssubscribe"})
-
-
-class BroadcastUnavailable(Exception):
-    """A message could not be published: Redis is unreachable."""
 
 
 class RedisBroadcaster:

@@ -66,6 +66,8 @@ class LiveSocket:
         self.refused_status: int | None = None
         self.refused_headers: dict[str, str] = {}
         self.refused_body = b""
+        self._reading = asyncio.Event()
+        self._reading.set()
         self.disconnected = False
         self.sent_after_close = 0
         self.view = ClientTree()
@@ -80,6 +82,8 @@ class LiveSocket:
             self.sent_after_close += 1
             raise OSError("the WebSocket is closed")
         kind = message["type"]
+        if kind == "websocket.send":
+            await self._reading.wait()  # a client that stopped reading holds the app's writes
         if kind == "websocket.http.response.start":  # the upgrade refused with an HTTP response
             self.refused_status = message["status"]
             self.refused_headers = {
@@ -169,6 +173,14 @@ class LiveSocket:
         """Fail if the app sends anything within ``wait`` seconds."""
         await asyncio.sleep(wait)
         assert self._from_app.empty(), f"unexpected message: {self._from_app.get_nowait()!r}"
+
+    def stop_reading(self) -> None:
+        """Behave as a client that stopped reading: the app's writes wait (as they would on
+        a full socket) until :meth:`resume_reading`."""
+        self._reading.clear()
+
+    def resume_reading(self) -> None:
+        self._reading.set()
 
     async def send_text(self, text: str) -> None:
         await self._to_app.put({"type": "websocket.receive", "text": text})

@@ -5,6 +5,7 @@ GET for the initial tree, JSON POSTs for actions) and plain form posts without J
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 from collections.abc import Mapping
 from typing import Any
@@ -16,6 +17,7 @@ from ..rendering import RenderFailed, error_frame
 from ..request import Request, cookie_header, origin_allowed
 from ..runner import Outcome
 from ..runtime import Runtime
+from ..sessions import StoreUnavailable
 from ..types import Receive
 from ..wire import (
     ACTION_FIELDS,
@@ -33,6 +35,8 @@ from .assets import client_asset_name
 from .response import Responder
 
 __all__ = ["HttpExchange", "serve_page"]
+
+logger = logging.getLogger(__name__)
 
 
 class HttpExchange(Exchange):
@@ -73,6 +77,15 @@ async def _read_body(receive: Receive, limit: int) -> bytes:
 
 async def serve_page(rt: Runtime, request: Request, method: str, receive: Receive, respond: Responder) -> None:
     """Everything the client asks of the app's path over HTTP."""
+    try:
+        await _serve(rt, request, method, receive, respond)
+    except StoreUnavailable as exc:
+        logger.error("session store unavailable: %s", exc)
+        rt.metrics.session_store_errors.labels("get").inc()
+        await respond(503, b"Service Unavailable: sessions cannot be read right now", "text/plain", retry_after="5")
+
+
+async def _serve(rt: Runtime, request: Request, method: str, receive: Receive, respond: Responder) -> None:
     if method == "HEAD":
         await respond(200)
     elif method == "GET":
@@ -217,7 +230,7 @@ async def _post_json(rt: Runtime, request: Request, body: bytes, respond: Respon
     outcome = await _run(rt, request, exchange, group_id, action=incoming.action, data=incoming.data or {})
     for cookie in exchange.set_cookies:
         respond.cookie(cookie)
-    frame_meta = meta(outcome.success, outcome.errors, action=incoming.action[:64])
+    frame_meta = meta(outcome.success, outcome.errors, action=incoming.action)
     await _send_tree(rt, group_id, outcome, exchange, frame_meta, respond)
 
 

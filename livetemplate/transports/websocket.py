@@ -3,6 +3,7 @@ messages read in order, rate-limited, and its frames written through its outbox.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
@@ -11,6 +12,7 @@ from ..rendering import error_frame
 from ..request import Request, origin_allowed
 from ..runtime import Runtime
 from ..session import LiveView, Phase
+from ..sessions import StoreUnavailable
 from ..template import encode_frame
 from ..types import Message, Receive, Scope, Send
 from ..wire import PING, RATE_LIMIT_ERROR, MalformedMessage, decode_incoming, meta
@@ -20,10 +22,11 @@ __all__ = ["WebSocketConnection"]
 logger = logging.getLogger(__name__)
 
 #: Close codes (RFC 6455): policy violation (also refusing the handshake), message too big,
-#: service restart (the server is shutting down).
+#: service restart (the server is shutting down), try again later (a backend is down).
 POLICY_VIOLATION = 1008
 MESSAGE_TOO_BIG = 1009
 SERVICE_RESTART = 1012
+TRY_AGAIN_LATER = 1013
 #: Seconds a client refused for a limit is asked to wait.
 RETRY_AFTER = 5
 
@@ -120,7 +123,14 @@ class WebSocketConnection:
 
     async def _serve(self, group_id: str) -> None:
         rt = self.runtime
-        group = await rt.groups.get(group_id)
+        try:
+            group = await rt.groups.get(group_id)
+        except StoreUnavailable as exc:
+            logger.error("session store unavailable: %s", exc)
+            rt.metrics.session_store_errors.labels("get").inc()
+            await self.outbox.send([error_frame("Your session cannot be read right now; reload in a moment.")])
+            await self.close(TRY_AGAIN_LATER, "session store unavailable")
+            return
         view = self.view = LiveView(
             rt.runner,
             rt.pipeline,
@@ -171,7 +181,7 @@ class WebSocketConnection:
             return
         if incoming.action != PING and self.bucket is not None and not self.bucket.take():
             self.runtime.metrics.errors.labels("rate_limit").inc()
-            refused = meta(False, {RATE_LIMIT_ERROR: "Too many messages; slow down."}, action=incoming.action[:64])
+            refused = meta(False, {RATE_LIMIT_ERROR: "Too many messages; slow down."}, action=incoming.action)
             await self.outbox.send([encode_frame({}, refused)])
             return
         reply = await view.handle(incoming)
@@ -189,7 +199,7 @@ class WebSocketConnection:
         """The client has not read for ``slow_client_timeout``: give it up."""
         logger.warning("closing a WebSocket whose client stopped reading (%d bytes waiting)", self.outbox.pending_bytes)
         self.runtime.metrics.websocket_slow_client_closes.inc()
-        self.runtime.hub.spawn(self.close(POLICY_VIOLATION, "client too slow"))
+        self.runtime.hub.spawn(self.close(POLICY_VIOLATION, "client too slow", flush=0))
 
     async def drain(self) -> None:
         """Take no new work; wait for the message being handled to finish."""
@@ -210,7 +220,7 @@ class WebSocketConnection:
         await self.outbox.flush(timeout=flush)
         self.outbox.close()
         if self.accepted:
-            try:
-                await self._send({"type": "websocket.close", "code": code, "reason": reason})
+            try:  # a client that stopped reading may not take even the close frame
+                await asyncio.wait_for(self._send({"type": "websocket.close", "code": code, "reason": reason}), 1.0)
             except Exception:  # already gone
                 logger.debug("closing an already closed WebSocket", exc_info=True)

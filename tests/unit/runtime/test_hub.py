@@ -382,20 +382,6 @@ async def test_subscribing_over_http_is_a_no_op() -> None:
 # -- delivery does not wait for anyone ------------------------------------------------------------------
 
 
-def stop_reading(ws: LiveSocket) -> asyncio.Event:
-    """Make ``ws`` a client that stops reading: the app's writes to it block until the event is set."""
-    reading = asyncio.Event()
-    deliver = ws._send
-
-    async def send(message: Any) -> None:
-        if message["type"] == "websocket.send":
-            await reading.wait()
-        await deliver(message)
-
-    ws._send = send  # type: ignore[method-assign]
-    return reading
-
-
 async def test_a_client_that_stops_reading_delays_nobody() -> None:
     app = make(open_topics=True)
     clients = [LiveClient(app, shutdown=False) for _ in range(6)]
@@ -403,14 +389,14 @@ async def test_a_client_that_stops_reading_delays_nobody() -> None:
     stuck = clients[5].websocket("/?topics=news")
     await stuck.__aenter__()
     await stuck.receive_json()
-    reading = stop_reading(stuck)
+    stuck.stop_reading()
     events = [str(i) for i in range(20)]
     for event in events:
         await app.publish("news", "record", {"event": event})
     for ws in readers:
         await until(ws, "events", ",".join(events))
     assert shown(stuck, "events") == ""  # it has read nothing meanwhile
-    reading.set()
+    stuck.resume_reading()
     await until(stuck, "events", ",".join(events))  # and then everything, in order
     for client in clients:
         await client.__aexit__(None, None, None)
@@ -418,10 +404,10 @@ async def test_a_client_that_stops_reading_delays_nobody() -> None:
 
 
 async def test_shutdown_does_not_wait_for_a_client_that_stopped_reading() -> None:
-    app = make(open_topics=True)
+    app = make(open_topics=True, shutdown_timeout=1)
     async with LiveClient(app, shutdown=False) as client:
         ws = await opened(client, "/?topics=news")
-        stop_reading(ws)
+        ws.stop_reading()
         await app.publish("news", "record", {"event": "x" * 100_000})
         await asyncio.wait_for(app.shutdown(), timeout=5)
         assert ws.close_code == 1012

@@ -140,3 +140,47 @@ async def test_bad_and_own_messages_are_dropped(cluster: Cluster, caplog: pytest
             await cluster.broadcaster.publish(channel, msgspec.msgpack.encode(own))
         assert "undecodable" in caplog.text and "unknown kind 'gossip'" in caplog.text
         await there.expect_nothing()
+
+
+class Resubscribing(InProcessBroadcaster):
+    """An in-process broadcaster that, like Redis pub/sub, can lose messages and say so."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.on_resubscribe: Any = None
+
+
+async def test_after_the_broadcaster_resubscribed_every_view_catches_up() -> None:
+    store = MemorySessionStore()
+    lossy = Resubscribing()
+    earlier: list[list[str]] = []
+
+    async def app_hook(channels: list[str]) -> None:
+        earlier.append(channels)
+
+    lossy.on_resubscribe = app_hook  # a hook set before the app: it still runs
+    one = livetemplate.mount(
+        Controller(), State(), template=TEMPLATE, name="lossy", session_store=store, broadcaster=lossy, secret_key="k"
+    )
+    async with LiveClient(one) as client:
+        here = await tab(client)
+        # another instance committed while this one's subscriber was disconnected: no envelope came
+        key = one.groups.key(client.group_id)
+        snapshot = await store.get(key)
+        await store.save(
+            key, msgspec.msgpack.encode({"items": ["missed"]}), version=snapshot.version if snapshot else 0
+        )
+        await lossy.on_resubscribe(["group:lossy:x"])
+        await until(here, "<p>missed</p>")
+    assert earlier == [["group:lossy:x"]]
+
+
+async def test_a_message_delivered_twice_runs_once(cluster: Cluster) -> None:
+    one, two = cluster.apps
+    async with LiveClient(two, shutdown=False) as b:
+        there = await tab(b, "/?topic=news")
+        envelope = msgspec.msgpack.encode(Envelope("topic", "news", one.instance_id, "x:1", "add", {"item": "a"}))
+        await cluster.broadcaster.publish("topic:news", envelope)
+        await cluster.broadcaster.publish("topic:news", envelope)  # a publish retried after a lost reply
+        await until(there, "<p>a</p>")
+        await there.expect_nothing()

@@ -10,7 +10,8 @@ import msgspec
 import pytest
 
 import livetemplate
-from livetemplate import Context, FieldError, MemorySessionStore, Persist, SessionStore, Snapshot
+from livetemplate import Context, FieldError, MemorySessionStore, Persist, SessionStore, Snapshot, StoreUnavailable
+from livetemplate.sessions import CorruptSnapshot
 from livetemplate.testing import LiveClient, settle
 from tests.support.stores import RecordingStore
 
@@ -456,3 +457,43 @@ async def test_a_custom_store_class_works() -> None:
     assert store.saves() == 3
     saved = next(iter(store.data.values()))
     assert isinstance(saved.data, bytes) and saved.version == 3
+
+
+# -- a store with bad data, a store that is down ------------------------------------------------------
+
+
+class CorruptingStore(RecordingStore):
+    async def get(self, key: str) -> Snapshot | None:
+        if key in self.data and self.data[key].data == b"corrupt":
+            raise CorruptSnapshot(key, "unknown format")
+        return await super().get(key)
+
+
+async def test_a_corrupt_stored_session_starts_afresh_with_a_logged_error(caplog: pytest.LogCaptureFixture) -> None:
+    store = CorruptingStore()
+    app = make(session_store=store)
+    async with LiveClient(app) as client:
+        await client.get("/")
+        cookie = client.cookie_header()
+        store.data[app.groups.key(client.group_id)] = Snapshot(b"corrupt", 3)
+    async with LiveClient(make(session_store=store)) as client:
+        page = await client.get("/", headers={"cookie": cookie})
+        assert page.status_code == 200 and shown(page.text, "count") == "0"
+    assert "holds no valid snapshot: unknown format: the session starts afresh" in caplog.text
+
+
+class DownStore(RecordingStore):
+    async def get(self, key: str) -> Snapshot | None:
+        raise StoreUnavailable("connection refused")
+
+
+async def test_sessions_that_cannot_be_read_get_a_clear_answer() -> None:
+    app = make(session_store=DownStore())
+    async with LiveClient(app) as client:
+        page = await client.get("/")
+        assert page.status_code == 503 and page.headers["retry-after"] == "5"
+        async with client.websocket("/") as ws:
+            frame = await ws.receive_json()
+            assert frame["meta"]["errors"] == {"_general": "Your session cannot be read right now; reload in a moment."}
+            assert await ws.receive_close() == 1013
+    assert app.metrics.session_store_errors.labels("get")._value.get() == 2

@@ -155,7 +155,7 @@ async def test_odd_action_names_are_unknown(name: str) -> None:
         ws = await connected(client)
         reply = await ws.action(name, {})
         assert "unknown action" in general_error(reply)
-        assert reply["meta"]["action"] == name
+        assert reply["meta"]["action"] == name[:128]  # echoed as sent, cut past any action name's length
         await still_fine(ws)
 
 

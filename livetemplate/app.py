@@ -137,6 +137,7 @@ class LiveApp:
             self.metrics,
             capabilities=("change",) if actions.find("change") is not None else (),
         )
+        self._shut = False
         self.routes: list[Route] = [
             Route("/", self._page),
             Route(ASSET_PREFIX, self._asset, prefix=True),
@@ -210,12 +211,12 @@ class LiveApp:
 
     # -- shutdown --------------------------------------------------------------------------------
 
-    async def shutdown(self) -> None:
-        """Shut down gracefully, within ``shutdown_timeout``: refuse new connections (and
-        report not ready) at once, let the actions in flight finish and their replies go
-        out, close every connection with 1012 (service restart), stop background work and
-        close the store and the broadcaster. Clients that stopped reading are not waited
-        for past the timeout. Idempotent."""
+    async def drain(self) -> None:
+        """Drain gracefully, within ``shutdown_timeout``: refuse new connections (and report
+        not ready) at once, let the actions in flight finish and their replies go out, then
+        close every connection with 1012 (service restart: clients reconnect, to another
+        instance behind a load balancer). Clients that stopped reading are not waited for
+        past the timeout. Idempotent."""
         if self.runtime.closing:
             return
         self.runtime.closing = True
@@ -226,6 +227,14 @@ class LiveApp:
         await asyncio.gather(
             *(c.close(SERVICE_RESTART, "Server restarting", flush=_left(deadline)) for c in connections)
         )
+
+    async def shutdown(self) -> None:
+        """Drain (see :meth:`drain`), then stop background work and close the store and the
+        broadcaster. The ASGI lifespan's shutdown calls it. Idempotent."""
+        if self._shut:
+            return
+        self._shut = True
+        await self.drain()
         await self.hub.close()
         await self.groups.close()
         await self.store.close()

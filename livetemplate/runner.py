@@ -213,7 +213,7 @@ class Runner:
             task = asyncio.current_task()
             if isinstance(exc, asyncio.CancelledError) and task is not None and task.cancelling():
                 raise  # this task is being cancelled (a shutdown), not failing
-            logger.exception("%s failed", where)
+            logger.exception("%s failed%s", where, _hint(exc))
             self.metrics.errors.labels("action").inc()
             detail = f"{type(exc).__name__}: {exc}" if self.dev_mode else "Something went wrong."
             return Outcome(False, {GENERAL_ERROR: detail}, state), None
@@ -254,3 +254,10 @@ class Runner:
         if isinstance(result, FieldError):
             raise result
         return working if result is None else self.spec.check(result, where)
+
+
+def _hint(exc: BaseException) -> str:
+    """What a common mistake needs: sync actions run in a worker thread, without an event loop."""
+    if isinstance(exc, RuntimeError) and "event loop" in str(exc):
+        return " (sync actions run in a worker thread: make it `async def` to use the event loop)"
+    return ""

@@ -115,6 +115,9 @@ class LiveApp:
         )
         self.metrics.watch(self.metrics.groups_active, lambda: len(self.groups))
         self.metrics.connections_max.set(options.max_connections or 0)
+        store = self.store
+        if hasattr(store, "degraded"):  # a store that can fall back to memory (Redis)
+            self.metrics.watch(self.metrics.session_store_fallback, lambda: float(store.degraded))
         self._loop_lag = self.metrics.loop_lag_monitor()
         self.hub = Hub(
             self.groups,

@@ -183,8 +183,12 @@ class Compiler:
         self.block_deps: dict[int, list[Dep]] = {}
         self.gated: list[tuple[Any, CScope]] = []
         self.loop_bodies: list[tuple[Any, CScope]] = []
-        self.macro_specs: dict[tuple[int, str], Any] = {}
-        self.macro_deps: dict[int, list[Dep] | None] = {}
+        # (owner scope id, reference) -> (MacroSpec, branch path of its definition), or None
+        # once something else is stored there: what a call statically refers to
+        self.definitions: dict[tuple[int, str], tuple[Any, tuple[int, ...]] | None] = {}
+        self.branch: tuple[int, ...] = ()  # the {% if %} branches being compiled, outermost first
+        self.branch_ids = itertools.count()
+        self.macro_deps: dict[int, list[Dep]] = {}
         self.recursive_loops: dict[tuple[int, str], Any] = {}  # (scope id, loop ref) -> K_LOOP op
         self.block_chain: dict[str, list[tuple[str | None, nodes.Block]]] = {}
         self.super_chains: list[list[tuple[str | None, nodes.Block]]] = []
@@ -354,7 +358,7 @@ class Compiler:
         op.tests = tuple(
             self.function("F, C", [f"return {self.source(t, if_frame)}"], [t], if_frame, scope) for t in tests
         )
-        op.blocks = tuple(self.block(body, if_frame, scope) for body in bodies)
+        op.blocks = tuple(self.branch_block(body, if_frame, scope) for body in bodies)
         deps: list[Dep] = []
         for test in tests:
             deps.extend(self.expr_deps(test, if_frame, scope))
@@ -369,6 +373,15 @@ class Compiler:
         self.op_deps[id(op)] = deps
         self.gate(op, scope)
         builder.slot(op)
+
+    def branch_block(self, body: Iterable[nodes.Node], frame: Frame, scope: CScope) -> Any:
+        """A branch of an ``if``: what is defined in it is known only inside it."""
+        saved = self.branch
+        self.branch = (*saved, next(self.branch_ids))
+        try:
+            return self.block(body, frame, scope)
+        finally:
+            self.branch = saved
 
     def walk_soft(self, block: Any) -> Iterable[Any]:
         """Ops of ``block`` and of the branches nested in it (same frame)."""
@@ -472,6 +485,7 @@ class Compiler:
         builder.slot(op)
 
     def visit_Assign(self, node: nodes.Assign, builder: _Builder, frame: Frame, scope: CScope) -> None:
+        self.stored(node.target, frame, scope)
         op = self.op(self.engine.K_ASSIGN, node)
         lines = []
         for ref in dict.fromkeys(n.name for n in node.find_all(nodes.NSRef)):
@@ -500,6 +514,7 @@ class Compiler:
         else:
             value = "concat(_buf)"
             needs = []
+        self.stored(node.target, frame, scope)
         op = self.op(self.engine.K_ASSIGN, node)
         lines = [
             f"Fb = enter({self.const(inner.runtime)}, F, C)",
@@ -514,6 +529,13 @@ class Compiler:
             deps.extend(self.translate(self.expr_deps(node.filter, block_frame, inner), inner, scope))
         self.op_deps[id(op)] = deps
         builder.statement(op)
+
+    def stored(self, target: nodes.Expr, frame: Frame, scope: CScope) -> None:
+        """Names assigned by ``target`` no longer statically refer to a macro."""
+        for name in _find_all(target, nodes.Name):
+            if name.ctx == "store":
+                ident = frame.symbols.ref(name.name)
+                self.definitions[(id(scope.owner(ident)), ident)] = None
 
     def exports(self, target: nodes.Expr, frame: Frame, scope: CScope) -> list[str]:
         """Top-level assignments also go to the context, as Jinja does."""
@@ -549,7 +571,7 @@ class Compiler:
         spec = self.macro_body(node, frame, scope)
         ident = frame.symbols.ref(node.name)
         _, index = scope.locate(ident)
-        self.macro_specs[(id(scope.owner(ident)), ident)] = spec
+        self.definitions[(id(scope.owner(ident)), ident)] = (spec, self.branch)
         op = self.op(self.engine.K_ASSIGN, node)
         lines = [f"F.v[{index}] = define_macro(rt, {self.const(spec)}, F, C)"]
         if frame.toplevel:
@@ -659,19 +681,17 @@ class Compiler:
         else:
             text = self.source(call, frame, extra_kwargs=extra)
         op.alt = self.function("F, C, caller", [f"return {text}"], [call], frame, scope)
-        deps = list(self.expr_deps(call, frame, scope, callee_known=True))
-        spec = self.macro_callee(call.node, frame, scope)
-        for macro in (spec, caller):
-            if macro is None:
-                continue
-            macro_deps = self.macro_deps.get(id(macro))
-            deps.extend([VOLATILE] if macro_deps is None else macro_deps)
+        deps = self.expr_deps(call, frame, scope)
+        if caller is not None:
+            deps.extend(self.macro_deps[id(caller)])
         self.op_deps[id(op)] = deps
         self.gate(op, scope)
         builder.slot(op)
 
     def macro_callee(self, callee: nodes.Expr, frame: Frame, scope: CScope) -> Any:
-        """The MacroSpec a call expression statically refers to, if any."""
+        """The MacroSpec a call expression statically refers to, if any: a macro defined
+        in this template's scopes, stored over by nothing since, and not in an ``if``
+        branch the call is outside of (``_caller_spec`` for ``caller`` in a macro)."""
         if not isinstance(callee, nodes.Name):
             return None
         ident = frame.symbols.find_ref(callee.name)
@@ -683,7 +703,11 @@ class Compiler:
             owner = scope.owner(ident)
         except AssertionError:
             return None
-        return self.macro_specs.get((id(owner), ident))
+        found = self.definitions.get((id(owner), ident))
+        if found is None:
+            return None
+        spec, branch = found
+        return spec if self.branch[: len(branch)] == branch else None
 
     #: ``caller()`` inside a macro: a body known only at the call site.
     _caller_spec = object()
@@ -999,35 +1023,41 @@ class Compiler:
 
     # -- dependencies -------------------------------------------------------------
 
-    def expr_deps(self, node: nodes.Node, frame: Frame, scope: CScope, *, callee_known: bool = False) -> list[Dep]:
-        """The paths an expression reads, rooted at references of ``scope``'s chain."""
+    def expr_deps(self, node: nodes.Node, frame: Frame, scope: CScope) -> list[Dep]:
+        """The paths an expression reads, rooted at references of ``scope``'s chain.
+
+        A call contributes its arguments and its callee: a macro known statically
+        contributes the dependencies of its body (``caller`` is volatile: its body is
+        known only at the call site); a method of a value (``x.meth(...)``) depends on the
+        receiver ``x``, since only exact scalars are remembered and their methods are pure;
+        any other callee is a value like any other.
+        """
         deps: list[Dep] = []
 
-        def path(n: nodes.Node) -> tuple[str, tuple[tuple[bool, Any], ...]] | None:
-            attrs: list[tuple[bool, Any]] = []
-            while True:
-                if isinstance(n, nodes.Getattr):
-                    attrs.append((False, n.attr))
-                    n = n.node
-                elif isinstance(n, nodes.Getitem) and isinstance(n.arg, nodes.Const):
-                    attrs.append((True, n.arg.value))
-                    n = n.node
-                elif isinstance(n, nodes.Name) and n.ctx == "load":
-                    attrs.reverse()
-                    return n.name, tuple(attrs)
-                else:
-                    return None
+        def add(name: str, attrs: tuple[tuple[bool, Any], ...]) -> None:
+            ident = frame.symbols.find_ref(name)
+            if ident is None:
+                deps.append(VOLATILE)
+            else:
+                deps.append(RefDep(scope.owner(ident), ident, attrs))
 
-        def visit(n: nodes.Node, is_callee: bool = False) -> None:
-            p = path(n)
-            if p is not None:
-                if is_callee and callee_known:
-                    return
-                ident = frame.symbols.find_ref(p[0])
-                if ident is None:
-                    deps.append(VOLATILE)
+        def callee(n: nodes.Expr) -> None:
+            spec = self.macro_callee(n, frame, scope)
+            if spec is self._caller_spec:
+                deps.append(VOLATILE)
+            elif spec is not None:
+                deps.extend(self.macro_deps[id(spec)])
+            else:
+                p = _path(n)
+                if p is not None and p[1]:
+                    add(p[0], p[1][:-1])
                 else:
-                    deps.append(RefDep(scope.owner(ident), ident, p[1]))
+                    visit(n)
+
+        def visit(n: nodes.Node) -> None:
+            p = _path(n)
+            if p is not None:
+                add(*p)
                 return
             if isinstance(n, (nodes.Filter, nodes.Test)):
                 table = self.env.filters if isinstance(n, nodes.Filter) else self.env.tests
@@ -1039,7 +1069,7 @@ class Compiler:
                 ):
                     deps.append(VOLATILE)
             if isinstance(n, nodes.Call):
-                visit(n.node, is_callee=True)
+                callee(n.node)
                 for child in itertools.chain(n.args, n.kwargs):
                     visit(child)
                 for extra in (n.dyn_args, n.dyn_kwargs):
@@ -1237,6 +1267,24 @@ def _find_column(source: str, lineno: int, needle: str) -> int | None:
         if found >= 0:
             return found + 1
     return None
+
+
+def _path(n: nodes.Node) -> tuple[str, tuple[tuple[bool, Any], ...]] | None:
+    """``name`` and its lookups (``(is_item, key)``) when ``n`` is a name followed by
+    attribute and constant item lookups, else None."""
+    attrs: list[tuple[bool, Any]] = []
+    while True:
+        if isinstance(n, nodes.Getattr):
+            attrs.append((False, n.attr))
+            n = n.node
+        elif isinstance(n, nodes.Getitem) and isinstance(n.arg, nodes.Const):
+            attrs.append((True, n.arg.value))
+            n = n.node
+        elif isinstance(n, nodes.Name) and n.ctx == "load":
+            attrs.reverse()
+            return n.name, tuple(attrs)
+        else:
+            return None
 
 
 def _names(node: nodes.Node) -> Iterable[str]:

@@ -423,7 +423,11 @@ class Compiler:
             op.test = self.function(
                 "F, C", [f"return {self.source(node.test, test_frame)}"], [node.test], test_frame, test_scope
             )
-            op.test_bind = self.target_function(node.target, test_frame, test_scope)
+            # as in Jinja, an item that passes is the target packed again (a tuple for a tuple target)
+            target = self.target_source(node.target, test_frame, test_scope)
+            op.test_bind = self.function(
+                "F, value", [f"{target} = value", f"return {target}"], [], test_frame, test_scope
+            )
             deps.extend(self.expr_deps(node.test, test_frame, test_scope))
         if extended:
             assert loop_ref is not None

@@ -161,7 +161,8 @@ class Op:
     * K_COND: ``tests`` (functions), ``blocks`` (one per test, plus the else branch).
     * K_LOOP: ``fn`` evaluates the iterable, ``scope``/``block`` are the item frame and
       body, ``target_index`` (or ``bind``) and ``loop_index`` bind the loop variables,
-      ``test``/``test_scope``/``test_bind`` filter items, ``else_block``/``else_scope``.
+      ``test``/``test_scope``/``test_bind`` filter items (``test_bind(F, value)`` binds
+      the target and returns it packed again), ``else_block``/``else_scope``.
     * K_RECURSE: ``fn`` evaluates the argument of ``loop(...)``; ``loop`` is the K_LOOP
       op rendered again, whose loop context sits ``hops`` frames up at ``loop_index``.
     * K_CALL: ``fn(F, C, caller)`` binds the call to a macro; ``alt(F, C, caller)``
@@ -974,9 +975,9 @@ def loop_iterable(rt, op, F, C, iterable):
     kept = []
     for value in iterable:
         Ft = enter(op.test_scope, F, C)
-        op.test_bind(Ft, value)
+        packed = op.test_bind(Ft, value)
         if op.test(Ft, C):
-            kept.append(value)
+            kept.append(packed)
     return kept
 
 

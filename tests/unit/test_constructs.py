@@ -62,6 +62,11 @@ CASES: list[tuple[str, str, list[dict[str, Any]]]] = [
         [{"d": {"b": 1, "a": 2, "c": 0}}, {"d": {"a": 2, "c": 5}}],
     ),
     (
+        "a filtered loop packs a tuple target again, as Jinja does",
+        "{% for k, (a, b) in pairs if k %}{{ loop.previtem }}|{{ loop.nextitem }};{% endfor %}",
+        [{"pairs": [["a", [1, 2]], ["", [3, 4]], ["c", [5, 6]]]}, {"pairs": [["a", [1, 2]], ["d", [0, 0]]]}],
+    ),
+    (
         "nested loops",
         "{% for a in x %}[{% for b in a %}{{ loop.index }}{{ b }}{% endfor %}]{% endfor %}",
         [{"x": [[1, 2], [3]]}, {"x": [[3], [1, 2]]}],

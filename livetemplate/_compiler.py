@@ -192,6 +192,9 @@ class Compiler:
         self.recursive_loops: dict[tuple[int, str], Any] = {}  # (scope id, loop ref) -> K_LOOP op
         self.block_chain: dict[str, list[tuple[str | None, nodes.Block]]] = {}
         self.super_chains: list[list[tuple[str | None, nodes.Block]]] = []
+        # (block scope id, reference of its ``super``) -> the op rendering the parent block,
+        # for ``super()`` inside expressions
+        self.super_ops: dict[tuple[int, str], Any] = {}
         self.side_effects: set[int] = set()  # ids of assignments that change a namespace
         self.namespace = self._namespace()
 
@@ -722,6 +725,13 @@ class Compiler:
             self.fail("super() called in a block that has no parent block", child)
         self.render_block(chain, builder, child, scope)
 
+    def super_op(self, n: nodes.Node, frame: Frame, scope: CScope) -> Any:
+        """The op rendering the parent block, if ``n`` is the ``super`` of the block being compiled."""
+        if not _is_name(n, "super"):
+            return None
+        ident = frame.symbols.find_ref("super")
+        return None if ident is None else self.super_ops.get((id(scope.owner(ident)), ident))
+
     def visit_Block(self, node: nodes.Block, builder: _Builder, frame: Frame, scope: CScope) -> None:
         # the most derived definition renders; super() reaches the next one
         chain = self.block_chain.get(node.name, [])
@@ -739,6 +749,18 @@ class Compiler:
         scope: CScope,
         scoped_frame: Frame | None = None,
     ) -> None:
+        op = self.block_op(chain, where, scope, scoped_frame)
+        self.gate(op, scope)
+        builder.slot(op)
+
+    def block_op(
+        self,
+        chain: Sequence[tuple[str | None, nodes.Block]],
+        where: nodes.Node,
+        scope: CScope,
+        scoped_frame: Frame | None = None,
+    ) -> Any:
+        """A K_SCOPE op rendering ``chain[0]`` (``chain[1:]`` is what ``super()`` reaches)."""
         template, node = chain[0]
         saved = (self.template, self.gen.name)
         self.template = self.gen.name = template
@@ -749,13 +771,15 @@ class Compiler:
             undeclared = find_undeclared(node.body, ("self", "super"))
             if "self" in undeclared:
                 self.fail("'self' (block references) is not supported", node)
-            if "super" in undeclared:
-                block_frame.symbols.declare_parameter("super")
-                _check_super(node, self)
+            super_ref = block_frame.symbols.declare_parameter("super") if "super" in undeclared else None
             block_frame.symbols.analyze_node(node)
             op = self.op(self.engine.K_SCOPE, where)
             local_names = scoped_frame.symbols.dump_stores() if scoped_frame is not None else {}
             inner = self.new_scope(block_frame.symbols, None, Boundary(scope, local_names))
+            if super_ref is not None and _check_super(node, self):
+                if len(chain) < 2:
+                    self.fail("super() called in a block that has no parent block", node)
+                self.super_ops[(id(inner), super_ref)] = self.block_op(chain[1:], where, inner)
             op.scope = inner.runtime
             op.nested = False
             if scoped_frame is not None:
@@ -768,8 +792,7 @@ class Compiler:
         finally:
             self.template, self.gen.name = saved
         self.op_deps[id(op)] = list(self.translate(self.block_deps[id(op.block)], inner, scope))
-        self.gate(op, scope)
-        builder.slot(op)
+        return op
 
     def extend(self, node: nodes.Extends, builder: _Builder, frame: Frame, scope: CScope, tree: nodes.Template) -> None:
         if not isinstance(node.template, nodes.Const) or not isinstance(node.template.value, str):
@@ -982,7 +1005,15 @@ class Compiler:
                 ident = frame.symbols.find_ref(name)
                 if ident is not None:
                     idents[ident] = None
-        return [f"{ident} = {self.ref_source(ident, scope, frame_var)}" for ident in idents]
+        lines = []
+        for ident in idents:
+            parent = self.super_ops.get((id(scope.owner(ident)), ident))
+            if parent is not None:  # super(): the parent block as markup, in this context
+                block, parent_scope = self.const(parent.block), self.const(parent.scope)
+                lines.append(f"{ident} = lambda: Markup(render_text(C.rt, {block}, enter({parent_scope}, None, C), C))")
+            else:
+                lines.append(f"{ident} = {self.ref_source(ident, scope, frame_var)}")
+        return lines
 
     def function(
         self, params: str, body: list[str], needs: Sequence[nodes.Node], frame: Frame, scope: CScope
@@ -1047,7 +1078,10 @@ class Compiler:
 
         def callee(n: nodes.Expr) -> None:
             spec = self.macro_callee(n, frame, scope)
-            if spec is self._caller_spec:
+            parent = self.super_op(n, frame, scope)
+            if parent is not None:
+                deps.extend(self.op_deps[id(parent)])
+            elif spec is self._caller_spec:
                 deps.append(VOLATILE)
             elif spec is not None:
                 deps.extend(self.macro_deps[id(spec)])
@@ -1297,16 +1331,23 @@ def _names(node: nodes.Node) -> Iterable[str]:
             yield n.name
 
 
-def _check_super(block: nodes.Block, compiler: Compiler) -> None:
-    """``super`` is supported as ``{{ super() }}``, rendered in place."""
-    allowed = set()
+def _check_super(block: nodes.Block, compiler: Compiler) -> bool:
+    """``super`` is supported called without arguments: ``{{ super() }}`` on its own renders
+    the parent block in place, ``super()`` in an expression renders it to markup. Whether the
+    block has the second kind."""
+    alone = set()
     for output in block.find_all(nodes.Output):
         for child in output.nodes:
             if isinstance(child, nodes.Call) and _is_name(child.node, "super"):
-                allowed.add(id(child.node))
+                alone.add(id(child.node))
+    calls = {id(call.node) for call in block.find_all(nodes.Call) if not (call.args or call.kwargs)}
+    in_expressions = False
     for name in block.find_all(nodes.Name):
-        if name.name == "super" and id(name) not in allowed:
-            compiler.fail("super() is only supported on its own, as {{ super() }}", name)
+        if name.name == "super" and name.ctx == "load":
+            if id(name) not in calls:
+                compiler.fail("super is only supported called without arguments, as super()", name)
+            in_expressions = in_expressions or id(name) not in alone
+    return in_expressions
 
 
 def _is_name(node: nodes.Node, name: str) -> bool:

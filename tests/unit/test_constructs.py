@@ -159,6 +159,31 @@ def test_construct_matches_jinja_and_the_client(source: str, states: list[dict[s
     replay(template, states)
 
 
+@pytest.mark.parametrize(
+    "use",
+    [
+        "{{ super()|upper }}",
+        "{{ super() ~ '!' }}",
+        "{{ super() if b }}",
+        "{% set v = super() %}[{{ v }}]",
+        "{% for i in [1, 2] %}{{ super() }}{{ super()|length }}{% endfor %}",
+        "{% macro m(a) %}<{{ a }}>{% endmacro %}{{ m(super()) }}",
+    ],
+)
+def test_super_in_expressions(use: str) -> None:
+    """``super()`` renders the parent block to markup; slots using it follow the parent's inputs."""
+    files = {"base.html": "<main>{% block main %}<p>base {{ n }}</p>{% endblock %}</main>"}
+    source = "{% extends 'base.html' %}{% block main %}" + use + "{% endblock %}"
+    template = Template(source, loader=files)
+    reference = jinja2.Environment(autoescape=True, loader=jinja2.DictLoader(files)).from_string(source)
+    states = [{"n": 1, "b": True}, {"n": 2, "b": True}, {"n": 2, "b": False}, {"n": 3, "b": True}]
+    for state in states:
+        assert template.render(state) == reference.render(**state)
+    sent = replay(template, states)
+    if "b" not in use:
+        assert sent[2] == {}  # only b changed, which the parent block does not read
+
+
 def test_custom_filters_tests_and_globals_on_a_shared_environment() -> None:
     env = Environment(
         filters={"money": lambda v: f"${v:,.2f}"},

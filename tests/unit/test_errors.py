@@ -122,9 +122,19 @@ def test_unsupported_constructs_fail_at_construction(source: str, detail: str) -
     assert err.lineno == 1
 
 
-def test_super_outside_a_child_block() -> None:
-    err = error_of("{% block a %}{{ super() }}{% endblock %}")
+@pytest.mark.parametrize("use", ["{{ super() }}", "{{ super()|upper }}"])
+def test_super_outside_a_child_block(use: str) -> None:
+    err = error_of("{% block a %}" + use + "{% endblock %}")
     assert err.detail == "super() called in a block that has no parent block"
+
+
+@pytest.mark.parametrize("use", ["{{ super }}", "{{ super.super() }}", "{{ super(1) }}"])
+def test_super_only_as_a_call_without_arguments(use: str) -> None:
+    err = error_of(
+        "{% extends 'base.html' %}{% block a %}" + use + "{% endblock %}",
+        loader={"base.html": "{% block a %}{% endblock %}"},
+    )
+    assert err.detail == "super is only supported called without arguments, as super()"
 
 
 def test_missing_include_with_ignore_missing_renders_nothing() -> None:

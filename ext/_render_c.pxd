@@ -132,6 +132,7 @@ cdef class RangeState:
     cdef public list keys
     cdef public dict items
     cdef public object else_state
+    cdef public bint suffixed
 
 
 cdef class Bound:
@@ -210,6 +211,8 @@ cdef Py_ssize_t choose_branch(Op op, Frame F, Ctx C) except? -2
 @cython.locals(block=Block, st=NodeState)
 cdef object update_branch(Run rt, Op op, Frame F, Ctx C, list vals, Py_ssize_t i, Py_ssize_t b)
 
+cdef object replace_node(NodeState old, NodeState st)
+cdef bint mergeable(NodeState old, NodeState new) except -1
 cdef bint plain(NodeState st) except -1
 
 cpdef object define_macro(Run rt, MacroSpec spec, Frame F, Ctx C)
@@ -243,6 +246,12 @@ cdef str hash_key(NodeState st)
 @cython.locals(n=Py_ssize_t)
 cdef str unique_key(str key, dict taken, dict old)
 
+@cython.locals(group=list)
+cdef str match_key(str raw, dict seen, dict old_items, dict dups)
+
+@cython.locals(dups=dict, cut=Py_ssize_t, group=list)
+cdef dict suffixed_keys(list keys)
+
 @cython.locals(groups=dict, st=NodeState, group=list)
 cdef dict by_digest(dict items)
 
@@ -253,7 +262,7 @@ cdef object claim(dict groups, object digest, dict seen, Py_ssize_t place)
     body=Block, old_keys=list, old_items=dict, n_old=Py_ssize_t, new_keys=list,
     changes=list, created=set, pending=list, cursor=Py_ssize_t, ordered=bint, last_pos=Py_ssize_t,
     Fi=Frame, cand=NodeState, old=NodeState, st=NodeState, key=str, access=Access,
-    scratch=Frame, extended=bint, gate=Gate, hashed=bint, digests=dict,
+    scratch=Frame, extended=bint, gate=Gate, hashed=bint, digests=dict, dups=dict, suffixed=bint,
 )
 cdef object update_range(Run rt, Op op, Frame F, Ctx C, RangeState rs, object iterable, Py_ssize_t depth0, bint first)
 

@@ -625,14 +625,17 @@ class NodeState:
 
 class RangeState:
     """A rendered loop: item keys in order, items by key, and the ``else`` node the
-    client holds (kept while the loop has items, to diff against when it empties)."""
+    client holds (kept while the loop has items, to diff against when it empties).
+    ``suffixed`` is set once a key was made unique with a ``#n`` suffix (a duplicate
+    data-key)."""
 
-    __slots__ = ("else_state", "items", "keys")
+    __slots__ = ("else_state", "items", "keys", "suffixed")
 
     def __init__(self):
         self.keys = []
         self.items = {}
         self.else_state = None
+        self.suffixed = False
 
 
 def build_block(rt, block, F, C):
@@ -772,11 +775,24 @@ def update_branch(rt, op, F, C, vals, i, b):
         return NOCHANGE if change is None else change
     st = build_block(rt, block, F, C)
     vals[i] = st
-    if old is not None and old.block.wire_statics == block.wire_statics and plain(old) and plain(st):
-        # another branch, but the client already holds these statics (and only text)
+    return replace_node(old, st)
+
+
+def replace_node(old, st):
+    """The change from the client's node ``old`` (a state, or None) to ``st``, a state of
+    another block: without statics when the client already holds equal ones."""
+    if old is not None and mergeable(old, st):
         change = diff_states(old, st)
         return NOCHANGE if change is None else change
     return node_wire(st)
+
+
+def mergeable(old, new):
+    """Whether the client's node ``old`` takes ``new`` (of another block) as a partial
+    update: equal statics, and no range in either whose items the client could merge."""
+    if old.block.wire_statics != new.block.wire_statics:
+        return False
+    return (not old.block.has_range or plain(old)) and (not new.block.has_range or plain(new))
 
 
 def plain(st):
@@ -924,7 +940,7 @@ def update_call(rt, op, F, C, vals, i):
     finally:
         rt.depth -= 1
     vals[i] = st
-    return node_wire(st)
+    return replace_node(old if type(old) is NodeState else None, st)
 
 
 # --------------------------------------------------------------------------------------
@@ -1055,6 +1071,37 @@ def unique_key(key, taken, old):
         n += 1
 
 
+def match_key(raw, seen, old_items, dups):
+    """The key of a new item whose data-key reads ``raw``: the client's item under that
+    key or, for a duplicate, under a ``#n`` key the client holds for it (``dups``: such
+    keys by the key they were made from), unless a new item claimed it already; else a
+    key unused by both. Duplicates keep the numbers the client has for them."""
+    if raw not in seen and raw in old_items:
+        return raw
+    if dups is not None:
+        group = dups.get(raw)
+        if group is not None:
+            for key in group:
+                if key not in seen:
+                    return key
+    return unique_key(raw, seen, old_items)
+
+
+def suffixed_keys(keys):
+    """Keys with a ``#n`` suffix, by the key before the suffix, in order."""
+    dups = {}
+    for key in keys:
+        cut = key.rfind("#")
+        if cut >= 0 and key[cut + 1 :].isdigit():
+            base = key[:cut]
+            group = dups.get(base)
+            if group is None:
+                dups[base] = [key]
+            else:
+                group.append(key)
+    return dups
+
+
 def by_digest(items):
     """Items (keyed by content) grouped by the digest of their content."""
     groups = {}
@@ -1097,6 +1144,8 @@ def update_range(rt, op, F, C, rs, iterable, depth0, first):
     created = set()
     pending = []  # (index in new_keys, state) of items under a key the client does not hold
     digests = None  # old hash-keyed items by content digest, made when first needed
+    dups = None  # the client's duplicate keys by the key they were made from, made when needed
+    suffixed = rs.suffixed
     cursor = 0
     ordered = True
     last_pos = -1
@@ -1166,11 +1215,19 @@ def update_range(rt, op, F, C, rs, iterable, depth0, first):
             st = old
         elif n_old == 0:
             st = build_block(rt, body, Fi, C)
-            st.key = key = unique_key(key_of(op, st.vals), seen, None)
+            raw = key_of(op, st.vals)
+            st.key = key = unique_key(raw, seen, None)
             st.gsnap = snap
             created.add(key)
+            if key != raw:
+                suffixed = True
         else:
-            key = unique_key(key_by_slots(rt, op, Fi, C), seen, None)
+            raw = key_by_slots(rt, op, Fi, C)
+            if dups is None and rs.suffixed and (raw in seen or raw not in old_items):
+                dups = suffixed_keys(old_keys)
+            key = match_key(raw, seen, old_items, dups)
+            if key != raw:
+                suffixed = True
             old = old_items.get(key)
             if old is None:
                 # a new key: a new item, or an old one whose key changed (paired below)
@@ -1204,6 +1261,7 @@ def update_range(rt, op, F, C, rs, iterable, depth0, first):
         seen = {}
         for k in new_keys:
             seen[k] = old_items[k]
+    rs.suffixed = suffixed and len(new_keys) > 0
     rekeyed = {}
     if pending:
         place_pending(rs, new_keys, seen, changes, created, pending, rekeyed, hashed)
@@ -1350,7 +1408,7 @@ def diff_values(op, a, b):
     if b is None:
         return NOCHANGE if a is None or a == "" else ""
     if tb is NodeState:
-        if type(a) is NodeState and a.block is b.block:
+        if type(a) is NodeState and (a.block is b.block or mergeable(a, b)):
             change = diff_states(a, b)
             return NOCHANGE if change is None else change
         return node_wire(b)
@@ -1407,6 +1465,7 @@ def diff_ranges(a, b):
             else_change = diff_states(a.else_state, b.else_state)
         else:
             else_change = node_wire(b.else_state)
+    b.suffixed = a.suffixed or b.suffixed  # b takes the client's keys
     return settle(a, b, new_keys, seen, changes, created, ordered, False, else_change, rekeyed)
 
 

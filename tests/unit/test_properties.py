@@ -858,6 +858,13 @@ def test_switching_to_a_branch_with_equal_statics_sends_no_statics() -> None:
     check("{% if flag %}<b>{{ title }}</b>{% else %}<b>{{ count }}</b>{% endif %}", [page(), page(flag=False)])
 
 
+def test_switching_to_a_branch_with_equal_statics_and_a_node_sends_no_branch_statics() -> None:
+    """Both branches are ``["", ""]``; one holds text, the other a node: only the slot changes."""
+    source = "<p>{% if flag %}{{ title }}{% else %}{% if alt %}<b>{{ title }}</b>{% endif %}{% endif %}</p>"
+    updates = check(source, [page(alt=True), page(flag=False, alt=True), page(alt=True)])
+    assert updates[1:] == [{"0": {"0": {"s": ["<b>", "</b>"], "0": "t"}}}, {"0": {"0": "t"}}]
+
+
 def test_switching_to_a_branch_that_renders_the_same_sends_nothing() -> None:
     check("{% if flag %}<b>{{ title }}</b>{% else %}<b>{{ title }}</b>{% endif %}", [page(), page(flag=False)])
 

@@ -137,6 +137,27 @@ def test_duplicate_keys_stay_distinct() -> None:
     assert [it["_k"] for it in sent[0]["0"]["d"]] == ["1", "1#1", "2"]
 
 
+def test_duplicate_keys_keep_the_numbers_the_client_holds() -> None:
+    """After the first of two duplicates goes, the second keeps ``b#1``: a later render that
+    evaluates the items again (the title is in every item) must not re-key it to ``b``."""
+    template = Template(
+        '<ul>{% for t in todos %}<li data-key="{{ t.id }}">{{ t.title }} {{ title }}</li>{% endfor %}</ul>'
+    )
+    first = {"id": "b", "title": "x"}
+    state = {"title": "t", "todos": [first, {"id": "a", "title": "y"}, {"id": "b", "title": "z"}]}
+
+    def states() -> Any:
+        yield state
+        state["todos"].remove(first)
+        yield state
+        state["title"] = "u"
+        yield state
+
+    sent = replay(template, states())
+    assert sent[1] == {"0": [["r", "b"]]}
+    assert sent[2] == {"0": [["u", "a", {"2": "u"}], ["u", "b#1", {"2": "u"}]]}
+
+
 def test_no_change_sends_nothing() -> None:
     sent = replay(Template(LIST), [todos(1, 2), todos(1, 2)])
     assert sent[1] == {}

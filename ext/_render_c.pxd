@@ -6,6 +6,7 @@ import cython
 
 
 cdef tuple SLOT_KEYS
+cdef tuple ROOT_TAGS
 cdef object NOCHANGE
 cdef object NOT_SCALAR
 cdef object missing
@@ -71,6 +72,7 @@ cdef class Op:
     cdef public bint nested
     cdef public Py_ssize_t hops
     cdef public object test_bind
+    cdef public object seam
 
 
 cdef class Program:
@@ -187,8 +189,14 @@ cpdef str escape_text(object v)
 cpdef str guard_value(str s)
 cpdef str guard_static(str s)
 
+@cython.locals(left=str, whole=str, start=Py_ssize_t, end=Py_ssize_t, chars=list, at=Py_ssize_t,
+               lo=Py_ssize_t, hi=Py_ssize_t, j=Py_ssize_t, letters=bint)
+cdef str respell(tuple seam, str s)
+
 @cython.locals(s=str)
-cdef str as_text(Run rt, object v)
+cdef str as_text(Run rt, Op op, object v)
+
+cdef object wire_text(str s)
 
 cdef object fail(Op op, object exc)
 cdef object descend(Run rt, object op)

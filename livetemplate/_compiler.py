@@ -30,8 +30,11 @@ from jinja2.nodes import EvalContext
 from jinja2.utils import _PassArg
 
 from ._keyattr import find_key_attribute
+from ._markup import TEXT, VERBATIM, slot_contexts
 from .errors import TemplateError
 from .wire import BRANCH_MARKER_BASE
+
+_ROOT_TAGS = ("<root>", "</root>")
 
 #: Filters and tests whose result is not a function of their arguments.
 _IMPURE = frozenset({"random"})
@@ -280,6 +283,7 @@ class Compiler:
         block.wire_statics = [self.engine.guard_static(s) for s in builder.statics]
         block.ops = list(builder.ops)
         block.nslots = builder.nslots
+        self.seams(block)
         deps: list[Dep] = []
         for op in builder.ops:
             deps.extend(self.op_deps.get(id(op), ()))
@@ -289,6 +293,21 @@ class Compiler:
             ):
                 block.has_range = True
         self.block_deps[id(block)] = deps
+
+    def seams(self, block: Any) -> None:
+        """Text slots whose value could form ``<root>``/``</root>`` (which the client
+        deletes) with the statics around them get a seam: the engine respells such values."""
+        engine = self.engine
+        contexts = slot_contexts(block.statics)
+        for op in block.ops:
+            if op.kind not in (engine.K_OUTPUT, engine.K_TEXT, engine.K_CALL) or contexts[op.index] == VERBATIM:
+                continue
+            left = block.wire_statics[op.index][-6:]
+            right = block.wire_statics[op.index + 1][:6]
+            if any(
+                left.endswith(tag[:k]) or right.startswith(tag[k:]) for tag in _ROOT_TAGS for k in range(1, len(tag))
+            ):
+                op.seam = (left, right, contexts[op.index] == TEXT)
 
     def nested_blocks(self, op: Any) -> list[Any]:
         blocks = list(op.blocks)

@@ -75,6 +75,8 @@ KEY_SLOTS = 1  # from the root element's data-key: statics and output slots
 KEY_HASH = 2  # no usable data-key: a hash of the item's HTML
 
 SLOT_KEYS = tuple(str(i) for i in range(4096))
+#: The tags the client deletes from every node's HTML (case-sensitively).
+ROOT_TAGS = ("<root>", "</root>")
 NOCHANGE = object()
 NOT_SCALAR = object()
 
@@ -171,6 +173,9 @@ class Op:
     * K_SCOPE: ``ctx_fn(F, C)`` makes the context (or None: same context), ``scope`` is
       entered (below ``F`` when ``nested``), ``fn(F, C, frame)`` fills it, then ``block``.
     * K_ASSIGN: ``fn(F, C, rt)``.
+
+    A text slot whose value could form ``<root>`` with the statics around it has a
+    ``seam``: ``(text before, text after, whether references are decoded there)``.
     """
 
     __slots__ = (
@@ -196,6 +201,7 @@ class Op:
         "macro",
         "nested",
         "scope",
+        "seam",
         "target_index",
         "template",
         "test",
@@ -233,6 +239,7 @@ class Op:
         self.nested = True
         self.hops = 0
         self.test_bind = None
+        self.seam = None
 
 
 class Program:
@@ -548,11 +555,7 @@ def same_value(x, y):
 
 
 def guard_value(s):
-    """Spell a slot value so the client shows it as the server rendered it: the client
-    blanks a value that starts with ``{{`` and ends with ``}}``, and deletes ``<root>``
-    and ``</root>``; equivalent spellings avoid both."""
-    if s.startswith("{{") and s.endswith("}}"):
-        s = "&#123;" + s[1:]
+    """Spell a slot value so the client does not delete ``<root>`` or ``</root>`` in it."""
     if "root>" in s:
         s = guard_static(s)
     return s
@@ -575,11 +578,56 @@ def escape_text(v):
     return _escape_inner(str(v))
 
 
-def as_text(rt, v):
-    """An evaluated output value as the exact ``str`` stored and sent."""
+def respell(seam, s):
+    """Respell ``s``, a value standing between the static texts ``seam[0]`` and
+    ``seam[1]``, so that no ``<root>`` or ``</root>`` (which the client deletes) forms
+    across them: in markup the tag-name letters the value contributes are written upper
+    case (or a ``>`` it contributes gets a space before it), where character references
+    are decoded (``seam[2]``) its first character in the tag is written as one. A value
+    that contributes only ``<`` or ``/`` to markup, or nothing, is left as it is."""
+    left = seam[0]
+    whole = left + s + seam[1]
+    if "root>" not in whole:
+        return s
+    start = len(left)
+    end = start + len(s)
+    chars = list(s)
+    for tag in ROOT_TAGS:
+        at = whole.find(tag)
+        while at >= 0:
+            lo = max(at, start)
+            hi = min(at + len(tag), end)
+            if lo < hi:
+                if seam[2]:
+                    chars[lo - start] = f"&#{ord(whole[lo])};"
+                else:
+                    letters = False
+                    for j in range(lo, hi):
+                        if whole[j] in "rot":
+                            chars[j - start] = whole[j].upper()
+                            letters = True
+                    if not letters and whole[hi - 1] == ">":
+                        chars[hi - 1 - start] = " >"
+            at = whole.find(tag, at + len(tag))
+    return "".join(chars)
+
+
+def as_text(rt, op, v):
+    """An evaluated output value of ``op`` as the exact ``str`` stored (and sent)."""
     s = str(v) if type(v) is not str else v
     if rt.wire:
-        return guard_value(s)
+        s = guard_value(s)
+        if op.seam is not None:
+            s = respell(op.seam, s)
+    return s
+
+
+def wire_text(s):
+    """A text slot value as sent: the client blanks a string that starts with ``{{`` and
+    ends with ``}}``, but shows a node's statics as they are, so such a value is sent as
+    a node of one static."""
+    if s.startswith("{{") and s.endswith("}}"):
+        return {STATICS: [s]}
     return s
 
 
@@ -679,11 +727,11 @@ def update_block(rt, block, F, C, st):
                     continue
                 snaps[i] = snapshot(op.gate, F, C, access)
             if kind == K_OUTPUT or kind == K_TEXT:
-                v = as_text(rt, op.fn(F, C))
+                v = as_text(rt, op, op.fn(F, C))
                 if v == vals[i]:
                     continue
                 vals[i] = v
-                change = v
+                change = wire_text(v)
             elif kind == K_COND:
                 change = update_branch(rt, op, F, C, vals, i, choose_branch(op, F, C))
             elif kind == K_LOOP:
@@ -716,7 +764,7 @@ def update_block(rt, block, F, C, st):
 def build_slot(rt, op, F, C):
     kind = op.kind
     if kind == K_OUTPUT or kind == K_TEXT:
-        return as_text(rt, op.fn(F, C))
+        return as_text(rt, op, op.fn(F, C))
     if kind == K_COND:
         b = choose_branch(op, F, C)
         if b < 0:
@@ -922,11 +970,11 @@ def update_call(rt, op, F, C, vals, i):
     try:
         bound = op.fn(F, C, caller)
     except _NotAMacro:
-        text = as_text(rt, op.alt(F, C, caller))
+        text = as_text(rt, op, op.alt(F, C, caller))
         if type(vals[i]) is str and vals[i] == text:
             return NOCHANGE
         vals[i] = text
-        return text
+        return wire_text(text)
     macro = bound.macro
     Fm = enter_macro(macro, bound.arguments)
     block = macro.spec.block
@@ -1404,7 +1452,7 @@ def diff_values(op, a, b):
     if tb is str:
         if (type(a) is str and a == b) or (a is None and b == ""):
             return NOCHANGE
-        return b
+        return wire_text(b)
     if b is None:
         return NOCHANGE if a is None or a == "" else ""
     if tb is NodeState:
@@ -1595,7 +1643,7 @@ def fill_slots(out, block, vals):
         v = vals[op.index]
         tp = type(v)
         if tp is str:
-            out[slot_key(op.index)] = v
+            out[slot_key(op.index)] = wire_text(v)
         elif v is None:
             out[slot_key(op.index)] = ""
         elif tp is RangeState:

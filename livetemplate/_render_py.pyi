@@ -77,6 +77,7 @@ class Op:
     nested: bool
     hops: int
     test_bind: Callable[..., Any] | None
+    seam: tuple[str, str, bool] | None
     def __init__(self, kind: int, index: int, template: str | None, lineno: int | None) -> None: ...
 
 class MacroSpec:

@@ -241,3 +241,33 @@ def test_environment_get_template_loads_once_and_reports_missing_names() -> None
         env.get_template("missing.html")
     with pytest.raises(TemplateError, match="no loader configured"):
         Environment().get_template("row.html")
+
+
+# -- what the client would lose, sent so that it does not (issue 12) ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("source", "value", "sent"),
+    [
+        ("<{{ tg }}>x</{{ tg }}>", "root", ["ROOT", "ROOT"]),  # tag names are case-insensitive
+        ("<ro{{ tg }}>x</ro{{ tg }}>", "ot", ["OT", "OT"]),
+        ("<root{{ tg|safe }}x</root>", ">", [" >"]),
+        ('<a title="<{{ tg }}>">x</a>', "root", ["&#114;oot"]),  # text: a character reference
+        ("<{{ tg }}>x</{{ tg }}>", "b", ["b", "b"]),  # forms no <root>: sent as it is
+    ],
+)
+def test_root_tags_formed_by_statics_and_a_value_are_respelled(source: str, value: str, sent: list[str]) -> None:
+    template = Template(source)
+    tree = replay(template, [{"tg": value}, {"tg": "i"}, {"tg": value}], exact=False)[0]
+    assert [tree[str(i)] for i in range(len(sent))] == sent
+
+
+def test_values_like_placeholders_are_sent_as_nodes_the_client_shows_verbatim() -> None:
+    """The client blanks a string ``{{...}}``; a node's statics it shows as they are, in raw text too."""
+    template = Template('<script type="text/x-template">{{ s }}</script><p title="{{ s }}">{{ s }}</p>')
+    sent = replay(template, [{"s": "{{name}}"}, {"s": "a"}, {"s": "{{b}}"}])
+    assert sent[0]["0"] == {"s": ["{{name}}"]}
+    assert sent[1:] == [
+        {"0": "a", "1": "a", "2": "a"},
+        {"0": {"s": ["{{b}}"]}, "1": {"s": ["{{b}}"]}, "2": {"s": ["{{b}}"]}},
+    ]

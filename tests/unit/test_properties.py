@@ -15,8 +15,8 @@ objects, or left as it was. After every step:
    content hash (a data-key is the item's identity: an item under a new key is a new item).
 5. Tracked rendering shows what a brand-new renderer's first tree shows.
 
-2 and 3 compare with ``assert_same_html``: the server re-spells slot values that look like
-``{{...}}`` and the ``<root>`` tags, which are then equal only as parsed HTML.
+2 and 3 compare with ``assert_same_html``: the server re-spells the ``<root>`` tags, which are then
+equal only as parsed HTML.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ MAX_STEPS = 6
 
 # -- data ------------------------------------------------------------------------------------------------------
 
-TEXTS = ("", "a", "b", "{{x}}", "{{ y }}", "<", ">", "&", '"q"', "'", "x<y>&z", "&amp;", "{{", "}}", "<root>")
+TEXTS = ("", "a", "b", "{{x}}", "{{ y }}", "<", ">", "&", '"q"', "'", "x<y>&z", "&amp;", "{{", "}}", "<root>", "root")
 TAGS = ("a", "b", "{{x}}", "<&>", '"q"')
 RAWS = ("", "plain", "<root>", "</root>", "<root>r</root>", "<b>{{x}}</b>", "{{x}}", "&lt;&amp;", "<i>&amp;</i>")
 KINDS = ("dict", "dataclass", "struct")
@@ -353,9 +353,14 @@ def body(draw: st.DrawFn, scope: Scope, max_parts: int = 2) -> str:
 @st.composite
 def output(draw: st.DrawFn, scope: Scope) -> str:
     value = f"{{{{ {draw(st.sampled_from(text_exprs(scope)))} }}}}"
-    form = draw(st.sampled_from(("plain", "span", "attribute")))
-    if form == "attribute":
-        return f'<a title="{{{{ {draw(st.sampled_from(text_exprs(scope, attribute=True)))} }}}}">{value}</a>'
+    form = draw(st.sampled_from(("plain", "span", "attribute", "plain", "span", "attribute", "tag", "raw text")))
+    if form in ("attribute", "tag"):
+        name = f"{{{{ {draw(st.sampled_from(text_exprs(scope, attribute=True)))} }}}}"
+        if form == "tag":  # a tag name, or text in an attribute, from statics and a value
+            return draw(st.sampled_from((f"<{name}>{value}</{name}>", f'<a title="<{name}>">{value}</a>')))
+        return f'<a title="{name}">{value}</a>'
+    if form == "raw text":
+        return f'<script type="text/x-template">{value}</script>'
     return f"<span>{value}</span>" if form == "span" else value
 
 

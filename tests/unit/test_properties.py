@@ -359,8 +359,8 @@ def output(draw: st.DrawFn, scope: Scope) -> str:
         if form == "tag":  # a tag name, or text in an attribute, from statics and a value
             return draw(st.sampled_from((f"<{name}>{value}</{name}>", f'<a title="<{name}>">{value}</a>')))
         return f'<a title="{name}">{value}</a>'
-    if form == "raw text":
-        return f'<script type="text/x-template">{value}</script>'
+    if form == "raw text":  # not raw|safe: <root> has no equivalent spelling in raw text
+        return f'<script type="text/x-template">{{{{ {draw(st.sampled_from(text_exprs(scope, attribute=True)))} }}}}</script>'
     return f"<span>{value}</span>" if form == "span" else value
 
 

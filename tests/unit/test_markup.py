@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from livetemplate._markup import MARKUP, TEXT, VERBATIM, slot_contexts
+from livetemplate._compiler.markup import MARKUP, TEXT, VERBATIM, slot_contexts
 from tests.support.engine_independent import engine  # noqa: F401  (runs once, on the default engine)
 
 

@@ -360,7 +360,8 @@ def output(draw: st.DrawFn, scope: Scope) -> str:
             return draw(st.sampled_from((f"<{name}>{value}</{name}>", f'<a title="<{name}>">{value}</a>')))
         return f'<a title="{name}">{value}</a>'
     if form == "raw text":  # not raw|safe: <root> has no equivalent spelling in raw text
-        return f'<script type="text/x-template">{{{{ {draw(st.sampled_from(text_exprs(scope, attribute=True)))} }}}}</script>'
+        text = draw(st.sampled_from(text_exprs(scope, attribute=True)))
+        return f'<script type="text/x-template">{{{{ {text} }}}}</script>'
     return f"<span>{value}</span>" if form == "span" else value
 
 

@@ -12,10 +12,11 @@ from .app import LiveApp, Options, Session, mount
 from .broadcast import Broadcaster, InProcessBroadcaster
 from .context import Context
 from .errors import FieldError, NotAvailable, TemplateError, TopicForbidden
+from .frames import encode_frame
 from .helpers import Helpers
 from .sessions import MemorySessionStore, SessionStore
 from .state import Persist
-from .template import Environment, Renderer, Template, encode_frame
+from .template import Environment, Renderer, Template
 
 __all__ = [
     "Broadcaster",

@@ -19,7 +19,6 @@ import html
 import math
 from hashlib import blake2b
 
-import msgspec
 from jinja2.exceptions import TemplateError as JinjaTemplateError
 from jinja2.runtime import Context, LoopContext, Macro, Undefined
 from jinja2.utils import missing
@@ -1751,14 +1750,3 @@ def render_tree(program, data, view, extra):
         return node_wire(view.state)
     change = update_block(rt, program.root, F, C, view.state)
     return {} if change is None else change
-
-
-_encoder = msgspec.json.Encoder()
-
-
-def encode_frame(tree, meta):
-    """Encode an update frame ``{"tree": tree, "meta": meta}`` (just ``{"tree": tree}``
-    when ``meta`` is None) to JSON bytes."""
-    if meta is None:
-        return _encoder.encode({"tree": tree})
-    return _encoder.encode({"tree": tree, "meta": meta})

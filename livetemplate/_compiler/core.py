@@ -13,6 +13,7 @@ from jinja2 import nodes
 from jinja2.compiler import Frame
 from jinja2.idtracking import Symbols
 
+from .._engine import Engine
 from ..errors import TemplateError
 from .deps import Dep, Dependencies
 from .expressions import Expressions
@@ -40,7 +41,7 @@ class CompilerBase:
     """State of one compilation, and what all statements share. The statement visitors
     (``visit_<Node>``) are mixed in by the modules that compile each kind."""
 
-    def __init__(self, environment: jinja2.Environment, engine: Any, max_depth: int) -> None:
+    def __init__(self, environment: jinja2.Environment, engine: Engine, max_depth: int) -> None:
         self.env = environment
         self.engine = engine
         self.max_depth = max_depth

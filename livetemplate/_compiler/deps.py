@@ -20,6 +20,7 @@ from jinja2.compiler import Frame
 from jinja2.idtracking import VAR_LOAD_ALIAS, VAR_LOAD_PARAMETER, VAR_LOAD_RESOLVE
 from jinja2.utils import _PassArg
 
+from .._engine import Engine
 from .scopes import CScope
 from .syntax import is_name, path, stored_names
 
@@ -64,7 +65,7 @@ class Dependencies:
     """The dependencies of ops and blocks, what calls statically refer to, and the gates
     built from both once the frame layouts are final."""
 
-    def __init__(self, environment: jinja2.Environment, engine: Any) -> None:
+    def __init__(self, environment: jinja2.Environment, engine: Engine) -> None:
         self.env = environment
         self.engine = engine
         self.ops: dict[int, list[Dep]] = {}  # id(op) -> its dependencies

@@ -20,6 +20,7 @@ import jinja2.runtime
 from jinja2 import nodes
 from jinja2.compiler import CodeGenerator, Frame, optimizeconst
 
+from .._engine import Engine
 from ..errors import TemplateError
 from .scopes import CScope
 from .syntax import find_all, names
@@ -54,7 +55,7 @@ class Expressions:
     loaded as a function rendering the parent block.
     """
 
-    def __init__(self, environment: jinja2.Environment, engine: Any, super_ops: dict[tuple[int, str], Any]) -> None:
+    def __init__(self, environment: jinja2.Environment, engine: Engine, super_ops: dict[tuple[int, str], Any]) -> None:
         self.env = environment
         self.engine = engine
         self.access = engine.Access(environment)

@@ -12,6 +12,8 @@ from typing import Any
 
 from jinja2.idtracking import VAR_LOAD_ALIAS, VAR_LOAD_RESOLVE, Symbols
 
+from .._engine import Engine
+
 
 class CScope:
     """Compile-time view of one runtime frame: a Jinja ``Symbols`` scope and the index of
@@ -76,7 +78,7 @@ class CScope:
         for ident in self.symbols.loads:
             self.index(ident)
 
-    def lay_out(self, engine: Any) -> None:
+    def lay_out(self, engine: Engine) -> None:
         """Fix the runtime frame layout: its size and the loads run on entry."""
         loads = []
         for ident, (kind, param) in self.symbols.loads.items():

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
+
+import jinja2
 
 from livetemplate import Template
 from livetemplate.client_tree import ClientTree
@@ -44,3 +46,13 @@ def replay(template: Template, states: Iterable[Any], *, exact: bool = True) -> 
     finally:
         official.close()
     return sent
+
+
+def assert_like_jinja(source: str, states: list[dict[str, Any]], loader: Mapping[str, str] | None = None) -> None:
+    """``Template(source)`` renders what Jinja2 renders for each state, and :func:`replay`
+    shows that HTML in both clients."""
+    template = Template(source, loader=loader)
+    reference = jinja2.Environment(autoescape=True, loader=jinja2.DictLoader(dict(loader or {}))).from_string(source)
+    for state in states:
+        assert template.render(state) == reference.render(**state)
+    replay(template, states)

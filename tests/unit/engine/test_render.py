@@ -9,6 +9,7 @@ import msgspec
 import pytest
 
 from livetemplate import Environment, Template, TemplateError
+from tests.support.errors import error_of
 from tests.support.replay import has_statics, replay
 
 LIST = '<ul>{% for t in todos %}<li data-key="{{ t.id }}">{{ t.title }}</li>{% endfor %}</ul>'
@@ -250,14 +251,6 @@ def test_values_like_placeholders_are_sent_as_nodes_the_client_shows_verbatim() 
         {"0": "a", "1": "a", "2": "a"},
         {"0": {"s": ["{{b}}"]}, "1": {"s": ["{{b}}"]}, "2": {"s": ["{{b}}"]}},
     ]
-
-
-def error_of(source: str, data: Any = None, **options: Any) -> TemplateError:
-    with pytest.raises(TemplateError) as info:
-        template = Template(source, name="page.html", **options)
-        if data is not None:
-            template.render(data)
-    return info.value
 
 
 @pytest.mark.parametrize(

@@ -2,19 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
-from livetemplate import Template, TemplateError
-
-
-def error_of(source: str, data: Any = None, **options: Any) -> TemplateError:
-    with pytest.raises(TemplateError) as info:
-        template = Template(source, name="page.html", **options)
-        if data is not None:
-            template.render(data)
-    return info.value
+from tests.support.errors import error_of
 
 
 def test_syntax_error_has_line_and_column() -> None:

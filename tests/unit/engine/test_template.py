@@ -12,18 +12,7 @@ import pytest
 from livetemplate import Environment, Template, TemplateError
 from tests.support.replay import replay
 
-FILES = {
-    "base.html": (
-        "<html><head><title>{% block title %}Site{% endblock %}</title></head>"
-        "<body>{% block body %}<p>empty</p>{% endblock %}<footer>{{ footer }}</footer></body></html>"
-    ),
-    "page.html": (
-        "{% extends 'base.html' %}{% set footer = 'page ' ~ n %}"
-        "{% block title %}{{ title }} - {{ super() }}{% endblock %}"
-        "{% block body %}<main>{% for x in items %}<i>{{ x }}</i>{% endfor %}</main>{% endblock %}"
-    ),
-    "row.html": '<li data-key="{{ item.id }}">{{ item.name }} {{ suffix }}</li>',
-}
+FILES = {"row.html": '<li data-key="{{ item.id }}">{{ item.name }} {{ suffix }}</li>'}
 
 
 T1 = {"id": 1, "name": "one"}

@@ -137,6 +137,19 @@ cdef class RangeState:
     cdef public bint suffixed
 
 
+cdef class RangeDiff:
+    cdef public list keys
+    cdef public dict seen
+    cdef public list changes
+    cdef public set created
+    cdef public list pending
+    cdef public dict rekeyed
+    cdef public bint ordered
+    cdef public bint first
+    cdef public bint hashed
+    cdef public object else_change
+
+
 cdef class Bound:
     cdef public object macro
     cdef public object arguments
@@ -270,21 +283,19 @@ cdef object claim(dict groups, object digest, dict seen, Py_ssize_t place)
     body=Block, old_keys=list, old_items=dict, n_old=Py_ssize_t, new_keys=list,
     changes=list, created=set, pending=list, cursor=Py_ssize_t, ordered=bint, last_pos=Py_ssize_t,
     Fi=Frame, cand=NodeState, old=NodeState, st=NodeState, key=str, access=Access,
-    scratch=Frame, extended=bint, gate=Gate, hashed=bint, digests=dict, dups=dict, suffixed=bint,
+    scratch=Frame, extended=bint, gate=Gate, hashed=bint, digests=dict, dups=dict, suffixed=bint, d=RangeDiff,
 )
 cdef object update_range(Run rt, Op op, Frame F, Ctx C, RangeState rs, object iterable, Py_ssize_t depth0, bint first)
 
-@cython.locals(old_keys=list, old_items=dict, n_old=Py_ssize_t, p=Py_ssize_t, after=Py_ssize_t, j=Py_ssize_t,
-               st=NodeState, old=NodeState)
-cdef object place_pending(RangeState rs, list new_keys, dict seen, list changes, set created, list pending, dict rekeyed, bint hashed)
+@cython.locals(old_keys=list, old_items=dict, n_old=Py_ssize_t, new_keys=list, seen=dict, created=set, pending=list,
+               hashed=bint, p=Py_ssize_t, after=Py_ssize_t, j=Py_ssize_t, st=NodeState, old=NodeState)
+cdef object place_pending(RangeState rs, RangeDiff d)
 
-cdef object finish_range(Run rt, Op op, Frame F, Ctx C, RangeState rs, list new_keys, dict seen, list changes, set created, bint ordered, bint first, dict rekeyed)
+@cython.locals(old_keys=list, new_keys=list, seen=dict, created=set, rekeyed=dict, kept=Py_ssize_t, ops=list)
+cdef object range_change(RangeState rs, RangeDiff d)
 
-@cython.locals(old_keys=list, kept=Py_ssize_t, ops=list)
-cdef object range_change(RangeState rs, list new_keys, dict seen, list changes, set created, bint ordered, bint first, object else_change, dict rekeyed)
-
-@cython.locals(i=Py_ssize_t)
-cdef object settle(RangeState client, RangeState target, list new_keys, dict seen, list changes, set created, bint ordered, bint first, object else_change, dict rekeyed)
+@cython.locals(new_keys=list, seen=dict, i=Py_ssize_t)
+cdef object settle(RangeState client, RangeState target, RangeDiff d)
 
 cdef object client_key(object key, dict rekeyed)
 
@@ -293,15 +304,16 @@ cdef object diff_states(NodeState old, NodeState new)
 
 cdef object diff_values(Op op, object a, object b)
 
-@cython.locals(new_keys=list, seen=dict, changes=list, created=set, pending=list, ordered=bint,
-               last_pos=Py_ssize_t, hashed=bint, digests=dict, st=NodeState, old=NodeState, rekeyed=dict)
+@cython.locals(new_keys=list, seen=dict, changes=list, pending=list, ordered=bint,
+               last_pos=Py_ssize_t, hashed=bint, digests=dict, st=NodeState, old=NodeState, d=RangeDiff)
 cdef object diff_ranges(RangeState a, RangeState b)
 
-@cython.locals(n=Py_ssize_t, i=Py_ssize_t, start=Py_ssize_t, run=list)
-cdef object insert_runs(list ops, list new_keys, dict seen, set created, set moved, bint anchored)
+@cython.locals(new_keys=list, seen=dict, created=set, n=Py_ssize_t, i=Py_ssize_t, start=Py_ssize_t, run=list)
+cdef object insert_runs(list ops, RangeDiff d, set moved, bint anchored)
 
-@cython.locals(positions=list, keys=list, j=Py_ssize_t, move_cost=Py_ssize_t, order_cost=Py_ssize_t)
-cdef object plan_moves(list new_keys, dict seen, set created)
+@cython.locals(new_keys=list, seen=dict, created=set, positions=list, keys=list, j=Py_ssize_t,
+               move_cost=Py_ssize_t, order_cost=Py_ssize_t)
+cdef object plan_moves(RangeDiff d)
 
 @cython.locals(tails=list, prev=list, i=Py_ssize_t, lo=Py_ssize_t, hi=Py_ssize_t, mid=Py_ssize_t, j=Py_ssize_t)
 cpdef set longest_increasing(list seq)

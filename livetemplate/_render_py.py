@@ -1174,6 +1174,42 @@ def claim(groups, digest, seen, place):
     return best
 
 
+class RangeDiff:
+    """The working state of one range diff, from the range the client holds to a new
+    item list: ``keys`` in the new order, ``seen`` the new items by key (a kept item's
+    ``pos`` is still where the client holds it), ``changes`` the updates of kept items
+    (by the key the client holds), ``created`` the keys of new items, ``pending`` the
+    ``(index in keys, state)`` of items matching no key the client holds, ``rekeyed``
+    old key -> new key of items re-keyed in place, ``ordered`` whether the kept items
+    kept their order, ``first`` for a first render (nothing to send), ``hashed`` for
+    items keyed by content, ``else_change`` the change of the ``else`` node."""
+
+    __slots__ = (
+        "changes",
+        "created",
+        "else_change",
+        "first",
+        "hashed",
+        "keys",
+        "ordered",
+        "pending",
+        "rekeyed",
+        "seen",
+    )
+
+    def __init__(self, first):
+        self.keys = []
+        self.seen = None
+        self.changes = []
+        self.created = set()
+        self.pending = []
+        self.rekeyed = {}
+        self.ordered = True
+        self.first = first
+        self.hashed = False
+        self.else_change = None
+
+
 def update_range(rt, op, F, C, rs, iterable, depth0, first):
     """Render loop ``op`` over ``iterable`` against ``rs``, the range the client holds
     (a new, empty one when ``first``). Updates ``rs`` and returns the wire change: a
@@ -1181,15 +1217,16 @@ def update_range(rt, op, F, C, rs, iterable, depth0, first):
     access = rt.access
     body = op.block
     gate = body.gate
-    hashed = op.key_mode == KEY_HASH
+    d = RangeDiff(first)
+    d.hashed = hashed = op.key_mode == KEY_HASH
     old_keys = rs.keys
     old_items = rs.items
     n_old = len(old_keys)
-    new_keys = []
+    new_keys = d.keys
     seen = None  # new items by key, made once the new list departs from the old one
-    changes = []  # (key, partial item) for kept items whose content changed
-    created = set()
-    pending = []  # (index in new_keys, state) of items under a key the client does not hold
+    changes = d.changes
+    created = d.created
+    pending = d.pending
     digests = None  # old hash-keyed items by content digest, made when first needed
     dups = None  # the client's duplicate keys by the key they were made from, made when needed
     suffixed = rs.suffixed
@@ -1309,13 +1346,16 @@ def update_range(rt, op, F, C, rs, iterable, depth0, first):
         for k in new_keys:
             seen[k] = old_items[k]
     rs.suffixed = suffixed and len(new_keys) > 0
-    rekeyed = {}
+    d.seen = seen
+    d.ordered = ordered
     if pending:
-        place_pending(rs, new_keys, seen, changes, created, pending, rekeyed, hashed)
-    return finish_range(rt, op, F, C, rs, new_keys, seen, changes, created, ordered, first, rekeyed)
+        place_pending(rs, d)
+    if not new_keys:
+        d.else_change = attach_else(rt, op, F, C, rs)
+    return settle(rs, rs, d)
 
 
-def place_pending(rs, new_keys, seen, changes, created, pending, rekeyed, hashed):
+def place_pending(rs, d):
     """Key the items that match no item the client holds. One standing where an old item
     that is gone stood is that item, edited: the client gets the difference instead of
     a new item (statics included). In a loop keyed by content it keeps the old key (keys
@@ -1324,6 +1364,11 @@ def place_pending(rs, new_keys, seen, changes, created, pending, rekeyed, hashed
     old_keys = rs.keys
     old_items = rs.items
     n_old = len(old_keys)
+    new_keys = d.keys
+    seen = d.seen
+    created = d.created
+    pending = d.pending
+    hashed = d.hashed
     p = 0
     after = -1  # old position of the last kept item before the current one
     for j in range(len(new_keys)):
@@ -1346,9 +1391,9 @@ def place_pending(rs, new_keys, seen, changes, created, pending, rekeyed, hashed
                 if change is None:
                     change = {}
                 change[ITEM_KEY] = key
-                rekeyed[old.key] = key
+                d.rekeyed[old.key] = key
             if change is not None:
-                changes.append((old.key, change))
+                d.changes.append((old.key, change))
             st.pos = old.pos  # where the client has it, for planning moves
             after += 1
         else:
@@ -1363,15 +1408,12 @@ def place_pending(rs, new_keys, seen, changes, created, pending, rekeyed, hashed
         new_keys[j] = key
 
 
-def finish_range(rt, op, F, C, rs, new_keys, seen, changes, created, ordered, first, rekeyed):
-    else_change = attach_else(rt, op, F, C, rs) if not new_keys else None
-    return settle(rs, rs, new_keys, seen, changes, created, ordered, first, else_change, rekeyed)
-
-
-def settle(client, target, new_keys, seen, changes, created, ordered, first, else_change, rekeyed):
-    """The wire change from the range the client holds to the new item list (``seen``
-    holds each kept item with the client's position), then make it ``target``'s."""
-    change = range_change(client, new_keys, seen, changes, created, ordered, first, else_change, rekeyed)
+def settle(client, target, d):
+    """The wire change from the range the client holds to the new item list, then make
+    the new list ``target``'s (its items' positions included)."""
+    change = range_change(client, d)
+    new_keys = d.keys
+    seen = d.seen
     for i in range(len(new_keys)):
         seen[new_keys[i]].pos = i
     target.keys = new_keys
@@ -1379,14 +1421,16 @@ def settle(client, target, new_keys, seen, changes, created, ordered, first, els
     return change
 
 
-def range_change(rs, new_keys, seen, changes, created, ordered, first, else_change, rekeyed):
-    """The wire change taking the client's range ``rs`` to ``new_keys``/``seen``: range
-    operations, a partial range object, or NOCHANGE. ``changes`` holds the updates of
-    kept items (by the key the client holds), ``else_change`` that of the else node,
-    ``rekeyed`` the old keys of re-keyed items; a kept item's ``pos`` is still where the
-    client holds it."""
+def range_change(rs, d):
+    """The wire change taking the client's range ``rs`` to the new item list: range
+    operations, a partial range object, or NOCHANGE."""
     old_keys = rs.keys
-    if first:
+    new_keys = d.keys
+    seen = d.seen
+    created = d.created
+    rekeyed = d.rekeyed
+    else_change = d.else_change
+    if d.first:
         return NOCHANGE
     if not new_keys:
         out = {}
@@ -1405,11 +1449,11 @@ def range_change(rs, new_keys, seen, changes, created, ordered, first, else_chan
         if k not in seen and k not in rekeyed:
             ops.append([OP_REMOVE, k])
     moved = set()
-    if not ordered:
-        moved = plan_moves(new_keys, seen, created)
+    if not d.ordered:
+        moved = plan_moves(d)
         if moved is None:
             # sending the new key order is smaller than moving items one by one
-            for key, change in changes:
+            for key, change in d.changes:
                 ops.append([OP_UPDATE, key, change])
             fresh = [item_wire(seen[k]) for k in new_keys if k in created]
             if fresh:
@@ -1418,11 +1462,11 @@ def range_change(rs, new_keys, seen, changes, created, ordered, first, else_chan
             return ops
         for k in moved:
             ops.append([OP_REMOVE, client_key(k, rekeyed)])
-    for key, change in changes:
+    for key, change in d.changes:
         if rekeyed.get(key, key) not in moved:
             ops.append([OP_UPDATE, key, change])
     if created or moved:
-        insert_runs(ops, new_keys, seen, created, moved, kept > len(moved))
+        insert_runs(ops, d, moved, kept > len(moved))
     return ops if ops else NOCHANGE
 
 
@@ -1467,11 +1511,11 @@ def diff_ranges(a, b):
     evaluated). Items are matched as a render matches them (by data-key, or by content
     for items keyed by content, then by place); ``b`` is re-keyed in place to the keys the
     client holds afterwards."""
-    new_keys = []
-    seen = {}
-    changes = []
-    created = set()
-    pending = []
+    d = RangeDiff(False)
+    new_keys = d.keys
+    d.seen = seen = {}
+    changes = d.changes
+    pending = d.pending
     ordered = True
     last_pos = -1
     hashed = False
@@ -1503,22 +1547,25 @@ def diff_ranges(a, b):
         st.pos = old.pos
         seen[old.key] = st
         new_keys.append(old.key)
-    rekeyed = {}
+    d.ordered = ordered
+    d.hashed = hashed
     if pending:
-        place_pending(a, new_keys, seen, changes, created, pending, rekeyed, hashed)
-    else_change = None
+        place_pending(a, d)
     if not b.keys and b.else_state is not None:
         if a.else_state is not None and a.else_state.block is b.else_state.block:
-            else_change = diff_states(a.else_state, b.else_state)
+            d.else_change = diff_states(a.else_state, b.else_state)
         else:
-            else_change = node_wire(b.else_state)
+            d.else_change = node_wire(b.else_state)
     b.suffixed = a.suffixed or b.suffixed  # b takes the client's keys
-    return settle(a, b, new_keys, seen, changes, created, ordered, False, else_change, rekeyed)
+    return settle(a, b, d)
 
 
-def insert_runs(ops, new_keys, seen, created, moved, anchored):
+def insert_runs(ops, d, moved, anchored):
     """Append ``p``/``i``/``a`` operations placing every created or moved item, given
     that every other item already stands in the right order."""
+    new_keys = d.keys
+    seen = d.seen
+    created = d.created
     n = len(new_keys)
     i = 0
     while i < n:
@@ -1547,10 +1594,13 @@ def client_key(key, rekeyed):
     return key
 
 
-def plan_moves(new_keys, seen, created):
+def plan_moves(d):
     """For a reordered range, the kept items to move (remove and insert again) so the
     rest keep their relative order, or None when sending the new key order is smaller.
     A kept item's ``pos`` is where the client holds it."""
+    new_keys = d.keys
+    seen = d.seen
+    created = d.created
     positions = []
     keys = []
     for k in new_keys:

@@ -29,7 +29,7 @@ from setuptools.command.build_py import build_py
 
 ROOT = Path(__file__).parent
 # (twin module in livetemplate/, compiled module name)
-HOT_MODULES = [("_render_py", "_render_c")]
+HOT_MODULES = [("_render_py", "_render_c"), ("_frames_py", "_frames_c")]
 
 
 def _flag(name: str) -> bool:

@@ -2,4 +2,4 @@
 
 from __future__ import annotations
 
-from tests.conftest import engine  # noqa: F401
+from tests.support.engines import engine  # noqa: F401  (each benchmark runs on both engines)

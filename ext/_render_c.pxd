@@ -6,6 +6,7 @@ import cython
 
 
 cdef tuple SLOT_KEYS
+cdef tuple ROOT_TAGS
 cdef object NOCHANGE
 cdef object NOT_SCALAR
 cdef object missing
@@ -71,6 +72,7 @@ cdef class Op:
     cdef public bint nested
     cdef public Py_ssize_t hops
     cdef public object test_bind
+    cdef public object seam
 
 
 cdef class Program:
@@ -132,6 +134,20 @@ cdef class RangeState:
     cdef public list keys
     cdef public dict items
     cdef public object else_state
+    cdef public bint suffixed
+
+
+cdef class RangeDiff:
+    cdef public list keys
+    cdef public dict seen
+    cdef public list changes
+    cdef public set created
+    cdef public list pending
+    cdef public dict rekeyed
+    cdef public bint ordered
+    cdef public bint first
+    cdef public bint hashed
+    cdef public object else_change
 
 
 cdef class Bound:
@@ -186,8 +202,14 @@ cpdef str escape_text(object v)
 cpdef str guard_value(str s)
 cpdef str guard_static(str s)
 
+@cython.locals(left=str, whole=str, start=Py_ssize_t, end=Py_ssize_t, chars=list, at=Py_ssize_t,
+               lo=Py_ssize_t, hi=Py_ssize_t, j=Py_ssize_t, letters=bint)
+cdef str respell(tuple seam, str s)
+
 @cython.locals(s=str)
-cdef str as_text(Run rt, object v)
+cdef str as_text(Run rt, Op op, object v)
+
+cdef object wire_text(str s)
 
 cdef object fail(Op op, object exc)
 cdef object descend(Run rt, object op)
@@ -210,6 +232,8 @@ cdef Py_ssize_t choose_branch(Op op, Frame F, Ctx C) except? -2
 @cython.locals(block=Block, st=NodeState)
 cdef object update_branch(Run rt, Op op, Frame F, Ctx C, list vals, Py_ssize_t i, Py_ssize_t b)
 
+cdef object replace_node(NodeState old, NodeState st)
+cdef bint mergeable(NodeState old, NodeState new) except -1
 cdef bint plain(NodeState st) except -1
 
 cpdef object define_macro(Run rt, MacroSpec spec, Frame F, Ctx C)
@@ -243,6 +267,12 @@ cdef str hash_key(NodeState st)
 @cython.locals(n=Py_ssize_t)
 cdef str unique_key(str key, dict taken, dict old)
 
+@cython.locals(group=list)
+cdef str match_key(str raw, dict seen, dict old_items, dict dups)
+
+@cython.locals(dups=dict, cut=Py_ssize_t, group=list)
+cdef dict suffixed_keys(list keys)
+
 @cython.locals(groups=dict, st=NodeState, group=list)
 cdef dict by_digest(dict items)
 
@@ -253,21 +283,19 @@ cdef object claim(dict groups, object digest, dict seen, Py_ssize_t place)
     body=Block, old_keys=list, old_items=dict, n_old=Py_ssize_t, new_keys=list,
     changes=list, created=set, pending=list, cursor=Py_ssize_t, ordered=bint, last_pos=Py_ssize_t,
     Fi=Frame, cand=NodeState, old=NodeState, st=NodeState, key=str, access=Access,
-    scratch=Frame, extended=bint, gate=Gate, hashed=bint, digests=dict,
+    scratch=Frame, extended=bint, gate=Gate, hashed=bint, digests=dict, dups=dict, suffixed=bint, d=RangeDiff,
 )
 cdef object update_range(Run rt, Op op, Frame F, Ctx C, RangeState rs, object iterable, Py_ssize_t depth0, bint first)
 
-@cython.locals(old_keys=list, old_items=dict, n_old=Py_ssize_t, p=Py_ssize_t, after=Py_ssize_t, j=Py_ssize_t,
-               st=NodeState, old=NodeState)
-cdef object place_pending(RangeState rs, list new_keys, dict seen, list changes, set created, list pending, dict rekeyed, bint hashed)
+@cython.locals(old_keys=list, old_items=dict, n_old=Py_ssize_t, new_keys=list, seen=dict, created=set, pending=list,
+               hashed=bint, p=Py_ssize_t, after=Py_ssize_t, j=Py_ssize_t, st=NodeState, old=NodeState)
+cdef object place_pending(RangeState rs, RangeDiff d)
 
-cdef object finish_range(Run rt, Op op, Frame F, Ctx C, RangeState rs, list new_keys, dict seen, list changes, set created, bint ordered, bint first, dict rekeyed)
+@cython.locals(old_keys=list, new_keys=list, seen=dict, created=set, rekeyed=dict, kept=Py_ssize_t, ops=list)
+cdef object range_change(RangeState rs, RangeDiff d)
 
-@cython.locals(old_keys=list, kept=Py_ssize_t, ops=list)
-cdef object range_change(RangeState rs, list new_keys, dict seen, list changes, set created, bint ordered, bint first, object else_change, dict rekeyed)
-
-@cython.locals(i=Py_ssize_t)
-cdef object settle(RangeState client, RangeState target, list new_keys, dict seen, list changes, set created, bint ordered, bint first, object else_change, dict rekeyed)
+@cython.locals(new_keys=list, seen=dict, i=Py_ssize_t)
+cdef object settle(RangeState client, RangeState target, RangeDiff d)
 
 cdef object client_key(object key, dict rekeyed)
 
@@ -276,15 +304,16 @@ cdef object diff_states(NodeState old, NodeState new)
 
 cdef object diff_values(Op op, object a, object b)
 
-@cython.locals(new_keys=list, seen=dict, changes=list, created=set, pending=list, ordered=bint,
-               last_pos=Py_ssize_t, hashed=bint, digests=dict, st=NodeState, old=NodeState, rekeyed=dict)
+@cython.locals(new_keys=list, seen=dict, changes=list, pending=list, ordered=bint,
+               last_pos=Py_ssize_t, hashed=bint, digests=dict, st=NodeState, old=NodeState, d=RangeDiff)
 cdef object diff_ranges(RangeState a, RangeState b)
 
-@cython.locals(n=Py_ssize_t, i=Py_ssize_t, start=Py_ssize_t, run=list)
-cdef object insert_runs(list ops, list new_keys, dict seen, set created, set moved, bint anchored)
+@cython.locals(new_keys=list, seen=dict, created=set, n=Py_ssize_t, i=Py_ssize_t, start=Py_ssize_t, run=list)
+cdef object insert_runs(list ops, RangeDiff d, set moved, bint anchored)
 
-@cython.locals(positions=list, keys=list, j=Py_ssize_t, move_cost=Py_ssize_t, order_cost=Py_ssize_t)
-cdef object plan_moves(list new_keys, dict seen, set created)
+@cython.locals(new_keys=list, seen=dict, created=set, positions=list, keys=list, j=Py_ssize_t,
+               move_cost=Py_ssize_t, order_cost=Py_ssize_t)
+cdef object plan_moves(RangeDiff d)
 
 @cython.locals(tails=list, prev=list, i=Py_ssize_t, lo=Py_ssize_t, hi=Py_ssize_t, mid=Py_ssize_t, j=Py_ssize_t)
 cpdef set longest_increasing(list seq)

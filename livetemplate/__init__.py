@@ -13,12 +13,13 @@ from .backends.memory import InProcessBroadcaster, MemorySessionStore
 from .broadcast import Broadcaster
 from .context import Context
 from .errors import FieldError, NotAvailable, TemplateError, TopicForbidden
+from .frames import encode_frame
 from .helpers import Helpers
 from .hub import Session
 from .options import Options
 from .sessions import SessionStore, Snapshot, StaleVersion, StoreUnavailable
 from .state import Persist
-from .template import Environment, Renderer, Template, encode_frame
+from .template import Environment, Renderer, Template
 
 __all__ = [
     "Broadcaster",

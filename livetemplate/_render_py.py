@@ -19,7 +19,6 @@ import html
 import math
 from hashlib import blake2b
 
-import msgspec
 from jinja2.exceptions import TemplateError as JinjaTemplateError
 from jinja2.runtime import Context, LoopContext, Macro, Undefined
 from jinja2.utils import missing
@@ -75,6 +74,8 @@ KEY_SLOTS = 1  # from the root element's data-key: statics and output slots
 KEY_HASH = 2  # no usable data-key: a hash of the item's HTML
 
 SLOT_KEYS = tuple(str(i) for i in range(4096))
+#: The tags the client deletes from every node's HTML (case-sensitively).
+ROOT_TAGS = ("<root>", "</root>")
 NOCHANGE = object()
 NOT_SCALAR = object()
 
@@ -161,7 +162,8 @@ class Op:
     * K_COND: ``tests`` (functions), ``blocks`` (one per test, plus the else branch).
     * K_LOOP: ``fn`` evaluates the iterable, ``scope``/``block`` are the item frame and
       body, ``target_index`` (or ``bind``) and ``loop_index`` bind the loop variables,
-      ``test``/``test_scope``/``test_bind`` filter items, ``else_block``/``else_scope``.
+      ``test``/``test_scope``/``test_bind`` filter items (``test_bind(F, value)`` binds
+      the target and returns it packed again), ``else_block``/``else_scope``.
     * K_RECURSE: ``fn`` evaluates the argument of ``loop(...)``; ``loop`` is the K_LOOP
       op rendered again, whose loop context sits ``hops`` frames up at ``loop_index``.
     * K_CALL: ``fn(F, C, caller)`` binds the call to a macro; ``alt(F, C, caller)``
@@ -170,6 +172,9 @@ class Op:
     * K_SCOPE: ``ctx_fn(F, C)`` makes the context (or None: same context), ``scope`` is
       entered (below ``F`` when ``nested``), ``fn(F, C, frame)`` fills it, then ``block``.
     * K_ASSIGN: ``fn(F, C, rt)``.
+
+    A text slot whose value could form ``<root>`` with the statics around it has a
+    ``seam``: ``(text before, text after, whether references are decoded there)``.
     """
 
     __slots__ = (
@@ -195,6 +200,7 @@ class Op:
         "macro",
         "nested",
         "scope",
+        "seam",
         "target_index",
         "template",
         "test",
@@ -232,6 +238,7 @@ class Op:
         self.nested = True
         self.hops = 0
         self.test_bind = None
+        self.seam = None
 
 
 class Program:
@@ -547,11 +554,7 @@ def same_value(x, y):
 
 
 def guard_value(s):
-    """Spell a slot value so the client shows it as the server rendered it: the client
-    blanks a value that starts with ``{{`` and ends with ``}}``, and deletes ``<root>``
-    and ``</root>``; equivalent spellings avoid both."""
-    if s.startswith("{{") and s.endswith("}}"):
-        s = "&#123;" + s[1:]
+    """Spell a slot value so the client does not delete ``<root>`` or ``</root>`` in it."""
     if "root>" in s:
         s = guard_static(s)
     return s
@@ -574,11 +577,56 @@ def escape_text(v):
     return _escape_inner(str(v))
 
 
-def as_text(rt, v):
-    """An evaluated output value as the exact ``str`` stored and sent."""
+def respell(seam, s):
+    """Respell ``s``, a value standing between the static texts ``seam[0]`` and
+    ``seam[1]``, so that no ``<root>`` or ``</root>`` (which the client deletes) forms
+    across them: in markup the tag-name letters the value contributes are written upper
+    case (or a ``>`` it contributes gets a space before it), where character references
+    are decoded (``seam[2]``) its first character in the tag is written as one. A value
+    that contributes only ``<`` or ``/`` to markup, or nothing, is left as it is."""
+    left = seam[0]
+    whole = left + s + seam[1]
+    if "root>" not in whole:
+        return s
+    start = len(left)
+    end = start + len(s)
+    chars = list(s)
+    for tag in ROOT_TAGS:
+        at = whole.find(tag)
+        while at >= 0:
+            lo = max(at, start)
+            hi = min(at + len(tag), end)
+            if lo < hi:
+                if seam[2]:
+                    chars[lo - start] = f"&#{ord(whole[lo])};"
+                else:
+                    letters = False
+                    for j in range(lo, hi):
+                        if whole[j] in "rot":
+                            chars[j - start] = whole[j].upper()
+                            letters = True
+                    if not letters and whole[hi - 1] == ">":
+                        chars[hi - 1 - start] = " >"
+            at = whole.find(tag, at + len(tag))
+    return "".join(chars)
+
+
+def as_text(rt, op, v):
+    """An evaluated output value of ``op`` as the exact ``str`` stored (and sent)."""
     s = str(v) if type(v) is not str else v
     if rt.wire:
-        return guard_value(s)
+        s = guard_value(s)
+        if op.seam is not None:
+            s = respell(op.seam, s)
+    return s
+
+
+def wire_text(s):
+    """A text slot value as sent: the client blanks a string that starts with ``{{`` and
+    ends with ``}}``, but shows a node's statics as they are, so such a value is sent as
+    a node of one static."""
+    if s.startswith("{{") and s.endswith("}}"):
+        return {STATICS: [s]}
     return s
 
 
@@ -624,14 +672,17 @@ class NodeState:
 
 class RangeState:
     """A rendered loop: item keys in order, items by key, and the ``else`` node the
-    client holds (kept while the loop has items, to diff against when it empties)."""
+    client holds (kept while the loop has items, to diff against when it empties).
+    ``suffixed`` is set once a key was made unique with a ``#n`` suffix (a duplicate
+    data-key)."""
 
-    __slots__ = ("else_state", "items", "keys")
+    __slots__ = ("else_state", "items", "keys", "suffixed")
 
     def __init__(self):
         self.keys = []
         self.items = {}
         self.else_state = None
+        self.suffixed = False
 
 
 def build_block(rt, block, F, C):
@@ -675,11 +726,11 @@ def update_block(rt, block, F, C, st):
                     continue
                 snaps[i] = snapshot(op.gate, F, C, access)
             if kind == K_OUTPUT or kind == K_TEXT:
-                v = as_text(rt, op.fn(F, C))
+                v = as_text(rt, op, op.fn(F, C))
                 if v == vals[i]:
                     continue
                 vals[i] = v
-                change = v
+                change = wire_text(v)
             elif kind == K_COND:
                 change = update_branch(rt, op, F, C, vals, i, choose_branch(op, F, C))
             elif kind == K_LOOP:
@@ -712,7 +763,7 @@ def update_block(rt, block, F, C, st):
 def build_slot(rt, op, F, C):
     kind = op.kind
     if kind == K_OUTPUT or kind == K_TEXT:
-        return as_text(rt, op.fn(F, C))
+        return as_text(rt, op, op.fn(F, C))
     if kind == K_COND:
         b = choose_branch(op, F, C)
         if b < 0:
@@ -771,11 +822,24 @@ def update_branch(rt, op, F, C, vals, i, b):
         return NOCHANGE if change is None else change
     st = build_block(rt, block, F, C)
     vals[i] = st
-    if old is not None and old.block.wire_statics == block.wire_statics and plain(old) and plain(st):
-        # another branch, but the client already holds these statics (and only text)
+    return replace_node(old, st)
+
+
+def replace_node(old, st):
+    """The change from the client's node ``old`` (a state, or None) to ``st``, a state of
+    another block: without statics when the client already holds equal ones."""
+    if old is not None and mergeable(old, st):
         change = diff_states(old, st)
         return NOCHANGE if change is None else change
     return node_wire(st)
+
+
+def mergeable(old, new):
+    """Whether the client's node ``old`` takes ``new`` (of another block) as a partial
+    update: equal statics, and no range in either whose items the client could merge."""
+    if old.block.wire_statics != new.block.wire_statics:
+        return False
+    return (not old.block.has_range or plain(old)) and (not new.block.has_range or plain(new))
 
 
 def plain(st):
@@ -905,11 +969,11 @@ def update_call(rt, op, F, C, vals, i):
     try:
         bound = op.fn(F, C, caller)
     except _NotAMacro:
-        text = as_text(rt, op.alt(F, C, caller))
+        text = as_text(rt, op, op.alt(F, C, caller))
         if type(vals[i]) is str and vals[i] == text:
             return NOCHANGE
         vals[i] = text
-        return text
+        return wire_text(text)
     macro = bound.macro
     Fm = enter_macro(macro, bound.arguments)
     block = macro.spec.block
@@ -923,7 +987,7 @@ def update_call(rt, op, F, C, vals, i):
     finally:
         rt.depth -= 1
     vals[i] = st
-    return node_wire(st)
+    return replace_node(old if type(old) is NodeState else None, st)
 
 
 # --------------------------------------------------------------------------------------
@@ -974,9 +1038,9 @@ def loop_iterable(rt, op, F, C, iterable):
     kept = []
     for value in iterable:
         Ft = enter(op.test_scope, F, C)
-        op.test_bind(Ft, value)
+        packed = op.test_bind(Ft, value)
         if op.test(Ft, C):
-            kept.append(value)
+            kept.append(packed)
     return kept
 
 
@@ -1054,6 +1118,37 @@ def unique_key(key, taken, old):
         n += 1
 
 
+def match_key(raw, seen, old_items, dups):
+    """The key of a new item whose data-key reads ``raw``: the client's item under that
+    key or, for a duplicate, under a ``#n`` key the client holds for it (``dups``: such
+    keys by the key they were made from), unless a new item claimed it already; else a
+    key unused by both. Duplicates keep the numbers the client has for them."""
+    if raw not in seen and raw in old_items:
+        return raw
+    if dups is not None:
+        group = dups.get(raw)
+        if group is not None:
+            for key in group:
+                if key not in seen:
+                    return key
+    return unique_key(raw, seen, old_items)
+
+
+def suffixed_keys(keys):
+    """Keys with a ``#n`` suffix, by the key before the suffix, in order."""
+    dups = {}
+    for key in keys:
+        cut = key.rfind("#")
+        if cut >= 0 and key[cut + 1 :].isdigit():
+            base = key[:cut]
+            group = dups.get(base)
+            if group is None:
+                dups[base] = [key]
+            else:
+                group.append(key)
+    return dups
+
+
 def by_digest(items):
     """Items (keyed by content) grouped by the digest of their content."""
     groups = {}
@@ -1079,6 +1174,42 @@ def claim(groups, digest, seen, place):
     return best
 
 
+class RangeDiff:
+    """The working state of one range diff, from the range the client holds to a new
+    item list: ``keys`` in the new order, ``seen`` the new items by key (a kept item's
+    ``pos`` is still where the client holds it), ``changes`` the updates of kept items
+    (by the key the client holds), ``created`` the keys of new items, ``pending`` the
+    ``(index in keys, state)`` of items matching no key the client holds, ``rekeyed``
+    old key -> new key of items re-keyed in place, ``ordered`` whether the kept items
+    kept their order, ``first`` for a first render (nothing to send), ``hashed`` for
+    items keyed by content, ``else_change`` the change of the ``else`` node."""
+
+    __slots__ = (
+        "changes",
+        "created",
+        "else_change",
+        "first",
+        "hashed",
+        "keys",
+        "ordered",
+        "pending",
+        "rekeyed",
+        "seen",
+    )
+
+    def __init__(self, first):
+        self.keys = []
+        self.seen = None
+        self.changes = []
+        self.created = set()
+        self.pending = []
+        self.rekeyed = {}
+        self.ordered = True
+        self.first = first
+        self.hashed = False
+        self.else_change = None
+
+
 def update_range(rt, op, F, C, rs, iterable, depth0, first):
     """Render loop ``op`` over ``iterable`` against ``rs``, the range the client holds
     (a new, empty one when ``first``). Updates ``rs`` and returns the wire change: a
@@ -1086,16 +1217,19 @@ def update_range(rt, op, F, C, rs, iterable, depth0, first):
     access = rt.access
     body = op.block
     gate = body.gate
-    hashed = op.key_mode == KEY_HASH
+    d = RangeDiff(first)
+    d.hashed = hashed = op.key_mode == KEY_HASH
     old_keys = rs.keys
     old_items = rs.items
     n_old = len(old_keys)
-    new_keys = []
+    new_keys = d.keys
     seen = None  # new items by key, made once the new list departs from the old one
-    changes = []  # (key, partial item) for kept items whose content changed
-    created = set()
-    pending = []  # (index in new_keys, state) of items under a key the client does not hold
+    changes = d.changes
+    created = d.created
+    pending = d.pending
     digests = None  # old hash-keyed items by content digest, made when first needed
+    dups = None  # the client's duplicate keys by the key they were made from, made when needed
+    suffixed = rs.suffixed
     cursor = 0
     ordered = True
     last_pos = -1
@@ -1165,11 +1299,19 @@ def update_range(rt, op, F, C, rs, iterable, depth0, first):
             st = old
         elif n_old == 0:
             st = build_block(rt, body, Fi, C)
-            st.key = key = unique_key(key_of(op, st.vals), seen, None)
+            raw = key_of(op, st.vals)
+            st.key = key = unique_key(raw, seen, None)
             st.gsnap = snap
             created.add(key)
+            if key != raw:
+                suffixed = True
         else:
-            key = unique_key(key_by_slots(rt, op, Fi, C), seen, None)
+            raw = key_by_slots(rt, op, Fi, C)
+            if dups is None and rs.suffixed and (raw in seen or raw not in old_items):
+                dups = suffixed_keys(old_keys)
+            key = match_key(raw, seen, old_items, dups)
+            if key != raw:
+                suffixed = True
             old = old_items.get(key)
             if old is None:
                 # a new key: a new item, or an old one whose key changed (paired below)
@@ -1203,13 +1345,17 @@ def update_range(rt, op, F, C, rs, iterable, depth0, first):
         seen = {}
         for k in new_keys:
             seen[k] = old_items[k]
-    rekeyed = {}
+    rs.suffixed = suffixed and len(new_keys) > 0
+    d.seen = seen
+    d.ordered = ordered
     if pending:
-        place_pending(rs, new_keys, seen, changes, created, pending, rekeyed, hashed)
-    return finish_range(rt, op, F, C, rs, new_keys, seen, changes, created, ordered, first, rekeyed)
+        place_pending(rs, d)
+    if not new_keys:
+        d.else_change = attach_else(rt, op, F, C, rs)
+    return settle(rs, rs, d)
 
 
-def place_pending(rs, new_keys, seen, changes, created, pending, rekeyed, hashed):
+def place_pending(rs, d):
     """Key the items that match no item the client holds. One standing where an old item
     that is gone stood is that item, edited: the client gets the difference instead of
     a new item (statics included). In a loop keyed by content it keeps the old key (keys
@@ -1218,6 +1364,11 @@ def place_pending(rs, new_keys, seen, changes, created, pending, rekeyed, hashed
     old_keys = rs.keys
     old_items = rs.items
     n_old = len(old_keys)
+    new_keys = d.keys
+    seen = d.seen
+    created = d.created
+    pending = d.pending
+    hashed = d.hashed
     p = 0
     after = -1  # old position of the last kept item before the current one
     for j in range(len(new_keys)):
@@ -1240,9 +1391,9 @@ def place_pending(rs, new_keys, seen, changes, created, pending, rekeyed, hashed
                 if change is None:
                     change = {}
                 change[ITEM_KEY] = key
-                rekeyed[old.key] = key
+                d.rekeyed[old.key] = key
             if change is not None:
-                changes.append((old.key, change))
+                d.changes.append((old.key, change))
             st.pos = old.pos  # where the client has it, for planning moves
             after += 1
         else:
@@ -1257,15 +1408,12 @@ def place_pending(rs, new_keys, seen, changes, created, pending, rekeyed, hashed
         new_keys[j] = key
 
 
-def finish_range(rt, op, F, C, rs, new_keys, seen, changes, created, ordered, first, rekeyed):
-    else_change = attach_else(rt, op, F, C, rs) if not new_keys else None
-    return settle(rs, rs, new_keys, seen, changes, created, ordered, first, else_change, rekeyed)
-
-
-def settle(client, target, new_keys, seen, changes, created, ordered, first, else_change, rekeyed):
-    """The wire change from the range the client holds to the new item list (``seen``
-    holds each kept item with the client's position), then make it ``target``'s."""
-    change = range_change(client, new_keys, seen, changes, created, ordered, first, else_change, rekeyed)
+def settle(client, target, d):
+    """The wire change from the range the client holds to the new item list, then make
+    the new list ``target``'s (its items' positions included)."""
+    change = range_change(client, d)
+    new_keys = d.keys
+    seen = d.seen
     for i in range(len(new_keys)):
         seen[new_keys[i]].pos = i
     target.keys = new_keys
@@ -1273,14 +1421,16 @@ def settle(client, target, new_keys, seen, changes, created, ordered, first, els
     return change
 
 
-def range_change(rs, new_keys, seen, changes, created, ordered, first, else_change, rekeyed):
-    """The wire change taking the client's range ``rs`` to ``new_keys``/``seen``: range
-    operations, a partial range object, or NOCHANGE. ``changes`` holds the updates of
-    kept items (by the key the client holds), ``else_change`` that of the else node,
-    ``rekeyed`` the old keys of re-keyed items; a kept item's ``pos`` is still where the
-    client holds it."""
+def range_change(rs, d):
+    """The wire change taking the client's range ``rs`` to the new item list: range
+    operations, a partial range object, or NOCHANGE."""
     old_keys = rs.keys
-    if first:
+    new_keys = d.keys
+    seen = d.seen
+    created = d.created
+    rekeyed = d.rekeyed
+    else_change = d.else_change
+    if d.first:
         return NOCHANGE
     if not new_keys:
         out = {}
@@ -1299,11 +1449,11 @@ def range_change(rs, new_keys, seen, changes, created, ordered, first, else_chan
         if k not in seen and k not in rekeyed:
             ops.append([OP_REMOVE, k])
     moved = set()
-    if not ordered:
-        moved = plan_moves(new_keys, seen, created)
+    if not d.ordered:
+        moved = plan_moves(d)
         if moved is None:
             # sending the new key order is smaller than moving items one by one
-            for key, change in changes:
+            for key, change in d.changes:
                 ops.append([OP_UPDATE, key, change])
             fresh = [item_wire(seen[k]) for k in new_keys if k in created]
             if fresh:
@@ -1312,11 +1462,11 @@ def range_change(rs, new_keys, seen, changes, created, ordered, first, else_chan
             return ops
         for k in moved:
             ops.append([OP_REMOVE, client_key(k, rekeyed)])
-    for key, change in changes:
+    for key, change in d.changes:
         if rekeyed.get(key, key) not in moved:
             ops.append([OP_UPDATE, key, change])
     if created or moved:
-        insert_runs(ops, new_keys, seen, created, moved, kept > len(moved))
+        insert_runs(ops, d, moved, kept > len(moved))
     return ops if ops else NOCHANGE
 
 
@@ -1345,11 +1495,11 @@ def diff_values(op, a, b):
     if tb is str:
         if (type(a) is str and a == b) or (a is None and b == ""):
             return NOCHANGE
-        return b
+        return wire_text(b)
     if b is None:
         return NOCHANGE if a is None or a == "" else ""
     if tb is NodeState:
-        if type(a) is NodeState and a.block is b.block:
+        if type(a) is NodeState and (a.block is b.block or mergeable(a, b)):
             change = diff_states(a, b)
             return NOCHANGE if change is None else change
         return node_wire(b)
@@ -1361,11 +1511,11 @@ def diff_ranges(a, b):
     evaluated). Items are matched as a render matches them (by data-key, or by content
     for items keyed by content, then by place); ``b`` is re-keyed in place to the keys the
     client holds afterwards."""
-    new_keys = []
-    seen = {}
-    changes = []
-    created = set()
-    pending = []
+    d = RangeDiff(False)
+    new_keys = d.keys
+    d.seen = seen = {}
+    changes = d.changes
+    pending = d.pending
     ordered = True
     last_pos = -1
     hashed = False
@@ -1397,21 +1547,25 @@ def diff_ranges(a, b):
         st.pos = old.pos
         seen[old.key] = st
         new_keys.append(old.key)
-    rekeyed = {}
+    d.ordered = ordered
+    d.hashed = hashed
     if pending:
-        place_pending(a, new_keys, seen, changes, created, pending, rekeyed, hashed)
-    else_change = None
+        place_pending(a, d)
     if not b.keys and b.else_state is not None:
         if a.else_state is not None and a.else_state.block is b.else_state.block:
-            else_change = diff_states(a.else_state, b.else_state)
+            d.else_change = diff_states(a.else_state, b.else_state)
         else:
-            else_change = node_wire(b.else_state)
-    return settle(a, b, new_keys, seen, changes, created, ordered, False, else_change, rekeyed)
+            d.else_change = node_wire(b.else_state)
+    b.suffixed = a.suffixed or b.suffixed  # b takes the client's keys
+    return settle(a, b, d)
 
 
-def insert_runs(ops, new_keys, seen, created, moved, anchored):
+def insert_runs(ops, d, moved, anchored):
     """Append ``p``/``i``/``a`` operations placing every created or moved item, given
     that every other item already stands in the right order."""
+    new_keys = d.keys
+    seen = d.seen
+    created = d.created
     n = len(new_keys)
     i = 0
     while i < n:
@@ -1440,10 +1594,13 @@ def client_key(key, rekeyed):
     return key
 
 
-def plan_moves(new_keys, seen, created):
+def plan_moves(d):
     """For a reordered range, the kept items to move (remove and insert again) so the
     rest keep their relative order, or None when sending the new key order is smaller.
     A kept item's ``pos`` is where the client holds it."""
+    new_keys = d.keys
+    seen = d.seen
+    created = d.created
     positions = []
     keys = []
     for k in new_keys:
@@ -1535,7 +1692,7 @@ def fill_slots(out, block, vals):
         v = vals[op.index]
         tp = type(v)
         if tp is str:
-            out[slot_key(op.index)] = v
+            out[slot_key(op.index)] = wire_text(v)
         elif v is None:
             out[slot_key(op.index)] = ""
         elif tp is RangeState:
@@ -1643,14 +1800,3 @@ def render_tree(program, data, view, extra):
         return node_wire(view.state)
     change = update_block(rt, program.root, F, C, view.state)
     return {} if change is None else change
-
-
-_encoder = msgspec.json.Encoder()
-
-
-def encode_frame(tree, meta):
-    """Encode an update frame ``{"tree": tree, "meta": meta}`` (just ``{"tree": tree}``
-    when ``meta`` is None) to JSON bytes."""
-    if meta is None:
-        return _encoder.encode({"tree": tree})
-    return _encoder.encode({"tree": tree, "meta": meta})

@@ -1,6 +1,6 @@
 # Typing of the render engine for its Python users (the compiler, the template API).
 # The module is also compiled by Cython, whose static types are in ext/_render_c.pxd.
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any, Final
 
 import jinja2
@@ -77,6 +77,7 @@ class Op:
     nested: bool
     hops: int
     test_bind: Callable[..., Any] | None
+    seam: tuple[str, str, bool] | None
     def __init__(self, kind: int, index: int, template: str | None, lineno: int | None) -> None: ...
 
 class MacroSpec:
@@ -151,4 +152,3 @@ def same_value(x: Any, y: Any) -> bool: ...
 def longest_increasing(seq: list[int]) -> set[int]: ...
 def render_html(program: Program, data: Any, extra: dict[str, Any] | None) -> str: ...
 def render_tree(program: Program, data: Any, view: View, extra: dict[str, Any] | None) -> dict[str, Any]: ...
-def encode_frame(tree: Mapping[str, Any], meta: Mapping[str, Any] | None) -> bytes: ...

@@ -12,11 +12,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from .errors import TemplateError
+from .frames import encode_frame
 from .helpers import Helpers
 from .ops.logs import get_logger
 from .ops.metrics import Metrics
 from .page import LiveRegion, live_region
-from .template import Renderer, Template, encode_frame
+from .template import Renderer, Template
 from .wire import STATICS, error_meta
 
 __all__ = ["Pipeline", "RenderFailed", "error_frame", "split_range_ops"]

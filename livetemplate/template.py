@@ -134,7 +134,7 @@ class Template:
         self.environment = environment
         self.name = name
         self.source = source
-        self._engine = _engine.engine
+        self._engine = _engine.current()
         compiler = Compiler(environment.jinja, self._engine, environment.max_depth)
         self._program = compiler.compile(source, name, filename)
 
@@ -167,7 +167,7 @@ class Template:
         """The complete HTML for ``data``. Names in ``extra`` are visible to the template
         too, ahead of the data's fields (the live runtime passes its ``lvt`` helper so)."""
         _check_data(data)
-        return self._engine.render_html(self._program, data, _extra(extra))  # type: ignore[no-any-return]
+        return self._engine.render_html(self._program, data, _extra(extra))
 
     def renderer(self) -> Renderer:
         """A renderer for one client."""
@@ -193,7 +193,7 @@ class Renderer:
     def render(self, data: Any, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """The tree (first call) or update for ``data``; ``extra`` as in :meth:`Template.render`."""
         _check_data(data)
-        return self._engine.render_tree(self._program, data, self._view, _extra(extra))  # type: ignore[no-any-return]
+        return self._engine.render_tree(self._program, data, self._view, _extra(extra))
 
     def reset(self) -> None:
         self._view.state = None
@@ -208,9 +208,3 @@ def _check_data(data: Any) -> None:
         return
     kinds = "a mapping, a msgspec.Struct or a dataclass instance"
     raise TypeError(f"template data must be {kinds}, not {type(data).__name__}")
-
-
-def encode_frame(tree: Mapping[str, Any], meta: Mapping[str, Any] | None) -> bytes:
-    """Encode an update frame ``{"tree": tree, "meta": meta}`` to JSON bytes (without
-    ``meta`` when it is None: the client then runs no form lifecycle for the frame)."""
-    return _engine.engine.encode_frame(tree, meta)  # type: ignore[no-any-return]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+from ..frames import encode_frame
 from ..ops.logs import get_logger
 from ..outbox import Outbox
 from ..rendering import error_frame
@@ -13,7 +14,6 @@ from ..request import Request, origin_allowed
 from ..runtime import Runtime
 from ..session import LiveView, Phase
 from ..sessions import StoreUnavailable
-from ..template import encode_frame
 from ..types import Message, Receive, Scope, Send
 from ..wire import PING, RATE_LIMIT_ERROR, MalformedMessage, decode_incoming, meta
 

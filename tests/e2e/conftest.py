@@ -15,7 +15,6 @@ import pytest
 from playwright.sync_api import Browser, Playwright, expect, sync_playwright
 
 from tests.e2e.harness import TIMEOUT_MS, Browsing, Server
-from tests.support.engine_independent import engine  # noqa: F401  (the server is a subprocess: one run)
 
 CHROMIUM_ARGS = [
     "--no-sandbox",

@@ -15,7 +15,6 @@ import pytest
 
 from livetemplate.backends.redis_clients import RedisClient, close_client, create_client, parse_url
 from tests.integration.redis_servers import Cluster, SentinelSetup, Standalone, Topology, environment_ready, running
-from tests.support.engine_independent import engine  # noqa: F401  (nothing engine-specific: one run)
 
 TOPOLOGIES = ["standalone", "sentinel", "cluster"]
 

@@ -1,9 +1,11 @@
 """HTML equality for client-rendered trees.
 
-The server re-spells two things the client would otherwise destroy: a slot value that starts
-with ``{{`` and ends with ``}}`` goes out with its first ``{`` as ``&#123;``, and ``<root>`` /
-``</root>`` go out as ``<root >`` / ``</root >``. Both mean the same to a browser, so HTML from
-the client is compared with the template's HTML exactly, or else as parsed HTML.
+The server re-spells the ``<root>`` / ``</root>`` tags the client would otherwise delete: as
+``<root >`` / ``</root >`` when a static or a value holds them, and, when statics and a value
+form them together, with the value's tag-name letters upper case (or its ``>`` after a space,
+or its first character as a character reference inside an attribute value). These mean the same
+to a browser, so HTML from the client is compared with the template's HTML exactly, or else as
+parsed HTML (tag names are lower-cased by the parser).
 """
 
 from __future__ import annotations

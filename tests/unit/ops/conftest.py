@@ -1,4 +1,4 @@
-"""Fixtures of the operations tests: they run once, on the default engine. PostgreSQL comes two
+"""Fixtures of the operations tests. PostgreSQL comes two
 ways: the machine's server (``LIVETEMPLATE_TEST_POSTGRES``, default 127.0.0.1:5432, database
 ``test``) and, for the drills that stop and start a database, a server of the test's own in a
 temporary directory, removed afterwards even when the test fails."""
@@ -19,9 +19,6 @@ import picologging
 import pytest
 
 from livetemplate.ops import logs
-from tests.support.engine_independent import engine
-
-__all__ = ["engine"]
 
 POSTGRES_URL = os.environ.get("LIVETEMPLATE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 

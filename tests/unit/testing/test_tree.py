@@ -18,7 +18,6 @@ from hypothesis import strategies as st
 
 from livetemplate.testing import ClientTree
 from tests.support import oracle as oracle_module
-from tests.support.engine_independent import engine  # noqa: F401  (runs once, on the default engine)
 from tests.support.oracle import OracleError, TreeOracle, shared_oracle
 
 RESET: dict[str, Any] = {"__reset__": True}  # a step marker, never sent

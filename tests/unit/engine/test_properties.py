@@ -2,8 +2,10 @@
 
 Templates are generated from the supported constructs (branches, keyed and unkeyed loops, nested
 and recursive loops, macros, call blocks, includes, extends, set/with/namespace, filter blocks,
-whitespace control); data is a dict, a dataclass or a msgspec.Struct, edited in place between
-steps, replaced by fresh objects, or left as it was. After every step:
+whitespace control), with macros called with scalar arguments (method calls, filters, other
+macros' output), ``caller()`` bodies and macros defined outside the blocks of a child template;
+data is a dict, a dataclass or a msgspec.Struct, edited in place between steps, replaced by fresh
+objects, or left as it was. After every step:
 
 1. ``Template.render`` is what Jinja2 renders for the same source and data.
 2. ``ClientTree`` fed every update so far shows that HTML.
@@ -13,8 +15,8 @@ steps, replaced by fresh objects, or left as it was. After every step:
    content hash (a data-key is the item's identity: an item under a new key is a new item).
 5. Tracked rendering shows what a brand-new renderer's first tree shows.
 
-2 and 3 compare with ``assert_same_html``: the server re-spells slot values that look like
-``{{...}}`` and the ``<root>`` tags, which are then equal only as parsed HTML.
+2 and 3 compare with ``assert_same_html``: the server re-spells the ``<root>`` tags, which are then
+equal only as parsed HTML.
 """
 
 from __future__ import annotations
@@ -40,10 +42,11 @@ MAX_STEPS = 6
 
 # -- data ------------------------------------------------------------------------------------------------------
 
-TEXTS = ("", "a", "b", "{{x}}", "{{ y }}", "<", ">", "&", '"q"', "'", "x<y>&z", "&amp;", "{{", "}}", "<root>")
+TEXTS = ("", "a", "b", "{{x}}", "{{ y }}", "<", ">", "&", '"q"', "'", "x<y>&z", "&amp;", "{{", "}}", "<root>", "root")
 TAGS = ("a", "b", "{{x}}", "<&>", '"q"')
 RAWS = ("", "plain", "<root>", "</root>", "<root>r</root>", "<b>{{x}}</b>", "{{x}}", "&lt;&amp;", "<i>&amp;</i>")
 KINDS = ("dict", "dataclass", "struct")
+ATTR_KEYS = ("k", "j")
 PAGE_LISTS = ("items", "others", "tags", "tree")
 
 
@@ -71,6 +74,7 @@ class PageD:
     alt: bool
     count: int
     raw: str
+    attrs: dict[str, str]
     items: list[Any]
     others: list[Any]
     tags: list[str]
@@ -129,6 +133,7 @@ def pages(draw: st.DrawFn) -> Any:
         "alt": draw(st.booleans()),
         "count": draw(st.integers(0, 5)),
         "raw": draw(st.sampled_from(RAWS)),
+        "attrs": draw(st.dictionaries(st.sampled_from(ATTR_KEYS), st.sampled_from(TEXTS), max_size=2)),
         "items": draw(st.lists(items(2), max_size=5)),
         "others": draw(st.lists(items(2), max_size=3)),
         "tags": draw(st.lists(st.sampled_from(TAGS), max_size=4)),
@@ -206,8 +211,15 @@ def edit_field(data: st.DataObject, page: Any) -> str:
         objects += items_in(page)
     path, obj = data.draw(st.sampled_from(objects), label="object")
     if obj is page:
-        field = data.draw(st.sampled_from(("title", "flag", "alt", "count", "raw")), label="field")
+        field = data.draw(st.sampled_from(("title", "flag", "alt", "count", "raw", "attrs")), label="field")
         values = {"title": st.sampled_from(TEXTS), "count": st.integers(0, 5), "raw": st.sampled_from(RAWS)}
+        if field == "attrs":  # a dict edited in place
+            attrs, key = get(page, "attrs"), data.draw(st.sampled_from(ATTR_KEYS), label="key")
+            if key in attrs and data.draw(st.booleans(), label="delete"):
+                del attrs[key]
+            else:
+                attrs[key] = data.draw(st.sampled_from(TEXTS), label="value")
+            return f"page.attrs = {attrs!r}"
     else:
         field = data.draw(st.sampled_from(("id", "name", "on")), label="field")
         values = {"id": st.integers(0, 5), "name": st.sampled_from(TEXTS)}
@@ -268,7 +280,7 @@ class Scope:
 STATICS = ("", " ", "\n  ", "x", "<p>hi</p>", "&amp;", "<br>", "<root>", '<span class="c">s</span>')
 STATICS += ("{% raw %}{{x}}{% endraw %}", "{# note #}")
 TOP_TEXT = ("title", "count", "title|upper", "count + 1", "title ~ '!'", "items|length", "tags|join(', ')")
-TOP_TEXT += ("'{{' ~ title ~ '}}'", "'on' if flag else 'off'")
+TOP_TEXT += ("'{{' ~ title ~ '}}'", "'on' if flag else 'off'", "title.upper()", "attrs.get('k', '-')")
 TOP_BOOL = ("flag", "not flag", "alt", "flag and alt", "flag or alt", "count > 2", "count is even", "items")
 TOP_BOOL += ("not others", "tags", "title == 'a'", "title")
 TOP_LISTS = (("items", "item"), ("others", "item"), ("tags", "text"), ("items|selectattr('on')", "item"))
@@ -298,7 +310,7 @@ def text_exprs(scope: Scope, *, attribute: bool = False) -> list[str]:
     exprs = list(TOP_TEXT)
     for v in scope.of("item"):
         exprs += [f"{v}.name", f"{v}.id", f"{v}.name|upper", f"{v}.tags|length", f"{v}.tags|join('/')"]
-        exprs += [f"'{{{{' ~ {v}.name ~ '}}}}'"]
+        exprs += [f"'{{{{' ~ {v}.name ~ '}}}}'", f"{v}.name.upper()", f"{v}.name.replace('a', '<')"]
     for v in scope.of("text"):
         exprs += [v, f"{v}|upper"]
     if scope.loop:
@@ -341,9 +353,15 @@ def body(draw: st.DrawFn, scope: Scope, max_parts: int = 2) -> str:
 @st.composite
 def output(draw: st.DrawFn, scope: Scope) -> str:
     value = f"{{{{ {draw(st.sampled_from(text_exprs(scope)))} }}}}"
-    form = draw(st.sampled_from(("plain", "span", "attribute")))
-    if form == "attribute":
-        return f'<a title="{{{{ {draw(st.sampled_from(text_exprs(scope, attribute=True)))} }}}}">{value}</a>'
+    form = draw(st.sampled_from(("plain", "span", "attribute", "plain", "span", "attribute", "tag", "raw text")))
+    if form in ("attribute", "tag"):
+        name = f"{{{{ {draw(st.sampled_from(text_exprs(scope, attribute=True)))} }}}}"
+        if form == "tag":  # a tag name, or text in an attribute, from statics and a value
+            return draw(st.sampled_from((f"<{name}>{value}</{name}>", f'<a title="<{name}>">{value}</a>')))
+        return f'<a title="{name}">{value}</a>'
+    if form == "raw text":  # not raw|safe: <root> has no equivalent spelling in raw text
+        text = draw(st.sampled_from(text_exprs(scope, attribute=True)))
+        return f'<script type="text/x-template">{{{{ {text} }}}}</script>'
     return f"<span>{value}</span>" if form == "span" else value
 
 
@@ -454,6 +472,21 @@ def shared(draw: st.DrawFn, scope: Scope) -> str:
 
 
 @st.composite
+def calls(draw: st.DrawFn, scope: Scope) -> str:
+    """Calls of the macros ``show(a)``, ``label()`` and ``box()`` (which calls ``caller()``) whose
+    inputs are scalars: arguments that call methods, filter or call another macro."""
+    form = draw(st.sampled_from(("show", "show", "label", "call")))
+    if form == "label":
+        return "{{ label() }}"
+    if form == "call":
+        return f"{tag(draw, 'call box()')}{draw(body(scope.without_loop().inner()))}{tag(draw, 'endcall')}"
+    args = [*text_exprs(scope), "label()", "show(title.upper())"]
+    for v in scope.of("item"):
+        args += [f"{v}.name|lower", f"{v}.name.startswith('a')"]
+    return f"{{{{ show({draw(st.sampled_from(args))}) }}}}"
+
+
+@st.composite
 def filtered(draw: st.DrawFn, scope: Scope) -> str:
     parts = draw(st.lists(st.one_of(output(scope), st.sampled_from(("a", "<i>b</i>"))), min_size=1, max_size=2))
     return f"{tag(draw, 'filter upper')}{''.join(parts)}{tag(draw, 'endfilter')}"
@@ -466,6 +499,7 @@ def fragments(draw: st.DrawFn, scope: Scope) -> str:
         kinds += ["if", "if", "for", "for", "for", "switch", "assign", "filter"]
         if scope.shared:
             kinds += ["shared", "shared", "shared"] if scope.of("item") else ["shared"]
+            kinds += ["calls", "calls"]
         if not scope.recursive and scope.depth <= 1:
             kinds += ["recursive", "grouped"]
     kind = draw(st.sampled_from(kinds))
@@ -479,6 +513,7 @@ def fragments(draw: st.DrawFn, scope: Scope) -> str:
         "assign": assignment,
         "filter": filtered,
         "shared": shared,
+        "calls": calls,
         "recursive": recursive_loop,
         "grouped": grouped,
     }[kind]
@@ -496,11 +531,22 @@ def templates(draw: st.DrawFn) -> tuple[str, dict[str, str], bool]:
         macros += f"{{% macro row(it) %}}{draw(body(own))}{{% endmacro %}}"
     if "wrap(" in main:
         macros += f"{{% macro wrap(it) %}}<div>{{{{ caller(it.name) }}}}{draw(body(own))}</div>{{% endmacro %}}"
+    plain = Scope(strict, depth=1, shared=False)
+    if "show(" in main:
+        shown = draw(body(dataclasses.replace(plain, names=(("a", "text"),)))) if rarely(draw) else ""
+        macros += f"{{% macro show(a) %}}<q>{{{{ a }}}}</q>{shown}{{% endmacro %}}"
+    if "label(" in main:
+        macros += f"{{% macro label() %}}{draw(body(plain))}{{% endmacro %}}"
+    if "box(" in main:
+        macros += f"{{% macro box() %}}<div>{{{{ caller() }}}}{draw(body(plain))}</div>{{% endmacro %}}"
     loader = {"head.html": HEAD, "base.html": BASE}
     loader["item.html"] = draw(body(own)) if "item.html" in main else ""
     if rarely(draw):
         end = "{{ super() }}{% endblock %}" if draw(st.booleans()) else "{% endblock %}"
-        return f"{{% extends 'base.html' %}}{macros}{{% block main %}}{main}{end}", loader, strict
+        # the macros are defined outside the blocks (before or after them) and called inside
+        if draw(st.booleans()):
+            return f"{{% extends 'base.html' %}}{macros}{{% block main %}}{main}{end}", loader, strict
+        return f"{{% extends 'base.html' %}}{{% block main %}}{main}{end}{macros}", loader, strict
     return macros + main, loader, strict
 
 
@@ -638,7 +684,7 @@ def item(key: int, name: str | None = None, *, on: bool = True, tags: list[str] 
 
 
 def page(**fields: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {"title": "t", "flag": True, "alt": False, "count": 1, "raw": ""}
+    base: dict[str, Any] = {"title": "t", "flag": True, "alt": False, "count": 1, "raw": "", "attrs": {}}
     return base | {"items": [], "others": [], "tags": [], "tree": []} | fields
 
 
@@ -816,6 +862,13 @@ def test_recursive_loop_around_an_include_with_its_own_recursive_loop() -> None:
 def test_switching_to_a_branch_with_equal_statics_sends_no_statics() -> None:
     """Both branches are ``<b>`` + one slot: the client already has the statics."""
     check("{% if flag %}<b>{{ title }}</b>{% else %}<b>{{ count }}</b>{% endif %}", [page(), page(flag=False)])
+
+
+def test_switching_to_a_branch_with_equal_statics_and_a_node_sends_no_branch_statics() -> None:
+    """Both branches are ``["", ""]``; one holds text, the other a node: only the slot changes."""
+    source = "<p>{% if flag %}{{ title }}{% else %}{% if alt %}<b>{{ title }}</b>{% endif %}{% endif %}</p>"
+    updates = check(source, [page(alt=True), page(flag=False, alt=True), page(alt=True)])
+    assert updates[1:] == [{"0": {"0": {"s": ["<b>", "</b>"], "0": "t"}}}, {"0": {"0": "t"}}]
 
 
 def test_switching_to_a_branch_that_renders_the_same_sends_nothing() -> None:

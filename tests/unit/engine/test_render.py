@@ -1,4 +1,5 @@
-"""Keyed loops: the exact range operations sent for each kind of edit."""
+"""The render engine: the trees and updates sent (keyed range operations, statics sent once,
+values re-spelled for the client), and failures while rendering."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ from typing import Any
 import msgspec
 import pytest
 
-from livetemplate import Template
-from tests.support.replay import replay
+from livetemplate import Environment, Template, TemplateError
+from tests.support.errors import error_of
+from tests.support.replay import has_statics, replay
 
 LIST = '<ul>{% for t in todos %}<li data-key="{{ t.id }}">{{ t.title }}</li>{% endfor %}</ul>'
 
@@ -137,6 +139,27 @@ def test_duplicate_keys_stay_distinct() -> None:
     assert [it["_k"] for it in sent[0]["0"]["d"]] == ["1", "1#1", "2"]
 
 
+def test_duplicate_keys_keep_the_numbers_the_client_holds() -> None:
+    """After the first of two duplicates goes, the second keeps ``b#1``: a later render that
+    evaluates the items again (the title is in every item) must not re-key it to ``b``."""
+    template = Template(
+        '<ul>{% for t in todos %}<li data-key="{{ t.id }}">{{ t.title }} {{ title }}</li>{% endfor %}</ul>'
+    )
+    first = {"id": "b", "title": "x"}
+    state = {"title": "t", "todos": [first, {"id": "a", "title": "y"}, {"id": "b", "title": "z"}]}
+
+    def states() -> Any:
+        yield state
+        state["todos"].remove(first)
+        yield state
+        state["title"] = "u"
+        yield state
+
+    sent = replay(template, states())
+    assert sent[1] == {"0": [["r", "b"]]}
+    assert sent[2] == {"0": [["u", "a", {"2": "u"}], ["u", "b#1", {"2": "u"}]]}
+
+
 def test_no_change_sends_nothing() -> None:
     sent = replay(Template(LIST), [todos(1, 2), todos(1, 2)])
     assert sent[1] == {}
@@ -190,48 +213,84 @@ def test_switching_between_branches_that_both_hold_loops_replaces_the_branch() -
     assert len(markers) == 1 and markers[0] not in second_branch
 
 
+def test_updates_do_not_resend_statics_when_shapes_stay() -> None:
+    template = Template(
+        "<h1>{{ title }}</h1>{% if user %}<p>Hi {{ user.name }}</p>{% endif %}"
+        '<ul>{% for t in todos %}<li data-key="{{ t.id }}">{{ t.name }}{% if t.done %} ✓{% endif %}</li>'
+        "{% endfor %}</ul>"
+    )
+    first = {"title": "a", "user": {"name": "x"}, "todos": [{"id": 1, "name": "one", "done": False}]}
+    second = {"title": "b", "user": {"name": "y"}, "todos": [{"id": 1, "done": False, "name": "uno"}]}
+    sent = replay(template, [first, second])
+    assert sent[1] == {"0": "b", "1": {"0": "y"}, "2": [["u", "1", {"1": "uno"}]]}
+    assert not has_statics(sent[1])
+
+
 @pytest.mark.parametrize(
-    ("item", "key"),
+    ("source", "value", "sent"),
     [
-        ('<li data-key="{{ t.id }}"{% if t.done %} class="done"{% endif %}>{{ t.title }}</li>', "1"),
-        ("<li data-lvt-key='t-{{ t.id }}' class=x>{{ t.title }}</li>", "t-1"),
-        ("\n  <!-- row -->\n  <tr data-key={{ t.id }}><td>{{ t.title }}</td></tr>", "1"),
-        ('<li {% if t.done %}class="done" {% endif %}data-key="{{ t.id }}">{{ t.title }}</li>', None),
-        ("{{ t.title }}<li data-key='{{ t.id }}'></li>", None),
-        ('<li data-key="{{ t.id if t.id }}">{{ t.title }}</li>', "1"),
+        ("<{{ tg }}>x</{{ tg }}>", "root", ["ROOT", "ROOT"]),  # tag names are case-insensitive
+        ("<ro{{ tg }}>x</ro{{ tg }}>", "ot", ["OT", "OT"]),
+        ("<root{{ tg|safe }}x</root>", ">", [" >"]),
+        ('<a title="<{{ tg }}>">x</a>', "root", ["&#114;oot"]),  # text: a character reference
+        ("<{{ tg }}>x</{{ tg }}>", "b", ["b", "b"]),  # forms no <root>: sent as it is
     ],
 )
-def test_the_key_comes_from_the_root_elements_data_key(item: str, key: str | None) -> None:
-    template = Template("{% for t in todos %}" + item + "{% endfor %}")
-    tree = template.renderer().render({"todos": [{"id": 1, "title": "a", "done": True}]})
-    (only,) = tree["0"]["d"]
-    if key is None:
-        assert len(only["_k"]) == 16  # no usable data-key: a content hash
-    else:
-        assert only["_k"] == key
+def test_root_tags_formed_by_statics_and_a_value_are_respelled(source: str, value: str, sent: list[str]) -> None:
+    template = Template(source)
+    tree = replay(template, [{"tg": value}, {"tg": "i"}, {"tg": value}], exact=False)[0]
+    assert [tree[str(i)] for i in range(len(sent))] == sent
 
 
-def test_an_empty_data_key_still_keys_the_item() -> None:
-    """The client treats an empty ``_k`` as no key (its ops would be dropped)."""
-    template = Template('<ul>{% for t in todos %}<li data-key="{{ t.name }}">{{ t.title }}</li>{% endfor %}</ul>')
-    sent = replay(
-        template,
-        [
-            {"todos": [{"name": "", "title": "x"}, {"name": "b", "title": "y"}]},
-            {"todos": [{"name": "", "title": "x2"}, {"name": "b", "title": "y"}]},
-            {"todos": [{"name": "b", "title": "y"}]},
-        ],
-    )
-    assert [item["_k"] for item in sent[0]["0"]["d"]] == ["#", "b"]
-    assert sent[1] == {"0": [["u", "#", {"1": "x2"}]]}
-    assert sent[2] == {"0": [["r", "#"]]}
+def test_values_like_placeholders_are_sent_as_nodes_the_client_shows_verbatim() -> None:
+    """The client blanks a string ``{{...}}``; a node's statics it shows as they are, in raw text too."""
+    template = Template('<script type="text/x-template">{{ s }}</script><p title="{{ s }}">{{ s }}</p>')
+    sent = replay(template, [{"s": "{{name}}"}, {"s": "a"}, {"s": "{{b}}"}])
+    assert sent[0]["0"] == {"s": ["{{name}}"]}
+    assert sent[1:] == [
+        {"0": "a", "1": "a", "2": "a"},
+        {"0": {"s": ["{{b}}"]}, "1": {"s": ["{{b}}"]}, "2": {"s": ["{{b}}"]}},
+    ]
 
 
-def test_a_namespace_change_before_the_key_keys_items_by_content() -> None:
-    """Reading the key alone would run the namespace assignment twice: such items are keyed by content."""
-    template = Template(
-        "{% set ns = namespace(n=0) %}"
-        '{% for x in xs %}{% set ns.n = ns.n + 1 %}<li data-key="{{ x }}">{{ ns.n }}</li>{% endfor %}'
-    )
-    sent = replay(template, [{"xs": ["a", "b"]}, {"xs": ["c", "a", "b"]}, {"xs": ["b"]}])
-    assert all(len(item["_k"]) == 16 for item in sent[0]["0"]["d"])
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{% macro m(n) %}<i>{{ m(n + 1) }}</i>{% endmacro %}{{ m(0) }}",
+        "{% macro m(n) %}<i>{% if n %}{{ m(n - 1) }}{% endif %}</i>{% endmacro %}{{ m(1000) }}",
+        "{% for x in xs recursive %}{{ loop(xs) }}{% endfor %}",
+    ],
+)
+def test_recursion_past_the_depth_limit(source: str) -> None:
+    err = error_of(source, {"xs": [1]})
+    assert "recursion deeper than 64 levels" in err.detail
+    assert err.lineno == 1
+
+
+def test_recursive_include_past_the_depth_limit() -> None:
+    err = error_of("{% include 'page.html' %}", {}, loader={"page.html": "<i>{% include 'page.html' %}</i>"})
+    assert "recursion deeper than" in err.detail
+
+
+def test_depth_limit_is_configurable() -> None:
+
+    env = Environment(max_depth=5)
+    template = env.from_string("{% macro m(n) %}{% if n %}<i>{{ m(n - 1) }}</i>{% endif %}{% endmacro %}{{ m(k) }}")
+    assert template.render({"k": 4}) == "<i>" * 4 + "</i>" * 4
+    with pytest.raises(TemplateError, match="recursion deeper than 5 levels"):
+        template.render({"k": 6})
+
+
+def test_strict_undefined_names_the_variable() -> None:
+    err = error_of("<p>\n{{ user }}</p>", {}, strict_undefined=True)
+    assert (err.detail, err.lineno) == ("'user' is undefined", 2)
+    renderer = Template("{{ a }}", strict_undefined=True).renderer()
+    with pytest.raises(TemplateError, match="'a' is undefined"):
+        renderer.render({})
+
+
+def test_runtime_errors_carry_the_template_line_and_cause() -> None:
+    err = error_of("\n\n{{ 10 // n }}", {"n": 0})
+    assert err.lineno == 3
+    assert err.detail == "ZeroDivisionError: integer division or modulo by zero"
+    assert isinstance(err.__cause__, ZeroDivisionError)

@@ -119,3 +119,67 @@ def test_a_namespace_mutated_in_a_loop() -> None:
         "<b>{{ ns.total }}</b>"
     )
     replay(template, [{"xs": [1, 2]}, {"xs": [1, 3]}, {"xs": [5]}, {"xs": [5]}])
+
+
+# -- dependencies through calls (issue 12, T1-T3): each state changes one input only ----------------------------
+
+MACRO = "{% macro m(a) %}[{{ a }}]{% endmacro %}"
+
+
+def test_macro_arguments_that_call_methods_depend_on_the_receiver() -> None:
+    replay(Template(MACRO + "{{ m(s.upper()) }}"), [{"s": "x"}, {"s": "y"}, {"s": "y"}])
+    replay(Template(MACRO + "{{ m(d.get('k', '-')) }}"), [{"d": {"k": "x"}}, {"d": {"k": "y"}}, {"d": {}}])
+    keyed = Template(MACRO + '{% for it in xs %}<p data-key="{{ it.id }}">{{ m(it.name.upper()) }}</p>{% endfor %}')
+    sent = replay(keyed, [{"xs": [{"id": 1, "name": "a"}]}, {"xs": [{"id": 1, "name": "b"}]}])
+    assert sent[1] == {"0": [["u", "1", {"1": {"0": "B"}}]]}
+
+
+def test_a_macro_call_as_a_macro_argument_carries_that_macros_dependencies() -> None:
+    template = Template("{% macro m2() %}{{ s }}{% endmacro %}" + MACRO + "{{ m(m2()) }}")
+    assert replay(template, [{"s": "x"}, {"s": "y"}])[1] == {"0": {"0": "y"}}
+
+
+def test_caller_passed_on_as_a_macro_argument() -> None:
+    template = Template(MACRO + "{% macro w() %}{{ m(caller()) }}{% endmacro %}{% call w() %}{{ s }}{% endcall %}")
+    replay(template, [{"s": "x"}, {"s": "y"}])
+
+
+def test_call_block_in_a_child_block_of_a_macro_defined_outside_the_blocks() -> None:
+    files = {"base.html": "<main>{% block main %}base{% endblock %}</main>"}
+    source = (
+        "{% extends 'base.html' %}{% macro m() %}{{ s }}{{ caller() }}{% endmacro %}"
+        "{% block main %}{% call m() %}{{ t }}{% endcall %}{{ m2() }}{% endblock %}"
+        "{% macro m2() %}<{{ u }}>{% endmacro %}"
+    )
+    states = [{"s": "x", "t": 1, "u": "a"}, {"s": "y", "t": 1, "u": "a"}, {"s": "y", "t": 2, "u": "a"}]
+    replay(Template(source, loader=files), [*states, {"s": "y", "t": 2, "u": "b"}])
+
+
+def test_a_macro_name_stored_over_in_a_branch_is_not_statically_known() -> None:
+    states = [{"a": True, "x": 1, "y": 2, "f": lambda: "F"}, {"a": False, "x": 1, "y": 2, "f": lambda: "F"}]
+    for source in (
+        "{% if a %}{% macro m() %}A{{ x }}{% endmacro %}{% else %}{% macro m() %}B{{ y }}{% endmacro %}{% endif %}",
+        "{% macro m() %}A{{ x }}{% endmacro %}{% if a %}{% macro m() %}B{{ y }}{% endmacro %}{% endif %}",
+        "{% macro m() %}A{{ x }}{% endmacro %}{% if a %}{% set m = f %}{% endif %}",
+    ):
+        replay(Template(source + "{{ m() }}"), [*states, states[0]])
+
+
+def test_a_macro_defined_in_a_branch_is_known_inside_it() -> None:
+    template = Template("{% if a %}{% macro m() %}<b>{{ x }}</b>{% endmacro %}{{ m() }}{% endif %}")
+    sent = replay(template, [{"a": True, "x": 1}, {"a": True, "x": 2}])
+    assert sent[1] == {"0": {"0": {"0": "2"}}}  # the call is a node: the macro is known there
+
+
+def test_method_calls_are_evaluated_again_only_when_the_receiver_changes() -> None:
+    spy = Spy()
+    template = Template("{{ s.upper()|spy }} {{ d.get('k')|spy }}", filters={"spy": spy})
+    renderer = template.renderer()
+    state: dict[str, Any] = {"s": "x", "d": {"k": "v"}}
+    renderer.render(state)
+    assert spy.take() == ["X", "v"]
+    assert renderer.render(state) == {}
+    assert spy.take() == ["v"]  # a dict is a container: always read again
+    state["s"] = "y"
+    assert renderer.render(state) == {"0": "Y"}
+    assert spy.take() == ["Y", "v"]

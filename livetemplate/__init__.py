@@ -19,6 +19,7 @@ from .options import Options
 from .sessions import SessionStore, Snapshot, StaleVersion, StoreUnavailable
 from .state import Persist
 from .template import Environment, Renderer, Template, encode_frame
+from .uploads import PendingUpload, Presigned, Upload, UploadedFile, UploadPart, UploadTooLarge
 
 __all__ = [
     "Broadcaster",
@@ -31,7 +32,9 @@ __all__ = [
     "MemorySessionStore",
     "NotAvailable",
     "Options",
+    "PendingUpload",
     "Persist",
+    "Presigned",
     "Renderer",
     "Session",
     "SessionStore",
@@ -41,6 +44,10 @@ __all__ = [
     "Template",
     "TemplateError",
     "TopicForbidden",
+    "Upload",
+    "UploadPart",
+    "UploadTooLarge",
+    "UploadedFile",
     "encode_frame",
     "implementation",
     "mount",

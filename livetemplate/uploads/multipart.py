@@ -19,6 +19,7 @@ from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from ..types import Receive
+from ..wire import ACTION_FIELDS
 from .config import Upload, UploadPart, UploadTooLarge
 from .entries import Entries, Entry
 from .staging import Staging
@@ -226,7 +227,7 @@ class _Reader:
         receiver = entry.config.receiver
         assert receiver is not None
         queue: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue(_QUEUED)
-        fields = {k: v for k, v in self.form.fields.items()}
+        fields = {k: v for k, v in self.form.fields.items() if k not in ACTION_FIELDS}
         upload_part = UploadPart(entry.upload, entry.name, entry.content_type, fields, self.group_id, _drain(queue))
         part.queue = queue
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
 import livetemplate
-from livetemplate import Context, FieldError, PendingUpload, Presigned, Upload, UploadPart
+from livetemplate import Context, FieldError, PendingUpload, Persist, Presigned, Upload, UploadPart
 
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)) * 4
 PDF = b"%PDF-1.7\n" + b"0" * 2000
@@ -29,7 +29,7 @@ def digest(data: bytes) -> str:
 
 
 class Profile(msgspec.Struct):
-    files: list[str] = []
+    files: Annotated[list[str], Persist] = []
 
 
 class Stored:

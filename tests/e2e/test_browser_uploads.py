@@ -8,14 +8,14 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
 from tests.e2e.harness import Browsing, Server
-from tests.support.s3 import S3Server
+from tests.support.s3 import S3Server, s3_server  # noqa: F401  (the fixture s3)
 
 pytestmark = pytest.mark.e2e
 
@@ -203,15 +203,6 @@ def test_the_profile_with_the_client(serve: Callable[..., Server], browsing: Bro
     response = page.request.get(server.url + src)
     assert response.body() == PNG and response.headers["content-type"] == "image/png"
     wait_until_empty(tmp_path / "staging")
-
-
-@pytest.fixture(scope="module")
-def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
-    server = S3Server(tmp_path_factory.mktemp("moto") / "moto.log")
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def test_straight_to_s3_with_the_browsers_put(

@@ -4,7 +4,6 @@ boto3, put with a real HTTP PUT, completed over the WebSocket and over HTTP."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 from typing import Annotated
 
 import httpx
@@ -14,20 +13,11 @@ import pytest
 import livetemplate
 from livetemplate import Context, Persist, Upload
 from livetemplate.testing import LiveClient
-from tests.support.s3 import S3Server, presigner
+from tests.support.s3 import S3Server, presigner, s3_server  # noqa: F401  (the fixture s3)
 
 pytestmark = pytest.mark.anyio
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 64
-
-
-@pytest.fixture(scope="module")
-def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
-    server = S3Server(tmp_path_factory.mktemp("moto") / "moto.log")
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

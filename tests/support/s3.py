@@ -11,10 +11,12 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
+import pytest
 
 from livetemplate import PendingUpload, Presigned
 
@@ -106,3 +108,13 @@ def presigner(endpoint: str, bucket: str) -> Any:
         return Presigned(url, headers={"Content-Type": pending.content_type}, ref=key)
 
     return presign
+
+
+@pytest.fixture(scope="module", name="s3")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """An S3 server for the tests of a module."""
+    server = S3Server(tmp_path_factory.mktemp("moto") / "moto.log")
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -103,7 +103,7 @@ class UploadStart(Incoming):
 
 class UploadChunk(Incoming):
     entry_id: str = ""
-    chunk_base64: str = ""
+    chunk_base64: bytes = b""  # decoded (and checked) from base64 by the JSON decoder
     offset: _Count = 0
     total: _Count = 0
 

@@ -185,7 +185,10 @@ class WebSocketConnection:
         try:
             incoming = decode_incoming(text)
         except MalformedMessage as exc:
-            await self.outbox.send([error_frame(str(exc))])
+            if oversized:
+                await self.close(MESSAGE_TOO_BIG, "message too big")
+            else:
+                await self.outbox.send([error_frame(str(exc))])
             return
         chunk = view.expects_chunk(incoming)  # a chunk of an upload under way: as big as a chunk, not metered
         if oversized and not chunk:

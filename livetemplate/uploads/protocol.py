@@ -7,7 +7,6 @@ and what the tab must do next (render its entries, run the upload's completion a
 
 from __future__ import annotations
 
-import binascii
 import inspect
 import logging
 from collections import OrderedDict
@@ -149,28 +148,23 @@ class TabUploads(Entries):
     def chunk(self, message: UploadChunk) -> Step:
         entry = self.get(message.entry_id)
         closed = self._closed.get(message.entry_id)
+        data = message.chunk_base64
         if entry is None and closed is not None:
-            closed.absorbed += _decoded_length(message.chunk_base64)  # cancelled: absorb what was on its way
+            closed.absorbed += len(data)  # cancelled: absorb what was on its way
             return Step()
         if entry is None:
             return Step([error_envelope(UNKNOWN_ENTRY)])
         if entry.error is not None:
-            entry.absorbed += _decoded_length(message.chunk_base64)  # failed: absorb the rest quietly
+            entry.absorbed += len(data)  # failed: absorb the rest quietly
             return Step()
         problem = self._check(entry, message)
-        data = b""
-        if problem is None:
-            try:
-                data = binascii.a2b_base64(message.chunk_base64, strict_mode=True)
-            except binascii.Error:
-                problem = "the chunk is not valid base64"
         if problem is None and len(data) > entry.config.chunk_size:
             problem = "the chunk is too large"
         if problem is None and entry.received + len(data) > entry.size:
             problem = "more bytes than announced"
         if problem is not None:
             entry.fail(f"{entry.name}: {problem}")
-            entry.absorbed = entry.received + _decoded_length(message.chunk_base64)
+            entry.absorbed = entry.received + len(data)
             return Step(render=True)
         before = entry.progress
         if not self._store(entry, data, final=entry.received + len(data) == entry.size):
@@ -296,8 +290,3 @@ class TabUploads(Entries):
             self._closed[entry.id] = entry
             while len(self._closed) > _CLOSED_KEPT:
                 self._closed.popitem(last=False)
-
-
-def _decoded_length(text: str) -> int:
-    """How many bytes base64 ``text`` would decode to (without decoding it)."""
-    return len(text) * 3 // 4 - text[-2:].count("=")

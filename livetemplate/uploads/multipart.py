@@ -194,7 +194,7 @@ class _Reader:
             return
         entry.received += len(data)
         entry.size = entry.received
-        if entry.error is not None:
+        if entry.error is not None or entry.done:  # refused, or its receiver took what it wanted
             return
         if entry.received > entry.config.max_file_size:
             await self._fail(part, entry, f"{entry.name}: too large (at most {entry.config.max_file_size} bytes)")
@@ -284,7 +284,7 @@ class _Reader:
             else:
                 fields[part.name] = [*previous, value] if isinstance(previous, list) else [previous, value]
             return
-        if entry is None or entry.error is not None:
+        if entry is None or entry.error is not None or entry.done:
             return
         if not entry.inspect(b"", final=True):
             await self._fail(part, entry, None)

@@ -103,11 +103,15 @@ async def _presign(entry: Entry, config: Upload, group_id: str) -> None:
 
 
 def _size(size: int) -> str:
-    for unit in ("bytes", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:g} {unit}" if unit == "bytes" else f"{size:.3g} {unit}"
-        size /= 1024  # type: ignore[assignment]
-    raise AssertionError("unreachable")
+    """A size for people: 512 bytes, 9.77 KiB, 5 MiB."""
+    if size < 1024:
+        return f"{size} bytes"
+    value, unit = size / 1024, "KiB"
+    for bigger in ("MiB", "GiB"):
+        if value < 1024:
+            break
+        value, unit = value / 1024, bigger
+    return f"{value:.3g} {unit}"
 
 
 class TabUploads(Entries):
@@ -154,8 +158,8 @@ class TabUploads(Entries):
             return Step()
         if entry is None:
             return Step([error_envelope(UNKNOWN_ENTRY)])
-        if entry.error is not None:
-            entry.absorbed += len(data)  # failed: absorb the rest quietly
+        if entry.error is not None or entry.done:
+            entry.absorbed += len(data)  # failed (or complete): absorb the rest quietly
             return Step()
         problem = self._check(entry, message)
         if problem is None and len(data) > entry.config.chunk_size:
@@ -240,8 +244,6 @@ class TabUploads(Entries):
     def _check(self, entry: Entry, message: UploadChunk) -> str | None:
         if entry.mode != "volume":
             return "this upload does not take chunks"
-        if entry.done:
-            return "the upload is already complete"
         if message.total != entry.size:
             return f"the chunk says the file has {message.total} bytes, not {entry.size}"
         if message.offset != entry.received:

@@ -3,6 +3,7 @@ documents (several, taken by a form action), a proxied upload and an external on
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from pathlib import Path
 from typing import Annotated, Any
@@ -11,6 +12,7 @@ import msgspec
 
 import livetemplate
 from livetemplate import Context, FieldError, PendingUpload, Persist, Presigned, Upload, UploadPart
+from livetemplate.types import Message
 
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)) * 4
 PDF = b"%PDF-1.7\n" + b"0" * 2000
@@ -123,3 +125,40 @@ def make(folder: Path, controller: Controller | None = None, stored: Stored | No
 def staged(folder: Path) -> list[Path]:
     """Every file under the upload folder."""
     return sorted(p for p in folder.rglob("*") if p.is_file())
+
+
+async def call(app: Any, pieces: list[bytes], *, disconnect: bool = False) -> tuple[int, bytes]:
+    """POST ``pieces`` as the body's chunks (then a disconnect): the status and body answered."""
+    messages: list[Message] = [{"type": "http.request", "body": p, "more_body": True} for p in pieces]
+    messages.append({"type": "http.disconnect"} if disconnect else {"type": "http.request", "body": b""})
+    answer: dict[str, Any] = {"status": 0, "body": b""}
+
+    async def receive() -> Message:
+        await asyncio.sleep(0)
+        return messages.pop(0)
+
+    async def send(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            answer["status"] = message["status"]
+        else:
+            answer["body"] += message.get("body", b"")
+
+    headers = [
+        (b"host", b"testserver"),
+        (b"content-type", b"multipart/form-data; boundary=B"),
+        (b"accept", b"application/json"),
+        (b"x-lvt-upload", b"proxied"),
+    ]
+    scope: dict[str, Any] = {
+        "type": "http",
+        "method": "POST",
+        "path": "/",
+        "raw_path": b"/",
+        "root_path": "",
+        "query_string": b"",
+        "scheme": "http",
+        "server": ("testserver", 80),
+        "headers": headers,
+    }
+    await app(scope, receive, send)
+    return answer["status"], answer["body"]

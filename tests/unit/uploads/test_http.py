@@ -11,8 +11,7 @@ from typing import Any
 import pytest
 
 from livetemplate.testing import LiveClient
-from livetemplate.types import Message
-from tests.unit.uploads.apps import PDF, PNG, Controller, Stored, digest, make, staged
+from tests.unit.uploads.apps import PDF, PNG, Controller, Stored, call, digest, make, staged
 
 pytestmark = pytest.mark.anyio
 
@@ -210,40 +209,9 @@ async def test_form_fields_are_bounded_and_files_past_the_limit_are_refused(tmp_
 
 async def test_a_body_that_breaks_off_leaves_no_file(tmp_path: Path) -> None:
     app = make(tmp_path)
-    boundary = "XyZ"
-    head = (
-        f'--{boundary}\r\nContent-Disposition: form-data; name="avatar"; filename="a.png"\r\n'
-        "Content-Type: image/png\r\n\r\n"
-    ).encode() + PNG
-    messages: list[Message] = [
-        {"type": "http.request", "body": head, "more_body": True},
-        {"type": "http.disconnect"},
-    ]
-    sent: list[Message] = []
-
-    async def receive() -> Message:
-        return messages.pop(0)
-
-    async def send(message: Message) -> None:
-        sent.append(message)
-
-    scope: dict[str, Any] = {
-        "type": "http",
-        "method": "POST",
-        "path": "/",
-        "raw_path": b"/",
-        "root_path": "",
-        "query_string": b"",
-        "scheme": "http",
-        "server": ("testserver", 80),
-        "headers": [
-            (b"host", b"testserver"),
-            (b"content-type", f"multipart/form-data; boundary={boundary}".encode()),
-            (b"x-lvt-upload", b"proxied"),
-        ],
-    }
-    await app(scope, receive, send)
-    assert sent == [] and staged(tmp_path) == []
+    head = b'--B\r\nContent-Disposition: form-data; name="avatar"; filename="a.png"\r\n\r\n' + PNG
+    assert await call(app, [head], disconnect=True) == (0, b"")
+    assert staged(tmp_path) == []
     await app.shutdown()
 
 

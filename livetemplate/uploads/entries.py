@@ -37,6 +37,11 @@ class UploadStatus:
     def client_name(self) -> str:
         return self.name
 
+    @property
+    def errors(self) -> list[str]:
+        """The entry's error as a list (empty when valid)."""
+        return [self.error] if self.error else []
+
     def __repr__(self) -> str:
         return f"<UploadStatus {self.name!r} {self.progress}%{' ' + self.error if self.error else ''}>"
 

@@ -205,6 +205,7 @@ def test_what_actions_and_templates_get(tmp_path: Path) -> None:
     failed.error = "nope"
     status = UploadStatus(failed)
     assert (status.client_name, status.valid, repr(status)) == ("b.png", False, "<UploadStatus 'b.png' 0% nope>")
+    assert status.errors == ["nope"] and UploadStatus(Entry("avatar", Upload(), "c.png", "", 1)).errors == []
     assert repr(failed).startswith("<Entry avatar/") and repr(failed).endswith("'b.png' 0/4>")
     entries = Entries()
     entries.add(failed)

@@ -20,6 +20,7 @@ from .options import Options
 from .sessions import SessionStore, Snapshot, StaleVersion, StoreUnavailable
 from .state import Persist
 from .template import Environment, Renderer, Template
+from .uploads import PendingUpload, Presigned, Upload, UploadedFile, UploadPart, UploadTooLarge
 
 __all__ = [
     "Broadcaster",
@@ -32,7 +33,9 @@ __all__ = [
     "MemorySessionStore",
     "NotAvailable",
     "Options",
+    "PendingUpload",
     "Persist",
+    "Presigned",
     "Renderer",
     "Session",
     "SessionStore",
@@ -42,6 +45,10 @@ __all__ = [
     "Template",
     "TemplateError",
     "TopicForbidden",
+    "Upload",
+    "UploadPart",
+    "UploadTooLarge",
+    "UploadedFile",
     "encode_frame",
     "implementation",
     "mount",

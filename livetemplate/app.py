@@ -43,6 +43,7 @@ from .transports.http import serve_page
 from .transports.response import Responder
 from .transports.websocket import POLICY_VIOLATION, SERVICE_RESTART, WebSocketConnection
 from .types import Receive, Scope, Send
+from .uploads import Uploads
 from .wire import ASSET_PREFIX, WEBSOCKET_HEADER
 
 __all__ = ["LiveApp", "Route", "mount"]
@@ -149,6 +150,7 @@ class LiveApp:
             self.hub,
             self.metrics,
             capabilities=("change",) if actions.find("change") is not None else (),
+            uploads=Uploads(options.uploads, options.upload_dir) if options.uploads else None,
         )
         self._shut = False
         self.routes: list[Route] = [
@@ -276,6 +278,8 @@ class LiveApp:
         await self.groups.close()
         await self.store.close()
         await self.broadcaster.close()
+        if self.runtime.uploads is not None:
+            self.runtime.uploads.close()
 
     def __repr__(self) -> str:
         return f"<LiveApp {self.namespace}>"

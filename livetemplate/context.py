@@ -9,15 +9,18 @@ when the run commits: a failed action changes nothing.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import msgspec
 
 from .errors import FieldError, NotAvailable
 from .wire import GENERAL_ERROR, RESERVED_TOPICS, SESSION_TOPIC
+
+if TYPE_CHECKING:
+    from .uploads import UploadedFile, UploadStatus
 
 __all__ = ["Context", "Effects", "Exchange", "Publish", "SessionHandle", "check_topic"]
 
@@ -44,6 +47,19 @@ class Exchange:
         self.set_cookies: list[str] = []
         self.redirect: tuple[str, int] | None = None
         self.topics: set[str] = set()
+        self.uploads: UploadSource | None = None  # the tab's or the request's upload entries
+
+
+class UploadSource(Protocol):
+    """Where ``ctx.uploads(name)`` finds completed files, and forgets those an action took."""
+
+    def completed(self, upload: str) -> list[UploadedFile]: ...
+
+    def consume(self, files: Iterable[UploadedFile]) -> None: ...
+
+    def statuses(self, upload: str) -> list[UploadStatus]: ...
+
+    def error(self, upload: str) -> str: ...
 
 
 class SessionHandle(Protocol):
@@ -70,9 +86,12 @@ class Effects:
     subscribe: list[str] = field(default_factory=list)
     unsubscribe: list[str] = field(default_factory=list)
     publishes: list[Publish] = field(default_factory=list)
+    consumed: list[UploadedFile] = field(default_factory=list)
 
     def apply(self, exchange: Exchange) -> None:
         exchange.flash = self.flash
+        if self.consumed and exchange.uploads is not None:
+            exchange.uploads.consume(self.consumed)
         exchange.set_cookies.extend(self.set_cookies)
         if self.redirect is not None:
             exchange.redirect = self.redirect
@@ -212,6 +231,17 @@ class Context:
                 field = f"{path.group(1)}.{missing.group(1)}" if path else missing.group(1)
                 raise FieldError(field, "is required") from None
             raise FieldError(path.group(1) if path else GENERAL_ERROR, _VALIDATION_PATH.sub("", message)) from None
+
+    # -- uploads ---------------------------------------------------------------
+
+    def uploads(self, name: str) -> list[UploadedFile]:
+        """The completed files of upload ``name``. Once this action has committed they are
+        taken: deleted unless moved away (:meth:`UploadedFile.move_to`) and no longer listed;
+        if it fails they stay for the next try."""
+        source = self._exchange.uploads
+        files = source.completed(name) if source is not None else []
+        self._effects.consumed.extend(files)
+        return files
 
     # -- flash -----------------------------------------------------------------
 

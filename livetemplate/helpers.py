@@ -1,14 +1,26 @@
-"""The ``lvt`` object templates see: errors, flash messages, the CSRF field."""
+"""The ``lvt`` object templates see: errors, flash messages, the CSRF field, uploads."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING, Protocol
 
 from markupsafe import Markup, escape
 
 from .wire import CSRF_FIELD
 
+if TYPE_CHECKING:
+    from .uploads import UploadStatus
+
 __all__ = ["Helpers"]
+
+
+class UploadEntries(Protocol):
+    """The upload entries a template may show."""
+
+    def statuses(self, upload: str) -> list[UploadStatus]: ...
+
+    def error(self, upload: str) -> str: ...
 
 
 class Helpers:
@@ -18,9 +30,10 @@ class Helpers:
     {% if lvt.has_error('title') %}<small>{{ lvt.error('title') }}</small>{% endif %}
     <output>{{ lvt.flash('saved') }}</output>
     <form method="post">{{ lvt.csrf_field() }} ...</form>
+    {% for file in lvt.uploads("avatar") %}{{ file.name }} {{ file.progress }}%{% endfor %}
     """
 
-    __slots__ = ("_csrf", "dev_mode", "errors", "flashes")
+    __slots__ = ("_csrf", "_uploads", "dev_mode", "errors", "flashes")
 
     def __init__(
         self,
@@ -28,11 +41,13 @@ class Helpers:
         flashes: Mapping[str, str] | None = None,
         csrf: str = "",
         dev_mode: bool = False,
+        uploads: UploadEntries | None = None,
     ) -> None:
         self.errors = dict(errors or {})
         self.flashes = dict(flashes or {})
         self._csrf = csrf
         self.dev_mode = dev_mode
+        self._uploads = uploads
 
     def error(self, field: str) -> str:
         """The error message for ``field``, or an empty string."""
@@ -52,3 +67,19 @@ class Helpers:
         """A hidden input with the CSRF token; put it in every form that must work
         without JavaScript (plain form posts are refused without it)."""
         return Markup(f'<input type="hidden" name="{CSRF_FIELD}" value="{escape(self._csrf)}">')
+
+    def uploads(self, name: str) -> list[UploadStatus]:
+        """The entries of upload ``name`` (each with ``name``, ``size``, ``type``,
+        ``progress``, ``done``, ``valid`` and ``error``), in the order they were chosen."""
+        return self._uploads.statuses(name) if self._uploads is not None else []
+
+    def upload_error(self, name: str) -> str:
+        """The first error of upload ``name`` (a refused or failed file), or an empty string."""
+        if self._uploads is not None:
+            error = self._uploads.error(name)
+            if error:
+                return error
+        return self.errors.get(name, "")
+
+    def has_upload_error(self, name: str) -> bool:
+        return bool(self.upload_error(name))

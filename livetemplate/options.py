@@ -13,6 +13,8 @@ from typing import Any, Literal
 from .broadcast import Broadcaster
 from .context import Context
 from .sessions import SessionStore
+from .uploads import Upload
+from .uploads.manager import check_uploads
 
 __all__ = ["ENVIRONMENT", "Options"]
 
@@ -43,6 +45,7 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
     "LIVETEMPLATE_METRICS_ENABLED": ("metrics_enabled", _flag),
     "LIVETEMPLATE_SECRET_KEY": ("secret_key", str),
     "LIVETEMPLATE_TRUST_FORWARDED_HEADERS": ("trust_forwarded_headers", _flag),
+    "LIVETEMPLATE_UPLOAD_DIR": ("upload_dir", str),
 }
 
 
@@ -67,6 +70,8 @@ class Options:
     group_idle_timeout: float = 300.0
     sync_actions: Literal["thread", "inline"] = "thread"
     slow_action_threshold: float = 0.25
+    uploads: Mapping[str, Upload] = dataclasses.field(default_factory=dict)
+    upload_dir: str | None = None  # where volume uploads are staged (default: the temporary directory)
     # security
     secret_key: str | bytes | None = dataclasses.field(default=None, repr=False)
     allowed_origins: Sequence[str] = ()
@@ -106,6 +111,7 @@ class Options:
             rate, burst = self.message_rate_limit
             if rate <= 0 or burst < 1:
                 raise ValueError("message_rate_limit is (messages per second > 0, burst >= 1)")
+        object.__setattr__(self, "uploads", check_uploads(self.uploads))
         if self.sync_actions not in ("thread", "inline"):
             raise ValueError("sync_actions is 'thread' or 'inline'")
         for name in ("metrics_path", "health_path"):

@@ -13,7 +13,7 @@ from typing import Any
 
 from .errors import TemplateError
 from .frames import encode_frame
-from .helpers import Helpers
+from .helpers import Helpers, UploadEntries
 from .ops.logs import get_logger
 from .ops.metrics import Metrics
 from .page import LiveRegion, live_region
@@ -42,10 +42,14 @@ class Pipeline:
         self.region: LiveRegion | None = live_region(template)
         self.dev_mode = dev_mode
 
-    def helpers(self, csrf: str, errors: Mapping[str, str], flash: Mapping[str, str]) -> Helpers:
-        return Helpers(errors, flash, csrf, self.dev_mode)
+    def helpers(
+        self, csrf: str, errors: Mapping[str, str], flash: Mapping[str, str], uploads: UploadEntries | None = None
+    ) -> Helpers:
+        return Helpers(errors, flash, csrf, self.dev_mode, uploads)
 
-    def update_frames(self, renderer: Renderer, state: Any, helpers: Helpers, meta: dict[str, Any]) -> list[bytes]:
+    def update_frames(
+        self, renderer: Renderer, state: Any, helpers: Helpers, meta: dict[str, Any] | None
+    ) -> list[bytes]:
         """The frames that bring ``renderer``'s client to ``state``: usually one, two when
         range operations must go first. A template error resets the client's view (its next
         frame is a complete tree) and is answered with an error frame."""

@@ -14,6 +14,7 @@ from .options import Options
 from .rendering import Pipeline
 from .request import SessionIds
 from .runner import Runner
+from .uploads import Uploads
 
 __all__ = ["Connection", "Runtime"]
 
@@ -40,6 +41,7 @@ class Runtime:
     hub: Hub
     metrics: Metrics
     capabilities: Sequence[str] = ()
+    uploads: Uploads | None = None
     connections: set[Connection] = field(default_factory=set)
     per_group: dict[str, int] = field(default_factory=dict)
     closing: bool = False

@@ -1,7 +1,8 @@
 """Serving an app with uvicorn, with the settings this project recommends:
 
-- ``ws_max_size`` from the app's ``max_message_size``: a bigger frame is refused by the
-  protocol (close 1009) before uvicorn buffers it, not after (its default is 16 MiB);
+- ``ws_max_size`` from the app's ``max_message_size`` (or an upload chunk's message, if
+  larger): a bigger frame is refused by the protocol (close 1009) before uvicorn buffers
+  it, not after (its default is 16 MiB);
 - per-message deflate off: it costs 100-300 KB per connection;
 - proxy headers only when the app trusts them (``trust_forwarded_headers``);
 - a graceful-shutdown timeout a little longer than the app's own ``shutdown_timeout``;
@@ -27,7 +28,7 @@ def uvicorn_config(app: LiveApp, *, host: str = "127.0.0.1", port: int = 8000, *
     settings: dict[str, Any] = {
         "host": host,
         "port": port,
-        "ws_max_size": options.max_message_size,
+        "ws_max_size": max(options.max_message_size, app.runtime.uploads.frame_limit if app.runtime.uploads else 0),
         "ws_per_message_deflate": False,
         "proxy_headers": options.trust_forwarded_headers,
         "lifespan": "on",

@@ -16,10 +16,12 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from .context import Exchange
+from .frames import encode_frame
 from .groups import Group
 from .outbox import Outbox
 from .rendering import Pipeline, error_frame
 from .runner import Outcome, Runner
+from .uploads.protocol import Step, TabUploads, completion_action
 from .wire import (
     HOOK_CONNECT,
     HOOK_DISCONNECT,
@@ -29,6 +31,10 @@ from .wire import (
     PONG,
     UPLOAD_ACTIONS,
     Incoming,
+    UploadChunk,
+    UploadComplete,
+    UploadMessage,
+    UploadStart,
     meta,
     topic_forbidden,
 )
@@ -61,6 +67,10 @@ def _always() -> bool:
     return True
 
 
+#: An update that changes nothing and carries no meta: not worth sending.
+_NO_CHANGE = encode_frame({}, None)
+
+
 class Reply(NamedTuple):
     """The frames to send, and what running the action did (None when nothing ran)."""
 
@@ -85,8 +95,10 @@ class LiveView(Exchange):
         secure: bool = False,
         capabilities: Sequence[str] = (),
         outbox: Outbox | None = None,
+        uploads: TabUploads | None = None,
     ) -> None:
         super().__init__()
+        self.uploads: TabUploads | None = uploads
         self.runner = runner
         self.pipeline = pipeline
         self.group = group
@@ -139,6 +151,8 @@ class LiveView(Exchange):
                 return None
             opened = self.phase is not Phase.CONNECTING
             self.move(Phase.CLOSED)
+            if self.uploads is not None:
+                self.uploads.close()  # staged files nobody took are deleted
             if not opened or self.runner.actions.hook(HOOK_DISCONNECT) is None:
                 return None
             return await self.runner.run(self.group, self, self.state, hooks=(HOOK_DISCONNECT,), query=self.query)
@@ -151,7 +165,7 @@ class LiveView(Exchange):
         if action == PING:
             return Reply([PONG])
         if action in UPLOAD_ACTIONS:
-            return Reply([self._error("uploads are not supported by this server yet", action)])
+            return await self._upload(incoming)
         async with self.lock:
             if self.phase is not Phase.OPEN:
                 return Reply([self._error("the server is shutting down; reload the page in a moment", action)])
@@ -208,11 +222,64 @@ class LiveView(Exchange):
                 return Reply([])
             return Reply(self._render(meta(True), {}))
 
+    # -- uploads -----------------------------------------------------------------------------
+
+    def expects_chunk(self, incoming: Incoming) -> bool:
+        """Whether ``incoming`` is a chunk of an upload of this tab: such messages may be as
+        large as a chunk and are not rate-limited (their size is bounded by the upload's)."""
+        return (
+            isinstance(incoming, UploadChunk) and self.uploads is not None and self.uploads.receiving(incoming.entry_id)
+        )
+
+    async def _upload(self, message: Incoming) -> Reply:
+        uploads = self.uploads
+        if uploads is None:
+            return Reply([self._error("this page declares no uploads", message.action)])
+        if not isinstance(message, UploadMessage):
+            return Reply([self._error("malformed upload message", message.action)])
+        async with self.lock:
+            if self.phase is not Phase.OPEN:
+                return Reply([self._error("the server is shutting down; reload the page in a moment", message.action)])
+            if isinstance(message, UploadStart):
+                step = await uploads.start(message)
+            elif isinstance(message, UploadChunk):
+                step = uploads.chunk(message)
+            elif isinstance(message, UploadComplete):
+                step = uploads.complete(message)
+            else:
+                step = uploads.cancel(message)
+            return await self._after_upload(step)
+
+    async def arrived(self, step: Step) -> Reply:
+        """Files of this tab's uploads that came by a multipart POST (see :meth:`TabUploads.adopt`)."""
+        async with self.lock:
+            if self.phase is not Phase.OPEN:
+                return Reply([])
+            return await self._after_upload(step)
+
+    async def _after_upload(self, step: Step) -> Reply:
+        """Run the completion action of an upload whose files completed (when the controller
+        has one), and render: without ``meta``, so no form's lifecycle takes it for its answer."""
+        frames = list(step.frames)
+        outcome = None
+        action = completion_action(step.completed) if step.completed is not None else None
+        if action is not None and self.runner.actions.find(action) is not None:
+            outcome = await self.runner.run(
+                self.group, self, self.state, action=action, data=step.data, query=self.query
+            )
+            if outcome.success:
+                self.state = outcome.state
+            frames += self._forbidden(outcome)
+            frames += self._render(meta(outcome.success, outcome.errors, action=action), outcome.errors)
+        elif step.render or action is not None:
+            frames += [frame for frame in self._render(None, {}) if frame != _NO_CHANGE]
+        return Reply(frames, outcome)
+
     # -- frames ------------------------------------------------------------------------------
 
-    def _render(self, frame_meta: dict[str, Any], errors: Mapping[str, str]) -> list[bytes]:
+    def _render(self, frame_meta: dict[str, Any] | None, errors: Mapping[str, str]) -> list[bytes]:
         self.behind = False
-        helpers = self.pipeline.helpers(self.csrf, errors, self.flash)
+        helpers = self.pipeline.helpers(self.csrf, errors, self.flash, self.uploads)
         return self.pipeline.update_frames(self.renderer, self.state, helpers, frame_meta)
 
     def _error(self, detail: str, action: str) -> bytes:

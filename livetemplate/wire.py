@@ -11,7 +11,7 @@ a range (a loop) holds its item statics in ``"s"``, its items in ``"d"``, an opt
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Final
+from typing import Annotated, Any, Final
 
 import msgspec
 
@@ -56,8 +56,16 @@ RATE_LIMIT_ERROR: Final = "_rate_limit"
 PING: Final = "__ping__"
 NAVIGATE: Final = "__navigate__"
 PONG: Final = b'{"pong":true}'
-#: Upload messages (section 1.9 of the protocol).
-UPLOAD_ACTIONS: Final = frozenset({"upload_start", "upload_chunk", "upload_complete", "cancel_upload"})
+#: Upload messages (section 1.9 of the protocol); their fields sit at the top level.
+UPLOAD_START: Final = "upload_start"
+UPLOAD_CHUNK: Final = "upload_chunk"
+UPLOAD_COMPLETE: Final = "upload_complete"
+CANCEL_UPLOAD: Final = "cancel_upload"
+UPLOAD_ACTIONS: Final = frozenset({UPLOAD_START, UPLOAD_CHUNK, UPLOAD_COMPLETE, CANCEL_UPLOAD})
+#: The server's progress message, and the header of the client's upload requests over HTTP
+#: (``start``, ``complete``, ``proxied``).
+UPLOAD_PROGRESS: Final = "upload_progress"
+UPLOAD_HEADER: Final = "x-lvt-upload"
 
 
 class Incoming(msgspec.Struct):
@@ -68,17 +76,71 @@ class Incoming(msgspec.Struct):
     submitter: str | None = None
 
 
+_Count = Annotated[int, msgspec.Meta(ge=0)]
+
+
+class FileInfo(msgspec.Struct):
+    """A file the client is about to upload, as ``upload_start`` describes it."""
+
+    name: str
+    type: str = ""
+    size: _Count = 0
+
+
+class UploadedRef(msgspec.Struct):
+    """A file the client put into external storage itself (``upload_complete`` over HTTP)."""
+
+    client_name: str
+    type: str = ""
+    size: _Count = 0
+    ref: str = ""
+
+
+class UploadStart(Incoming):
+    upload_name: str = ""
+    files: list[FileInfo] = []
+
+
+class UploadChunk(Incoming):
+    entry_id: str = ""
+    chunk_base64: bytes = b""  # decoded (and checked) from base64 by the JSON decoder
+    offset: _Count = 0
+    total: _Count = 0
+
+
+class UploadComplete(Incoming):
+    upload_name: str = ""
+    entry_ids: list[str] = []
+    entries: list[UploadedRef] = []  # over HTTP, where the server holds no entry
+
+
+class CancelUpload(Incoming):
+    entry_id: str = ""
+
+
+UploadMessage = UploadStart | UploadChunk | UploadComplete | CancelUpload
+
+
 class MalformedMessage(ValueError):
     """A client message that is not JSON, or not an action object; says which."""
 
 
 _decode_incoming = msgspec.json.Decoder(Incoming).decode
+_decode_upload = {
+    UPLOAD_START: msgspec.json.Decoder(UploadStart).decode,
+    UPLOAD_CHUNK: msgspec.json.Decoder(UploadChunk).decode,
+    UPLOAD_COMPLETE: msgspec.json.Decoder(UploadComplete).decode,
+    CANCEL_UPLOAD: msgspec.json.Decoder(CancelUpload).decode,
+}
 
 
 def decode_incoming(text: str | bytes) -> Incoming:
-    """Decode a client message; raises :class:`MalformedMessage` with a clear reason."""
+    """Decode a client message (an upload message into its own type); raises
+    :class:`MalformedMessage` with a clear reason."""
     try:
-        return _decode_incoming(text)
+        incoming = _decode_incoming(text)
+        decode = _decode_upload.get(incoming.action)
+        return incoming if decode is None else decode(text)
     except msgspec.ValidationError as exc:
         raise MalformedMessage(f"malformed message: {exc}") from None
     except msgspec.DecodeError as exc:

@@ -7,8 +7,17 @@ Needs the ``testing`` extra: ``pip install livetemplate[testing]`` (httpx, beaut
 
 from __future__ import annotations
 
-from .client import TIMEOUT, LiveClient, LiveSocket, WebSocketClosed, settle
+from .client import TIMEOUT, LiveClient, LiveSocket, UploadResult, WebSocketClosed, settle
 from .dom import ElementNotFound
 from .tree import ClientTree
 
-__all__ = ["TIMEOUT", "ClientTree", "ElementNotFound", "LiveClient", "LiveSocket", "WebSocketClosed", "settle"]
+__all__ = [
+    "TIMEOUT",
+    "ClientTree",
+    "ElementNotFound",
+    "LiveClient",
+    "LiveSocket",
+    "UploadResult",
+    "WebSocketClosed",
+    "settle",
+]

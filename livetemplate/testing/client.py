@@ -13,11 +13,14 @@ timeout, so no test can hang::
             await view.submit("form#add", {"title": "Milk"})
             assert "Milk" in view.html()
             update = await view.receive_json()            # a push
+            result = await view.upload("avatar", [("me.png", png_bytes, "image/png")])
+        await client.post_files("/", {"avatar": [("me.png", png_bytes, "image/png")]}, upload=True)
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from collections.abc import Iterable, Mapping
 from types import TracebackType
@@ -27,14 +30,49 @@ from urllib.parse import urlsplit
 import httpx
 
 from ..types import ASGIApp, Message
-from ..wire import SESSION_COOKIE
+from ..wire import (
+    CANCEL_UPLOAD,
+    PING,
+    SESSION_COOKIE,
+    UPLOAD_CHUNK,
+    UPLOAD_COMPLETE,
+    UPLOAD_HEADER,
+    UPLOAD_START,
+)
 from .dom import click_message, submit_message
 from .tree import ClientTree
 
-__all__ = ["TIMEOUT", "LiveClient", "LiveSocket", "WebSocketClosed", "settle"]
+__all__ = ["TIMEOUT", "LiveClient", "LiveSocket", "UploadResult", "WebSocketClosed", "settle"]
 
 #: Seconds any single wait may take before the test fails.
 TIMEOUT = 3.0
+#: The chunk size of the official client's WebSocket uploads.
+CHUNK_SIZE = 256 * 1024
+#: A file to upload: (name, content, declared type).
+File = tuple[str, bytes, str]
+
+
+class UploadResult:
+    """What an upload over the WebSocket got back: the reply to ``upload_start`` (``entries``),
+    the reply to ``upload_complete`` (None when nothing was uploaded), and every frame."""
+
+    def __init__(self) -> None:
+        self.start: dict[str, Any] = {}
+        self.complete: dict[str, Any] | None = None
+        self.frames: list[Any] = []
+
+    @property
+    def entries(self) -> list[dict[str, Any]]:
+        entries: list[dict[str, Any]] = self.start.get("entries", [])
+        return entries
+
+    @property
+    def progress(self) -> list[dict[str, Any]]:
+        """The ``upload_progress`` messages."""
+        return [f for f in self.frames if isinstance(f, dict) and f.get("type") == "upload_progress"]
+
+    def __repr__(self) -> str:
+        return f"<UploadResult {len(self.entries)} entries, complete={self.complete}>"
 
 
 class WebSocketClosed(AssertionError):
@@ -231,6 +269,73 @@ class LiveSocket:
         """The HTML the client shows for the frames received so far."""
         return self.view.html()
 
+    # -- uploads (protocol 1.9) -------------------------------------------------------------
+
+    async def sync(self) -> list[Any]:
+        """Every frame the app sends before it answers a ``__ping__`` sent now: what it sent
+        for the messages before (they are handled in order)."""
+        await self.send_json({"action": PING})
+        frames: list[Any] = []
+        while True:
+            frame = await self.receive_json()
+            if frame == {"pong": True}:
+                return frames
+            frames.append(frame)
+
+    async def start_upload(self, name: str, files: Iterable[File]) -> UploadResult:
+        """Send ``upload_start`` for ``files``, as the official client does on selection."""
+        result = UploadResult()
+        described = [{"name": n, "type": t or "application/octet-stream", "size": len(c)} for n, c, t in files]
+        await self.send_json({"action": UPLOAD_START, "upload_name": name, "files": described})
+        while True:
+            frame = await self.receive_json()
+            result.frames.append(frame)
+            if isinstance(frame, dict) and frame.get("upload_name") == name and "entries" in frame:
+                result.start = frame
+                result.frames += await self.sync()
+                return result
+
+    async def send_chunks(
+        self, entry_id: str, content: bytes, *, chunk_size: int = CHUNK_SIZE, stop_after: int | None = None
+    ) -> None:
+        """Send ``content`` as the official client does: base64 chunks, one after the other
+        without waiting (the first ``stop_after`` bytes' chunks only, when given)."""
+        end = len(content) if stop_after is None else min(stop_after, len(content))
+        for offset in range(0, end, chunk_size):
+            piece = content[offset : min(offset + chunk_size, end)]
+            await self.send_json(
+                {
+                    "action": UPLOAD_CHUNK,
+                    "entry_id": entry_id,
+                    "chunk_base64": base64.b64encode(piece).decode(),
+                    "offset": offset,
+                    "total": len(content),
+                }
+            )
+
+    async def upload(self, name: str, files: Iterable[File], *, chunk_size: int = CHUNK_SIZE) -> UploadResult:
+        """Upload ``files`` as the official client does over a WebSocket: ``upload_start``,
+        then for each valid volume entry its chunks and ``upload_complete``; returns after
+        every frame the app sent in answer has been received (and applied)."""
+        files = list(files)
+        result = await self.start_upload(name, files)
+        contents = {n: c for n, c, _ in files}
+        for entry in result.entries:
+            if not entry["valid"] or entry.get("mode", "volume") != "volume":
+                continue
+            await self.send_chunks(entry["entry_id"], contents[entry["client_name"]], chunk_size=chunk_size)
+            await self.send_json({"action": UPLOAD_COMPLETE, "upload_name": name, "entry_ids": [entry["entry_id"]]})
+        result.frames += await self.sync()
+        for frame in result.frames:
+            if isinstance(frame, dict) and frame.get("upload_name") == name and "success" in frame:
+                result.complete = frame
+        return result
+
+    async def cancel_upload(self, entry_id: str) -> list[Any]:
+        """Send ``cancel_upload``; the frames that answer it."""
+        await self.send_json({"action": CANCEL_UPLOAD, "entry_id": entry_id})
+        return await self.sync()
+
     async def close(self, code: int = 1000) -> None:
         """Disconnect (if the app has not closed already) and wait for the app to end."""
         if self._task is None:
@@ -294,6 +399,28 @@ class LiveClient:
     async def get_json(self, url: str = "/", **kwargs: Any) -> httpx.Response:
         """The initial state as the client's HTTP mode asks for it."""
         return await self.http.get(url, headers={"accept": "application/json"}, **kwargs)
+
+    async def post_files(
+        self,
+        url: str = "/",
+        files: Mapping[str, Iterable[File]] | None = None,
+        fields: Mapping[str, str] | None = None,
+        *,
+        upload: bool = False,
+        json_reply: bool = True,
+        headers: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        """POST a multipart form: ``fields`` then ``files`` (field name -> files). With
+        ``upload``, as the client's upload POST (``X-Lvt-Upload: proxied``); with
+        ``json_reply`` asking for JSON as the client does, else as a browser without
+        JavaScript."""
+        parts = [(name, (n, c, t)) for name, items in (files or {}).items() for n, c, t in items]
+        extra = {"accept": "application/json"} if json_reply else {"accept": "text/html"}
+        if upload:
+            extra[UPLOAD_HEADER] = "proxied"
+        return await self.http.post(
+            url, data=dict(fields or {}), files=parts or None, headers={**extra, **(headers or {})}
+        )
 
     async def post_action(
         self, action: str, data: Mapping[str, Any] | None = None, url: str = "/", **kwargs: Any

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote
 
 from ..context import Exchange
+from ..frames import encode_frame
 from ..ops.logs import get_logger
 from ..page import wrap
 from ..rendering import RenderFailed, error_frame
@@ -19,6 +20,10 @@ from ..runner import Outcome
 from ..runtime import Runtime
 from ..sessions import StoreUnavailable
 from ..types import Receive
+from ..uploads import completion_action
+from ..uploads.entries import Entries, Entry
+from ..uploads.multipart import BodyRefused
+from ..uploads.multipart import ClientGone as FormClientGone
 from ..wire import (
     ACTION_FIELDS,
     CSRF_FIELD,
@@ -27,7 +32,12 @@ from ..wire import (
     NAVIGATE,
     PING,
     PONG,
+    UPLOAD_HEADER,
     MalformedMessage,
+    UploadChunk,
+    UploadComplete,
+    UploadMessage,
+    UploadStart,
     decode_incoming,
     meta,
 )
@@ -49,6 +59,11 @@ class HttpExchange(Exchange):
         self.request = request
         self.secure = request.secure
         self.cookies = request.cookies
+        self.entries = Entries()  # the request's uploaded files
+
+    def carry(self, entries: Entries) -> None:
+        """Make ``entries`` the request's files (``ctx.uploads``, ``lvt.uploads``)."""
+        self.uploads = self.entries = entries
 
 
 class BodyTooLarge(Exception):
@@ -100,6 +115,9 @@ async def _serve(rt: Runtime, request: Request, method: str, receive: Receive, r
 
 async def _post(rt: Runtime, request: Request, receive: Receive, respond: Responder) -> None:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type == "multipart/form-data":
+        await _post_multipart(rt, request, receive, respond)
+        return
     try:
         body = await _read_body(receive, rt.options.max_message_size)
     except ClientGone:
@@ -172,7 +190,7 @@ async def _send_tree(
 ) -> None:
     """A complete tree: HTTP requests cannot say which tab they come from, so they get all
     of it (the client accepts a complete tree over what it holds)."""
-    helpers = rt.pipeline.helpers(rt.ids.csrf_token(group_id), outcome.errors, exchange.flash)
+    helpers = rt.pipeline.helpers(rt.ids.csrf_token(group_id), outcome.errors, exchange.flash, exchange.uploads)
     try:
         await respond.json(200, rt.pipeline.tree_frame(outcome.state, helpers, frame_meta))
     except RenderFailed as exc:
@@ -182,7 +200,7 @@ async def _send_tree(
 async def _send_page(
     rt: Runtime, request: Request, group_id: str, outcome: Outcome, exchange: Exchange, respond: Responder
 ) -> None:
-    helpers = rt.pipeline.helpers(rt.ids.csrf_token(group_id), outcome.errors, exchange.flash)
+    helpers = rt.pipeline.helpers(rt.ids.csrf_token(group_id), outcome.errors, exchange.flash, exchange.uploads)
     try:
         html = rt.pipeline.html(outcome.state, helpers)
     except RenderFailed as exc:
@@ -225,6 +243,9 @@ async def _post_json(rt: Runtime, request: Request, body: bytes, respond: Respon
         return
     group_id, new_cookie = rt.ids.of(request, rt.options.cookie_max_age)
     respond.cookie(new_cookie)
+    if isinstance(incoming, UploadMessage):
+        await _post_upload(rt, request, group_id, incoming, respond)
+        return
     exchange = HttpExchange(request)
     exchange.submitter = incoming.submitter
     outcome = await _run(rt, request, exchange, group_id, action=incoming.action, data=incoming.data or {})
@@ -251,6 +272,19 @@ async def _post_form(rt: Runtime, request: Request, body: bytes, respond: Respon
             fields[name] = [*previous, value] if isinstance(previous, list) else [previous, value]
         else:
             fields[name] = value
+    await _form_post(rt, request, group_id, new_cookie, fields, HttpExchange(request), respond)
+
+
+async def _form_post(
+    rt: Runtime,
+    request: Request,
+    group_id: str,
+    new_cookie: str | None,
+    fields: dict[str, Any],
+    exchange: HttpExchange,
+    respond: Responder,
+) -> None:
+    """Run the action a form posted without JavaScript names (see :func:`_post_form`)."""
     token = fields.pop(CSRF_FIELD, "")
     if new_cookie is not None or not _same_token(token, rt.ids.csrf_token(group_id)):
         await respond.text(403, "Forbidden: missing or wrong CSRF token; put {{ lvt.csrf_field() }} in the form")
@@ -259,9 +293,11 @@ async def _post_form(rt: Runtime, request: Request, body: bytes, respond: Respon
     data = {**request.query, **fields}
     if value:
         data["value"] = value
-    exchange = HttpExchange(request)
     exchange.submitter = action
-    outcome = await _run(rt, request, exchange, group_id, action=action, data=data)
+    refused = _refused_files(exchange)
+    outcome = await _run(rt, request, exchange, group_id, action=None if refused else action, data=data)
+    if refused:
+        outcome.success, outcome.errors = False, refused
     if await _answered(exchange, respond):
         return
     if outcome.success:
@@ -311,3 +347,160 @@ def _read_flash(request: Request) -> dict[str, str] | None:
     except ValueError:
         return {}
     return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
+
+
+# -- uploads -----------------------------------------------------------------------------------
+
+
+async def _post_upload(
+    rt: Runtime, request: Request, group_id: str, message: UploadMessage, respond: Responder
+) -> None:
+    """Upload messages over HTTP (the client's fallbacks without a socket): ``upload_start``
+    answers the entries; ``upload_complete`` carries external uploads the browser stored (no
+    tab holds their entries); a chunk needs the socket; a cancel has nothing to cancel."""
+    if rt.uploads is None:
+        await respond.json(400, error_frame("this page declares no uploads", action=message.action))
+    elif isinstance(message, UploadStart):
+        await respond.json(200, await rt.uploads.start(message, group_id))
+    elif isinstance(message, UploadComplete):
+        exchange = HttpExchange(request)
+        exchange.carry(rt.uploads.complete(message, group_id))
+        try:
+            await _run_completion(rt, request, group_id, message.upload_name, exchange, respond)
+        finally:
+            exchange.entries.clear()
+    elif isinstance(message, UploadChunk):
+        await respond.json(400, error_frame("upload chunks need the WebSocket", action=message.action))
+    else:
+        await respond.json(200, encode_frame({}, meta(True, action=message.action)))
+
+
+async def _run_completion(
+    rt: Runtime,
+    request: Request,
+    group_id: str,
+    upload: str,
+    exchange: HttpExchange,
+    respond: Responder,
+    data: Mapping[str, Any] | None = None,
+) -> None:
+    """Run ``upload_<name>_complete`` (when the controller has it) on the request's files,
+    and answer the page's tree."""
+    action = completion_action(upload)
+    runs = rt.runner.actions.find(action) is not None
+    await _answer_files(rt, request, group_id, exchange, action, data, respond, run=runs)
+
+
+async def _answer_files(
+    rt: Runtime,
+    request: Request,
+    group_id: str,
+    exchange: HttpExchange,
+    action: str,
+    data: Mapping[str, Any] | None,
+    respond: Responder,
+    *,
+    run: bool = True,
+) -> None:
+    """Run ``action`` on the request's files, unless one was refused (then their errors
+    answer), and answer the page's tree."""
+    refused = _refused_files(exchange)
+    outcome = await _run(rt, request, exchange, group_id, action=action if run and not refused else None, data=data)
+    if refused:
+        outcome.success, outcome.errors = False, refused
+    for cookie in exchange.set_cookies:
+        respond.cookie(cookie)
+    await _send_tree(rt, group_id, outcome, exchange, meta(outcome.success, outcome.errors, action=action), respond)
+
+
+def _refused_files(exchange: HttpExchange) -> dict[str, str]:
+    """The errors of the request's refused files, by upload name."""
+    return _errors_of(exchange.entries)
+
+
+def _errors_of(entries: Iterable[Entry]) -> dict[str, str]:
+    errors: dict[str, str] = {}
+    for entry in entries:
+        if entry.error is not None:
+            errors.setdefault(entry.upload, entry.error)
+    return errors
+
+
+async def _post_multipart(rt: Runtime, request: Request, receive: Receive, respond: Responder) -> None:
+    """A multipart form: a form with files posted without JavaScript, the client's post of a
+    form with plain file inputs, or its upload POST (``X-Lvt-Upload: proxied``: proxied
+    uploads, and volume ones while the socket is down). Files are read as they stream in;
+    those no action takes are deleted when the request ends."""
+    if rt.uploads is None:
+        await respond.text(415, "Unsupported Media Type: this page declares no uploads")
+        return
+    group_id, new_cookie = rt.ids.of(request, rt.options.cookie_max_age)
+    respond.cookie(new_cookie)
+    length = request.headers.get("content-length", "")
+    try:
+        form = await rt.uploads.read_form(
+            receive,
+            request.headers.get("content-type", ""),
+            int(length) if length.isdigit() else None,
+            max_fields=rt.options.max_message_size,
+            group_id=group_id,
+        )
+    except FormClientGone:
+        return
+    except BodyRefused as exc:
+        await respond.text(exc.status, exc.message)
+        return
+    exchange = HttpExchange(request)
+    exchange.carry(form.entries)
+    try:
+        if request.headers.get(UPLOAD_HEADER) == "proxied":
+            await _upload_post(rt, request, group_id, form.fields, exchange, respond)
+        elif _wants_json(request):
+            await _client_form_post(rt, request, group_id, form.fields, exchange, respond)
+        else:
+            await _form_post(rt, request, group_id, new_cookie, form.fields, exchange, respond)
+    finally:
+        form.entries.clear()
+
+
+async def _upload_post(
+    rt: Runtime, request: Request, group_id: str, fields: dict[str, Any], exchange: HttpExchange, respond: Responder
+) -> None:
+    """The client's POST of one upload's file: handed to the tab that announced it, when it
+    is open here (its completion action runs there, its update goes over its socket), else
+    completed like any HTTP request. The other fields (``lvt-upload-with``) are its data."""
+    fields.pop("lvt-action", None)
+    arrived = list(exchange.entries)
+    uploads = {entry.upload for entry in arrived}
+    if len(uploads) != 1:
+        await respond.text(400, "Bad Request: an upload POST carries the files of one upload")
+        return
+    (upload,) = uploads
+    for view in rt.hub.views_of(group_id):
+        tab = view.uploads
+        if tab is None or not any(tab.waiting_for(upload, e.client_name) for e in arrived):
+            continue
+        for entry in arrived:
+            exchange.entries.take(entry)
+        reply = await view.arrived(tab.adopt(arrived, fields))
+        if view.outbox is not None:
+            view.outbox.put(reply.frames)
+        await rt.hub.settle(view, reply.outcome)
+        errors = _errors_of(arrived)
+        if errors:
+            await respond.text(422, "; ".join(errors.values()))
+        else:
+            await respond.json(200, encode_frame({}, meta(True, action=completion_action(upload))))
+        return
+    await _run_completion(rt, request, group_id, upload, exchange, respond, fields)
+
+
+async def _client_form_post(
+    rt: Runtime, request: Request, group_id: str, fields: dict[str, Any], exchange: HttpExchange, respond: Responder
+) -> None:
+    """The client's post of a form with plain file inputs: its action, the fields as data."""
+    action = fields.pop("lvt-action", None)
+    submitter = fields.pop("lvt-submitter", None)
+    action = action if isinstance(action, str) and action else "submit"
+    exchange.submitter = submitter if isinstance(submitter, str) else None
+    await _answer_files(rt, request, group_id, exchange, action, fields, respond)

@@ -142,6 +142,7 @@ class WebSocketConnection:
             secure=self.request.secure,
             capabilities=rt.capabilities,
             outbox=self.outbox,
+            uploads=rt.uploads.tab(group_id) if rt.uploads is not None else None,
         )
         await rt.hub.attach(view)
         try:
@@ -176,15 +177,24 @@ class WebSocketConnection:
             else:
                 await self.outbox.send([error_frame("binary frames are not supported; send JSON text frames")])
             return
-        if len(text) > limit or (len(text) * 4 > limit and len(text.encode()) > limit):
+        oversized = len(text) > limit or (len(text) * 4 > limit and len(text.encode()) > limit)
+        uploads = view.uploads
+        if oversized and (uploads is None or len(text) > uploads.frame_limit):
             await self.close(MESSAGE_TOO_BIG, "message too big")
             return
         try:
             incoming = decode_incoming(text)
         except MalformedMessage as exc:
-            await self.outbox.send([error_frame(str(exc))])
+            if oversized:
+                await self.close(MESSAGE_TOO_BIG, "message too big")
+            else:
+                await self.outbox.send([error_frame(str(exc))])
             return
-        if incoming.action != PING and self.bucket is not None and not self.bucket.take():
+        chunk = view.expects_chunk(incoming)  # a chunk of an upload under way: as big as a chunk, not metered
+        if oversized and not chunk:
+            await self.close(MESSAGE_TOO_BIG, "message too big")
+            return
+        if incoming.action != PING and not chunk and self.bucket is not None and not self.bucket.take():
             self.runtime.metrics.errors.labels("rate_limit").inc()
             refused = meta(False, {RATE_LIMIT_ERROR: "Too many messages; slow down."}, action=incoming.action)
             await self.outbox.send([encode_frame({}, refused)])

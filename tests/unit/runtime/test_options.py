@@ -12,7 +12,7 @@ import msgspec
 import pytest
 
 import livetemplate
-from livetemplate import Context, Options, Persist, Template, TemplateError, mount
+from livetemplate import Context, Options, Persist, Template, TemplateError, Upload, mount
 from livetemplate.testing import LiveClient
 from tests.support.stores import RecordingStore
 
@@ -43,7 +43,7 @@ def test_unknown_options_raise_at_mount() -> None:
         mount(Controller(), State(), template="<p>{{ count }}</p>", sesion_store=None, websocket=False)
 
 
-def test_every_option_is_accepted() -> None:
+def test_every_option_is_accepted(tmp_path: Path) -> None:
     values: dict[str, Any] = {
         "session_store": livetemplate.MemorySessionStore(),
         "broadcaster": livetemplate.InProcessBroadcaster(),
@@ -73,6 +73,8 @@ def test_every_option_is_accepted() -> None:
         "metrics_enabled": False,
         "metrics_path": "/stats",
         "health_path": None,
+        "uploads": {"avatar": Upload(accept=["image/*"])},
+        "upload_dir": str(tmp_path / "uploads"),
     }
     assert set(values) | {"topic_acl", "backend"} == {f.name for f in dataclasses.fields(Options)}
     app = mount(Controller(), State(), template="<p>{{ count }}</p>", **values)

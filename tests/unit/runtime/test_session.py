@@ -149,7 +149,7 @@ async def test_unknown_and_upload_actions_are_refused(core: Core) -> None:
         "meta": {"success": False, "errors": {"_general": "unknown action 'nope'"}, "action": "nope"},
     }
     (frame,) = frames((await view.handle(Incoming("upload_start"))).frames)
-    assert frame["meta"]["errors"]["_general"] == "uploads are not supported by this server yet"
+    assert frame["meta"]["errors"]["_general"] == "this page declares no uploads"
 
 
 async def test_a_second_tab_refreshes_to_the_committed_fields(core: Core) -> None:

@@ -165,7 +165,7 @@ async def test_upload_messages_get_a_clear_error(action: str) -> None:
         ws = await connected(client)
         await ws.send_json({"action": action, "upload_name": "avatar", "files": []})
         reply = await ws.receive_json()
-        assert "uploads are not supported" in general_error(reply)
+        assert "this page declares no uploads" in general_error(reply)
         assert reply["meta"]["action"] == action
         await still_fine(ws)
 

@@ -101,6 +101,26 @@ async def test_a_commit_on_one_instance_reaches_the_tabs_on_the_other(cluster: C
         assert snapshot is not None and snapshot.version == 2
 
 
+async def test_a_page_load_or_tab_on_an_instance_without_a_tab_of_the_group_reads_the_store(
+    cluster: Cluster,
+) -> None:
+    """Regression: an instance that had served the group (a POST, a tab since closed) kept its
+    snapshot with nothing to tell it of later commits elsewhere, and served it as current."""
+    one, two = cluster.apps
+    async with LiveClient(one, shutdown=False) as a, LiveClient(two, shutdown=False) as b:
+        await a.get("/")
+        b.http.cookies.update(a.http.cookies)
+        assert (await b.post_action("add", {"item": "b1"})).status_code == 200
+        assert (await a.post_action("add", {"item": "a1"})).status_code == 200
+        assert "<p>b1,a1</p>" in (await b.get("/")).text
+        there = await tab(b)
+        await there.close()
+        assert (await a.post_action("add", {"item": "a2"})).status_code == 200
+        again = await tab(b)
+        assert "<p>b1,a1,a2</p>" in again.html()
+        await again.close()
+
+
 async def test_a_publish_reaches_subscribers_on_every_instance(cluster: Cluster) -> None:
     one, two = cluster.apps
     async with LiveClient(one, shutdown=False) as a, LiveClient(two, shutdown=False) as b:

@@ -8,7 +8,6 @@ import time
 from collections.abc import Callable
 
 import pytest
-from redis.asyncio import Redis
 
 from tests.integration.conftest import eventually
 from tests.integration.instances import Instances, Tab, new_session
@@ -38,12 +37,8 @@ async def test_a_sentinel_failover_during_a_live_session(
     for item in before:
         assert (await writer.act("add", item=item))["success"]
     await reader.until(lambda: reader.items() == before, "the items on the other instance")
-    host, port = own_sentinel.master_address()
-    master = Redis(host=host, port=port)
-    try:
-        assert await master.execute_command("WAIT", 1, 5000) == 1  # the replica has every write
-    finally:
-        await master.aclose()
+    await asyncio.to_thread(own_sentinel.wait_replicated)
+    _, port = own_sentinel.master_address()
 
     killed_at = time.monotonic()
     own_sentinel.process_at(port).kill()

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import logging
 import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from .context import Context, Effects, Exchange, Publish, SessionHandle, TopicPo
 from .controller import Actions, Call
 from .errors import FieldError, NotAvailable, TopicForbidden
 from .groups import Group, Groups
+from .ops.logs import fingerprint, get_logger
 from .ops.metrics import Metrics
 from .sessions import Snapshot, StaleVersion, StoreUnavailable
 from .state import StateSpec
@@ -29,7 +29,7 @@ from .wire import GENERAL_ERROR, MAX_ACTION_NAME
 
 __all__ = ["Outcome", "Runner", "defer"]
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 #: A push requested while an action runs, carried out once it has committed.
 Deferred = Callable[[], Coroutine[Any, Any, None]]
@@ -173,7 +173,9 @@ class Runner:
                             return Outcome(False, {GENERAL_ERROR: "Your change could not be saved; try again."}, state)
                 effects.apply(exchange)
                 return outcome
-        logger.warning("%s: gave up after %d conflicting changes of group %s", where, self.max_attempts, group.id)
+        logger.warning(
+            "%s: gave up after %d conflicting changes of group %s", where, self.max_attempts, fingerprint(group.id)
+        )
         return Outcome(False, {GENERAL_ERROR: "The page changed meanwhile; please try again."}, state)
 
     async def _attempt(
@@ -216,7 +218,7 @@ class Runner:
             task = asyncio.current_task()
             if isinstance(exc, asyncio.CancelledError) and task is not None and task.cancelling():
                 raise  # this task is being cancelled (a shutdown), not failing
-            logger.exception("%s failed", where)
+            logger.exception("%s failed%s", where, _hint(exc))
             self.metrics.errors.labels("action").inc()
             detail = f"{type(exc).__name__}: {exc}" if self.dev_mode else "Something went wrong."
             return Outcome(False, {GENERAL_ERROR: detail}, state), None
@@ -257,3 +259,10 @@ class Runner:
         if isinstance(result, FieldError):
             raise result
         return working if result is None else self.spec.check(result, where)
+
+
+def _hint(exc: BaseException) -> str:
+    """What a common mistake needs: sync actions run in a worker thread, without an event loop."""
+    if isinstance(exc, RuntimeError) and "event loop" in str(exc):
+        return " (sync actions run in a worker thread: make it `async def` to use the event loop)"
+    return ""

@@ -4,18 +4,21 @@
   protocol (close 1009) before uvicorn buffers it, not after (its default is 16 MiB);
 - per-message deflate off: it costs 100-300 KB per connection;
 - proxy headers only when the app trusts them (``trust_forwarded_headers``);
-- a graceful-shutdown timeout a little longer than the app's own ``shutdown_timeout``.
+- a graceful-shutdown timeout a little longer than the app's own ``shutdown_timeout``;
+- on SIGTERM the app drains before uvicorn closes the connections (:class:`Server`).
 """
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 import uvicorn
 
 from .app import LiveApp
+from .ops.logs import configure_logging
 
-__all__ = ["run", "uvicorn_config"]
+__all__ = ["Server", "run", "uvicorn_config"]
 
 
 def uvicorn_config(app: LiveApp, *, host: str = "127.0.0.1", port: int = 8000, **overrides: Any) -> uvicorn.Config:
@@ -34,6 +37,22 @@ def uvicorn_config(app: LiveApp, *, host: str = "127.0.0.1", port: int = 8000, *
     return uvicorn.Config(app, **settings)
 
 
+class Server(uvicorn.Server):
+    """uvicorn's server, draining the app before uvicorn closes its connections: on SIGTERM
+    uvicorn would close every WebSocket at once (1012), losing the replies of actions in
+    flight; this lets them finish and go out first (:meth:`LiveApp.drain`)."""
+
+    def __init__(self, config: uvicorn.Config, app: LiveApp) -> None:
+        super().__init__(config)
+        self.live_app = app
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        await self.live_app.drain()
+        await super().shutdown(sockets)
+
+
 def run(app: LiveApp, *, host: str = "127.0.0.1", port: int = 8000, **overrides: Any) -> None:
-    """Serve ``app`` until interrupted (SIGINT/SIGTERM shut it down gracefully)."""
-    uvicorn.Server(uvicorn_config(app, host=host, port=port, **overrides)).run()
+    """Serve ``app`` until interrupted (SIGINT/SIGTERM drain it, then shut it down). The
+    library's logging is configured from ``LIVETEMPLATE_LOG_LEVEL`` / ``..._FORMAT``."""
+    configure_logging()
+    Server(uvicorn_config(app, host=host, port=port, **overrides), app).run()

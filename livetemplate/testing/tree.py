@@ -15,11 +15,26 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
+from ..wire import (
+    ELSE,
+    ID_KEY,
+    ITEM_KEY,
+    ITEMS,
+    OP_APPEND,
+    OP_INSERT_AFTER,
+    OP_ORDER,
+    OP_PREPEND,
+    OP_REMOVE,
+    OP_UPDATE,
+    RANGE_META,
+    STATICS,
+)
+
 Json = Any
 """A JSON value as decoded by :mod:`json`: dict, list, str, int, float, bool or None."""
 
 _DIGITS = re.compile(r"[0-9]+")
-_RANGE_OPS = ("r", "u", "a", "p", "i", "o")
+_RANGE_OPS = (OP_REMOVE, OP_UPDATE, OP_APPEND, OP_PREPEND, OP_INSERT_AFTER, OP_ORDER)
 _ROOT_TAGS = ("<root>", "</root>")
 _MAX_RANGE_SEARCH_DEPTH = 50
 
@@ -121,7 +136,7 @@ def _js_key_order(obj: Mapping[str, Json]) -> list[str]:
 
 
 def _is_range(node: Json) -> bool:
-    return isinstance(node, dict) and isinstance(node.get("d"), list) and isinstance(node.get("s"), list)
+    return isinstance(node, dict) and isinstance(node.get(ITEMS), list) and isinstance(node.get(STATICS), list)
 
 
 def _is_op_list(value: Json) -> bool:
@@ -144,7 +159,7 @@ def _contains_range(node: Json, depth: int = 0) -> bool:
 
 def _replaces_outright(existing: dict[str, Json], update: dict[str, Json]) -> bool:
     """An update with statics replaces instead of merging on a range->non-range change or a lost slot."""
-    if not isinstance(update.get("s"), list):
+    if not isinstance(update.get(STATICS), list):
         return False
     if _contains_range(existing) and not _contains_range(update):
         return True
@@ -231,11 +246,11 @@ class ClientTree:
         return merged
 
     def _apply_to_range(self, node: dict[str, Json], ops: list[Json], path: str) -> None:
-        meta = node.get("m")
-        if isinstance(meta, dict) and isinstance(meta.get("idKey"), str):
-            self._id_keys[path] = meta["idKey"]
-        node["s"] = self._run_ops(node["d"], node["s"], ops, path, keep_falsy_adds=True)
-        self._range_memory[path] = (node["d"], node["s"])
+        meta = node.get(RANGE_META)
+        if isinstance(meta, dict) and isinstance(meta.get(ID_KEY), str):
+            self._id_keys[path] = meta[ID_KEY]
+        node[STATICS] = self._run_ops(node[ITEMS], node[STATICS], ops, path, keep_falsy_adds=True)
+        self._range_memory[path] = (node[ITEMS], node[STATICS])
 
     def _run_ops(self, items: list[Json], statics: Json, ops: list[Json], path: str, *, keep_falsy_adds: bool) -> Json:
         """Apply range ops to ``items`` in place; return the (possibly replaced) statics."""
@@ -244,28 +259,28 @@ class ClientTree:
                 continue
             kind, arg = op[0], op[1]
             extra = op[2] if len(op) > 2 else None
-            if kind in ("r", "u", "i"):
+            if kind in (OP_REMOVE, OP_UPDATE, OP_INSERT_AFTER):
                 index = self._find(items, arg, path)
                 if index < 0:
                     continue
-                if kind == "r":
+                if kind == OP_REMOVE:
                     del items[index]
-                elif kind == "u" and _truthy(extra):
+                elif kind == OP_UPDATE and _truthy(extra):
                     items[index] = self._merge(items[index], extra, f"{path}.item")
-                elif kind == "i":
+                elif kind == OP_INSERT_AFTER:
                     items[index + 1 : index + 1] = extra if isinstance(extra, list) else [extra]
-            elif kind in ("a", "p"):
+            elif kind in (OP_APPEND, OP_PREPEND):
                 if _truthy(extra):
                     statics = extra
                 if keep_falsy_adds or _truthy(arg):
                     added = arg if isinstance(arg, list) else [arg]
-                    if kind == "a":
+                    if kind == OP_APPEND:
                         items.extend(added)
                     else:
                         items[0:0] = added
-                meta = op[3] if kind == "a" and len(op) > 3 else None
-                if isinstance(meta, dict) and _truthy(meta.get("idKey")):
-                    self._id_keys[path] = meta["idKey"]
+                meta = op[3] if kind == OP_APPEND and len(op) > 3 else None
+                if isinstance(meta, dict) and _truthy(meta.get(ID_KEY)):
+                    self._id_keys[path] = meta[ID_KEY]
             else:  # "o": exactly the listed keys, in order; unknown keys skipped, repeats duplicate
                 self._reorder(items, arg, path)
         return statics
@@ -293,7 +308,7 @@ class ClientTree:
 
     def _item_key(self, item: Json, path: str) -> Json:
         """``_k`` if it is a non-empty string, else the truthy value of the idKey slot, else None."""
-        own = _prop(item, "_k")
+        own = _prop(item, ITEM_KEY)
         if isinstance(own, str) and own:
             return own
         id_key = self._id_keys.get(path) if path else None
@@ -324,9 +339,9 @@ class ClientTree:
         return "".join(out)
 
     def _render_node(self, node: dict[str, Json], path: str) -> str:
-        if not isinstance(node.get("s"), list):
+        if not isinstance(node.get(STATICS), list):
             return self._render(node, "", path)
-        html = self._weave(node["s"], node.get, f"{path}." if path else "")
+        html = self._weave(node[STATICS], node.get, f"{path}." if path else "")
         for tag in _ROOT_TAGS:
             html = html.replace(tag, "")
         return html
@@ -346,7 +361,7 @@ class ClientTree:
                 return self._replay_ops(value, path)
             return "".join(
                 self._render_node(item, _join(path, str(i)))
-                if isinstance(item, dict) and _truthy(item.get("s"))
+                if isinstance(item, dict) and _truthy(item.get(STATICS))
                 else self._render(item, str(i), _join(path, str(i)))
                 for i, item in enumerate(value)
             )
@@ -355,15 +370,15 @@ class ClientTree:
         if _is_range(value):
             memo_key = path or field
             if memo_key:
-                self._range_memory[memo_key] = (value["d"], value["s"])
-                meta = value.get("m")
-                if isinstance(meta, dict) and isinstance(meta.get("idKey"), str):
-                    self._id_keys[memo_key] = meta["idKey"]
-            if not value["d"]:
-                fallback = value.get("else")
-                return self._render(fallback, "else", _join(path, "else")) if _truthy(fallback) else ""
-            return "".join(self._render_item(item, i, value["s"], path) for i, item in enumerate(value["d"]))
-        if isinstance(value.get("s"), list):
+                self._range_memory[memo_key] = (value[ITEMS], value[STATICS])
+                meta = value.get(RANGE_META)
+                if isinstance(meta, dict) and isinstance(meta.get(ID_KEY), str):
+                    self._id_keys[memo_key] = meta[ID_KEY]
+            if not value[ITEMS]:
+                fallback = value.get(ELSE)
+                return self._render(fallback, ELSE, _join(path, ELSE)) if _truthy(fallback) else ""
+            return "".join(self._render_item(item, i, value[STATICS], path) for i, item in enumerate(value[ITEMS]))
+        if isinstance(value.get(STATICS), list):
             return self._render_node(value, path)
         keys = _js_key_order(value)
         if keys and all(_DIGITS.fullmatch(key) for key in keys):
@@ -384,5 +399,5 @@ class ClientTree:
         items = list(remembered_items)
         statics = self._run_ops(items, statics, ops, path, keep_falsy_adds=False)
         self._range_memory[path] = (items, statics)
-        self._tree[path] = {"d": items, "s": statics}
+        self._tree[path] = {ITEMS: items, STATICS: statics}
         return "".join(self._render_item(item, i, statics, path) for i, item in enumerate(items))

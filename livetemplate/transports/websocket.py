@@ -4,9 +4,9 @@ messages read in order, rate-limited, and its frames written through its outbox.
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 
+from ..ops.logs import get_logger
 from ..outbox import Outbox
 from ..rendering import error_frame
 from ..request import Request, origin_allowed
@@ -19,7 +19,7 @@ from ..wire import PING, RATE_LIMIT_ERROR, MalformedMessage, decode_incoming, me
 
 __all__ = ["WebSocketConnection"]
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 #: Close codes (RFC 6455): policy violation (also refusing the handshake), message too big,
 #: service restart (the server is shutting down), try again later (a backend is down).
@@ -67,6 +67,8 @@ class WebSocketConnection:
         limit = options.message_rate_limit
         self.bucket = TokenBucket(*limit) if limit is not None else None
         self.view: LiveView | None = None
+        self.idle = asyncio.Event()  # no message is being handled (its reply is queued)
+        self.idle.set()
         self.group_id = ""
         self.accepted = False
         self.closed = False
@@ -150,12 +152,15 @@ class WebSocketConnection:
                 message = await self._receive()
                 if message["type"] == "websocket.disconnect":
                     break
+                self.idle.clear()
                 try:
                     await self._on_message(view, message)
                 except Exception:
                     # a bug must not take the connection down: report it and go on
                     logger.exception("handling a message failed")
                     await self.outbox.send([error_frame("the server failed to handle the message")])
+                finally:
+                    self.idle.set()
         finally:
             outcome = await view.close()
             await rt.hub.detach(view)
@@ -202,12 +207,11 @@ class WebSocketConnection:
         self.runtime.hub.spawn(self.close(POLICY_VIOLATION, "client too slow", flush=0))
 
     async def drain(self) -> None:
-        """Take no new work; wait for the message being handled to finish."""
+        """Take no new work; wait until the message being handled, if any, is answered."""
         view = self.view
         if view is not None and view.phase is Phase.OPEN:
             view.drain()
-            async with view.lock:  # the action in flight, if any, has finished
-                pass
+        await self.idle.wait()
 
     async def close(self, code: int = 1000, reason: str = "", *, flush: float = 1.0) -> None:
         """Close the connection (the app shutting down, a policy violation); frames already

@@ -41,7 +41,7 @@ class JobController:
     def __init__(self) -> None:
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def start(self, state: Job, ctx: Context) -> Job:
+    async def start(self, state: Job, ctx: Context) -> Job:  # async: it starts a task on the event loop
         session = ctx.session
         runs = state.runs + 1
 
@@ -64,3 +64,19 @@ class JobController:
 def push(**options: Any) -> livetemplate.LiveApp:
     """An app whose action finishes from a background task, through ``ctx.session.trigger_action``."""
     return livetemplate.mount(JobController(), Job(), template=PUSH_TEMPLATE, **options)
+
+
+class Slow(msgspec.Struct):
+    done: Annotated[int, Persist] = 0
+
+
+class SlowController:
+    async def work(self, state: Slow, ctx: Context) -> Slow:
+        await asyncio.sleep(ctx.get_float("seconds"))
+        state.done += 1
+        return state
+
+
+def slow(**options: Any) -> livetemplate.LiveApp:
+    """An app whose action takes ``seconds`` (for shutdowns with an action in flight)."""
+    return livetemplate.mount(SlowController(), Slow(), template="<p>done {{ done }}</p>", **options)

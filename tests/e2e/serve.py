@@ -16,9 +16,7 @@ import socket
 import sys
 from typing import Any
 
-import uvicorn
-
-from livetemplate.server import uvicorn_config
+from livetemplate.server import Server, uvicorn_config
 
 PORT_LINE = "LIVETEMPLATE_E2E_PORT="
 
@@ -49,7 +47,7 @@ def main(argv: list[str] | None = None) -> None:
     sock.bind(("127.0.0.1", 0))
     config = uvicorn_config(app, log_level="info")
     print(f"{PORT_LINE}{sock.getsockname()[1]}", flush=True)
-    uvicorn.Server(config).run(sockets=[sock])
+    Server(config, app).run(sockets=[sock])
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import re
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -235,3 +236,48 @@ async def test_lifespan_shutdown_closes_everything() -> None:
     store.closed = False
     await app.shutdown()  # idempotent
     assert not store.closed
+
+
+# -- the environment ---------------------------------------------------------------------------------
+
+
+def test_options_from_the_environment_and_keywords_win() -> None:
+    environ = {
+        "LIVETEMPLATE_MAX_CONNECTIONS": "7",
+        "LIVETEMPLATE_MAX_CONNECTIONS_PER_GROUP": "2",
+        "LIVETEMPLATE_ALLOWED_ORIGINS": "https://a.example, https://b.example",
+        "LIVETEMPLATE_DEV_MODE": "yes",
+        "LIVETEMPLATE_WEBSOCKET_DISABLED": "0",
+        "LIVETEMPLATE_SHUTDOWN_TIMEOUT": "2.5",
+        "LIVETEMPLATE_METRICS_ENABLED": "off",
+        "LIVETEMPLATE_SECRET_KEY": "from-env",
+        "LIVETEMPLATE_REDIS_URL": "memory://",
+    }
+    options = Options.from_keywords({"max_connections": 9}, environ)
+    assert options.max_connections == 9  # the keyword wins
+    assert options.max_connections_per_group == 2
+    assert options.allowed_origins == ("https://a.example", "https://b.example")
+    assert options.dev_mode is True and options.websocket_disabled is False and options.metrics_enabled is False
+    assert options.shutdown_timeout == 2.5 and options.secret_key == "from-env" and options.backend == "memory://"
+    store = livetemplate.MemorySessionStore()
+    assert Options.from_keywords({"session_store": store}, environ).backend is None  # a store in code wins
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("LIVETEMPLATE_MAX_CONNECTIONS", "lots", "invalid LIVETEMPLATE_MAX_CONNECTIONS='lots'"),
+        ("LIVETEMPLATE_DEV_MODE", "maybe", "invalid LIVETEMPLATE_DEV_MODE='maybe': expected true or false"),
+        ("LIVETEMPLATE_SHUTDOWN_TIMEOUT", "-1", "shutdown_timeout must be positive"),
+        ("LIVETEMPLATE_MAX_CONNECTIONS_PER_GROUP", "0", "max_connections_per_group must be at least 1"),
+    ],
+)
+def test_invalid_environment_values_fail_at_start(variable: str, value: str, message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        Options.from_keywords({}, {variable: value})
+
+
+def test_mount_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LIVETEMPLATE_MAX_CONNECTIONS", "3")
+    app = mount(Controller(), State(), template="<p>{{ count }}</p>")
+    assert app.options.max_connections == 3

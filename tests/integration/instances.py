@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 from playwright.async_api import Browser, BrowserContext, Page
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from livetemplate.testing.tree import ClientTree
 from livetemplate.wire import SESSION_COOKIE
@@ -104,6 +104,40 @@ class Instances:
         return "\n".join(f"== {instance!r} ==\n{instance.log()}" for instance in self.started)
 
 
+class _Side(asyncio.Protocol):
+    """One side of a proxied connection: what it receives is written to the other side at
+    once (so bytes that arrived before a reset are never dropped), and its end ends both."""
+
+    def __init__(self, owner: Balancer) -> None:
+        self.owner = owner
+        self.transport: asyncio.Transport | None = None
+        self.peer: _Side | None = None
+        self.early: list[bytes] = []  # received before the other side is connected
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.owner.sides.add(self)
+
+    def data_received(self, data: bytes) -> None:
+        if self.peer is not None and self.peer.transport is not None:
+            self.peer.transport.write(data)
+        else:
+            self.early.append(data)
+
+    def link(self, peer: _Side) -> None:
+        self.peer, peer.peer = peer, self
+        assert peer.transport is not None
+        for data in self.early:
+            peer.transport.write(data)
+        self.early.clear()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.owner.sides.discard(self)
+        if self.peer is not None and self.peer.transport is not None:
+            self.peer.transport.close()  # after writing what it holds
+
+
 class Balancer:
     """A TCP load balancer on a loopback port: every new connection goes to the next backend
     port in turn (round robin, no stickiness); a backend that refuses the connection is
@@ -113,13 +147,14 @@ class Balancer:
         self.backends = list(ports)
         self.routes: list[int] = []
         self.port = 0
+        self.sides: set[_Side] = set()
         self._turn = itertools.count()
         self._server: asyncio.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
-        self._pipes: set[asyncio.Task[None]] = set()
+        self._connecting: set[asyncio.Task[None]] = set()
 
     async def start(self) -> Balancer:
-        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(self._accepted, "127.0.0.1", 0)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 
@@ -134,42 +169,40 @@ class Balancer:
     async def close(self) -> None:
         if self._server is not None:
             self._server.close()
-        for writer in list(self._writers):
-            writer.close()
-        for task in list(self._pipes):
+        for task in list(self._connecting):
             task.cancel()
-        await asyncio.gather(*self._pipes, return_exceptions=True)
+        await asyncio.gather(*self._connecting, return_exceptions=True)
+        for side in list(self.sides):
+            if side.transport is not None:
+                side.transport.abort()
         if self._server is not None:
             await self._server.wait_closed()
 
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def _accepted(self) -> _Side:
+        client = _Side(self)
+        task = asyncio.get_running_loop().create_task(self._connect(client))
+        self._connecting.add(task)
+        task.add_done_callback(self._connecting.discard)
+        return client
+
+    async def _connect(self, client: _Side) -> None:
+        loop = asyncio.get_running_loop()
         start = next(self._turn)
         for offset in range(len(self.backends)):
             port = self.backends[(start + offset) % len(self.backends)]
             try:
-                upstream_reader, upstream_writer = await asyncio.open_connection("127.0.0.1", port)
+                _, upstream = await loop.create_connection(lambda: _Side(self), "127.0.0.1", port)
             except OSError:
                 continue
             self.routes.append(port)
-            self._writers.update((writer, upstream_writer))
-            pipes = [self._pipe(reader, upstream_writer), self._pipe(upstream_reader, writer)]
-            tasks = [asyncio.ensure_future(pipe) for pipe in pipes]
-            self._pipes.update(tasks)
-            await asyncio.gather(*tasks, return_exceptions=True)
-            self._pipes.difference_update(tasks)
+            if client.transport is None or client.transport.is_closing():
+                assert upstream.transport is not None
+                upstream.transport.close()
+                return
+            client.link(upstream)
             return
-        writer.close()
-
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
-        except OSError:
-            pass
-        finally:
-            self._writers.discard(writer)
-            writer.close()
+        if client.transport is not None:
+            client.transport.close()
 
 
 async def new_session(url: str) -> str:
@@ -209,6 +242,17 @@ class Tab:
         tab = cls(ws)
         await tab.until(lambda: tab.frames > 0, "the first tree")
         return tab
+
+    @classmethod
+    async def reopen(cls, url: str, cookie: str, *, query: str = "") -> Tab:
+        """:meth:`open`, tried again while refused (an instance draining answers 503 until the
+        balancer stops sending it connections), as a client reconnecting would."""
+        async with asyncio.timeout(WAIT):
+            while True:
+                try:
+                    return await cls.open(url, cookie, query=query)
+                except (InvalidStatus, OSError):
+                    await asyncio.sleep(0.05)
 
     @property
     def html(self) -> str:

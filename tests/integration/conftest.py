@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser, async_playwright, expect
 
 from livetemplate.backends.redis_clients import RedisClient, close_client, create_client, parse_url
 from tests.e2e.conftest import (
@@ -23,7 +23,7 @@ from tests.e2e.conftest import (
     _diagnose,
     pytest_runtest_makereport,  # noqa: F401  (logs of app instances on failure)
 )
-from tests.integration.instances import Balancer, Instances
+from tests.integration.instances import WAIT, Balancer, Instances
 from tests.integration.redis_servers import Cluster, SentinelSetup, Standalone, Topology, environment_ready, running
 from tests.support.engine_independent import engine  # noqa: F401  (nothing engine-specific: one run)
 
@@ -233,7 +233,9 @@ async def balancer() -> AsyncIterator[Callable[..., Awaitable[Balancer]]]:
 
 @pytest.fixture
 async def chromium() -> AsyncIterator[Browser]:
-    """Debian's headless Chromium (missing, it is a failure: CI installs it)."""
+    """Debian's headless Chromium (missing, it is a failure: CI installs it); assertions on
+    its pages wait as long as everything else does."""
+    expect.set_options(timeout=WAIT * 1000)
     executable = shutil.which("chromium")
     if executable is None:
         pytest.fail("the browser tests need Debian's Chromium on PATH ('chromium')", pytrace=False)

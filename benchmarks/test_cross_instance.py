@@ -163,6 +163,7 @@ async def measure(redis_port: int, log_dir: Path) -> dict[str, Any]:
         "cross-instance, first connection of each round": summary([min(r) for r in per_round(cross)]),
         "cross-instance, last connection of each round": summary([max(r) for r in per_round(cross)]),
         "same instance (A's connections)": summary(same),
+        "same instance, first connection of each round": summary([min(r) for r in per_round(same)]),
         "raw Redis PUBLISH -> redis-py receive": summary(floor),
     }
     for stat in ("p50_ms", "p95_ms"):

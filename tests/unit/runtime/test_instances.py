@@ -3,6 +3,7 @@ commit, a publish and a push made on one reach the tabs on the others."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Annotated, Any
 
@@ -204,3 +205,39 @@ async def test_a_message_delivered_twice_runs_once(cluster: Cluster) -> None:
         await cluster.broadcaster.publish("topic:news", envelope)  # a publish retried after a lost reply
         await until(there, "<p>a</p>")
         await there.expect_nothing()
+
+
+class Yielding(InProcessBroadcaster):
+    """Like redis-py, lets the event loop run other tasks before a message is on its way."""
+
+    def __init__(self, events: list[str]) -> None:
+        super().__init__()
+        self.events = events
+
+    async def publish(self, channel: str, message: bytes) -> None:
+        await asyncio.sleep(0)
+        self.events.append("sent")
+        await super().publish(channel, message)
+
+
+async def test_a_publish_leaves_for_the_other_instances_before_the_local_fan_out() -> None:
+    """Regression: the local subscribers' runs were started first and, while the message
+    waited for the broadcaster's connection, all ran: every other instance got it only after
+    this one's whole fan-out (a second with 1,000 subscribers)."""
+    events: list[str] = []
+
+    class Noting(Controller):
+        async def note(self, state: State, ctx: Context) -> State:  # type: ignore[override]
+            events.append("delivered")
+            state.note = ctx.get_str("text")
+            return state
+
+    app = livetemplate.mount(
+        Noting(), State(), template=TEMPLATE, broadcaster=Yielding(events), open_topics=True, secret_key="k"
+    )
+    async with LiveClient(app) as client:
+        tabs = [await tab(client, "/?topic=news") for _ in range(3)]
+        await app.publish("news", "note", {"text": "hi"})
+        for ws in tabs:
+            await until(ws, "<i>hi</i>")
+    assert events == ["sent", "delivered", "delivered", "delivered"]

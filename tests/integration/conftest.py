@@ -23,7 +23,7 @@ from tests.e2e.conftest import (
     _diagnose,
     pytest_runtest_makereport,  # noqa: F401  (logs of app instances on failure)
 )
-from tests.integration.instances import WAIT, Balancer, Instances
+from tests.integration.instances import WAIT, Balancer, Instances, Tab
 from tests.integration.redis_servers import Cluster, SentinelSetup, Standalone, Topology, environment_ready, running
 from tests.support.engine_independent import engine  # noqa: F401  (nothing engine-specific: one run)
 
@@ -198,9 +198,10 @@ async def proxy(standalone: Standalone) -> AsyncIterator[Proxy]:
 
 
 @pytest.fixture
-def launch(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Callable[..., Instances]]:
+async def launch(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Callable[..., Instances]]:
     """``launch("module:factory", **options)``: instances of that app (none started yet); all
-    are stopped after the test, and a failed test's report gets their logs."""
+    are stopped after the test, the WebSocket tabs the test left open closed, and a failed
+    test's report gets the instances' logs."""
     made: list[Instances] = []
 
     def make(target: str, **options: Any) -> Instances:
@@ -212,6 +213,8 @@ def launch(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Callable[
     try:
         yield make
     finally:
+        for tab in list(Tab.opened):
+            await tab.close()
         for site in made:
             site.stop()
 

@@ -22,7 +22,7 @@ import re
 import signal
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 from playwright.async_api import Browser, BrowserContext, Page
@@ -225,8 +225,12 @@ class Tab:
     """A WebSocket client of the page at ``url`` in the session of ``cookie``: applies every
     tree it receives, as the browser client does, and sends actions one at a time."""
 
+    #: Tabs not closed yet (the ``launch`` fixture closes them after a test, even a failed one).
+    opened: ClassVar[set[Tab]] = set()
+
     def __init__(self, ws: ClientConnection) -> None:
         self.ws = ws
+        Tab.opened.add(self)
         self.tree = ClientTree()
         self.frames = 0
         self.close_code: int | None = None
@@ -292,6 +296,7 @@ class Tab:
             raise AssertionError(f"timed out waiting for {what}; the page shows:\n{self.html}") from None
 
     async def close(self) -> None:
+        Tab.opened.discard(self)
         with contextlib.suppress(Exception):
             await self.ws.close()
         with contextlib.suppress(Exception):

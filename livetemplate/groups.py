@@ -72,8 +72,8 @@ class Groups:
         return len(self._groups)
 
     async def get(self, group_id: str) -> Group:
-        """The group, read from the store when this process does not hold it (or holds a
-        stale snapshot)."""
+        """The group, read from the store unless this process holds it with a view open
+        (whose channel brings the changes made elsewhere) and has heard of no missed change."""
         self._sweeper.start()
         group = self._groups.get(group_id)
         if group is None:
@@ -81,7 +81,9 @@ class Groups:
             group = self._groups.get(group_id)  # another task may have loaded it meanwhile
             if group is None:
                 group = self._groups[group_id] = Group(group_id, self.key(group_id), snapshot)
-        elif group.stale:
+        elif group.stale or (self.persisted and not self.in_use(group_id)):
+            # Without a view here the group's channel is not subscribed: nothing says when
+            # another instance changes it, so what this process holds may be old.
             await self.reload(group)
         group.touched = time.monotonic()
         return group
@@ -110,13 +112,16 @@ class Groups:
             logger.error("%s: the session starts afresh", exc)
             return None
 
-    async def commit(self, group: Group, data: bytes) -> Snapshot:
-        """Store ``data`` as the group's persisted fields if the store still holds our
-        version; raises :class:`~livetemplate.sessions.StaleVersion` when another instance
-        wrote first, :class:`~livetemplate.sessions.StoreUnavailable` on an outage."""
-        version = await self.store.save(group.key, data, version=group.version)
-        group.snapshot = Snapshot(data, version)
-        return group.snapshot
+    async def commit(self, group: Group, data: bytes, base: Snapshot | None) -> Snapshot:
+        """Store ``data`` as the group's persisted fields if the store still holds ``base``
+        (the snapshot the change was made on; None: nothing stored); raises
+        :class:`~livetemplate.sessions.StaleVersion` when another instance wrote since,
+        :class:`~livetemplate.sessions.StoreUnavailable` on an outage."""
+        version = await self.store.save(group.key, data, version=base.version if base is not None else 0)
+        snapshot = Snapshot(data, version)
+        if version > group.version:  # a newer commit may have been heard of while saving
+            group.snapshot = snapshot
+        return snapshot
 
     def replace(self, group_id: str, snapshot: Snapshot) -> Group | None:
         """Take a snapshot another instance committed, if it is newer than ours; returns

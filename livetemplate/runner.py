@@ -161,17 +161,20 @@ class Runner:
         group = run.group
         async with group.lock:
             for _ in range(self.max_attempts):
+                # The version this attempt runs on, and commits against: the group's snapshot
+                # may move on meanwhile (another instance's commit heard of), unseen by it.
+                read = group.snapshot
                 outcome, effects = await self._attempt(run)
                 if effects is None:
                     return outcome
                 persisted = self.spec.dump(outcome.state)
-                base = group.snapshot.data if group.snapshot is not None else self._initial
+                base = read.data if read is not None else self._initial
                 if persisted is not None and base is not None and persisted != base:
                     if not run.commit:
                         outcome.state = self.spec.load(outcome.state, base)
                     else:
                         try:
-                            outcome.committed = await self.groups.commit(group, persisted)
+                            outcome.committed = await self.groups.commit(group, persisted, read)
                         except StaleVersion:
                             await self.groups.reload(group)  # another instance was first: run again on its state
                             continue

@@ -8,12 +8,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
+from playwright.async_api import Browser, async_playwright, expect
 
 from livetemplate.backends.redis_clients import RedisClient, close_client, create_client, parse_url
+from tests.e2e.conftest import (
+    CHROMIUM_ARGS,
+    _diagnose,
+    pytest_runtest_makereport,  # noqa: F401  (logs of app instances on failure)
+)
+from tests.integration.instances import WAIT, Balancer, Instances, Tab
 from tests.integration.redis_servers import Cluster, SentinelSetup, Standalone, Topology, environment_ready, running
 
 TOPOLOGIES = ["standalone", "sentinel", "cluster"]
@@ -181,3 +191,59 @@ async def proxy(standalone: Standalone) -> AsyncIterator[Proxy]:
     await started.start()
     yield started
     await started.close()
+
+
+# -- app instances (uvicorn processes) ------------------------------------------------------
+
+
+@pytest.fixture
+async def launch(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Callable[..., Instances]]:
+    """``launch("module:factory", **options)``: instances of that app (none started yet); all
+    are stopped after the test, the WebSocket tabs the test left open closed, and a failed
+    test's report gets the instances' logs."""
+    made: list[Instances] = []
+
+    def make(target: str, **options: Any) -> Instances:
+        site = Instances(target, options, tmp_path)
+        made.append(site)
+        _diagnose(request, lambda: ("instance logs", site.logs()))
+        return site
+
+    try:
+        yield make
+    finally:
+        for tab in list(Tab.opened):
+            await tab.close()
+        for site in made:
+            site.stop()
+
+
+@pytest.fixture
+async def balancer() -> AsyncIterator[Callable[..., Awaitable[Balancer]]]:
+    """``await balancer(port, port, ...)``: a started :class:`Balancer`, closed after the test."""
+    made: list[Balancer] = []
+
+    async def make(*ports: int) -> Balancer:
+        started = await Balancer(*ports).start()
+        made.append(started)
+        return started
+
+    yield make
+    for started in made:
+        await started.close()
+
+
+@pytest.fixture
+async def chromium() -> AsyncIterator[Browser]:
+    """Debian's headless Chromium (missing, it is a failure: CI installs it); assertions on
+    its pages wait as long as everything else does."""
+    expect.set_options(timeout=WAIT * 1000)
+    executable = shutil.which("chromium")
+    if executable is None:
+        pytest.fail("the browser tests need Debian's Chromium on PATH ('chromium')", pytrace=False)
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            await browser.close()

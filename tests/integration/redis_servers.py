@@ -247,6 +247,13 @@ class SentinelSetup(Topology):
             host, port = client.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", MASTER_NAME)
         return host.decode(), int(port)
 
+    def wait_replicated(self) -> None:
+        """Wait until the replica has every write the master acknowledged (WAIT)."""
+        _, port = self.master_address()
+        with self.process_at(port).client() as client:
+            if client.execute_command("WAIT", 1, 5000) != 1:
+                raise TimeoutError("the replica did not acknowledge the master's writes")
+
     def process_at(self, port: int) -> RedisProcess:
         return next(process for process in (self.master, self.replica) if process.port == port)
 

@@ -3,6 +3,7 @@ commit, a publish and a push made on one reach the tabs on the others."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Annotated, Any
 
@@ -101,6 +102,26 @@ async def test_a_commit_on_one_instance_reaches_the_tabs_on_the_other(cluster: C
         assert snapshot is not None and snapshot.version == 2
 
 
+async def test_a_page_load_or_tab_on_an_instance_without_a_tab_of_the_group_reads_the_store(
+    cluster: Cluster,
+) -> None:
+    """Regression: an instance that had served the group (a POST, a tab since closed) kept its
+    snapshot with nothing to tell it of later commits elsewhere, and served it as current."""
+    one, two = cluster.apps
+    async with LiveClient(one, shutdown=False) as a, LiveClient(two, shutdown=False) as b:
+        await a.get("/")
+        b.http.cookies.update(a.http.cookies)
+        assert (await b.post_action("add", {"item": "b1"})).status_code == 200
+        assert (await a.post_action("add", {"item": "a1"})).status_code == 200
+        assert "<p>b1,a1</p>" in (await b.get("/")).text
+        there = await tab(b)
+        await there.close()
+        assert (await a.post_action("add", {"item": "a2"})).status_code == 200
+        again = await tab(b)
+        assert "<p>b1,a1,a2</p>" in again.html()
+        await again.close()
+
+
 async def test_a_publish_reaches_subscribers_on_every_instance(cluster: Cluster) -> None:
     one, two = cluster.apps
     async with LiveClient(one, shutdown=False) as a, LiveClient(two, shutdown=False) as b:
@@ -184,3 +205,39 @@ async def test_a_message_delivered_twice_runs_once(cluster: Cluster) -> None:
         await cluster.broadcaster.publish("topic:news", envelope)  # a publish retried after a lost reply
         await until(there, "<p>a</p>")
         await there.expect_nothing()
+
+
+class Yielding(InProcessBroadcaster):
+    """Like redis-py, lets the event loop run other tasks before a message is on its way."""
+
+    def __init__(self, events: list[str]) -> None:
+        super().__init__()
+        self.events = events
+
+    async def publish(self, channel: str, message: bytes) -> None:
+        await asyncio.sleep(0)
+        self.events.append("sent")
+        await super().publish(channel, message)
+
+
+async def test_a_publish_leaves_for_the_other_instances_before_the_local_fan_out() -> None:
+    """Regression: the local subscribers' runs were started first and, while the message
+    waited for the broadcaster's connection, all ran: every other instance got it only after
+    this one's whole fan-out (a second with 1,000 subscribers)."""
+    events: list[str] = []
+
+    class Noting(Controller):
+        async def note(self, state: State, ctx: Context) -> State:  # type: ignore[override]
+            events.append("delivered")
+            state.note = ctx.get_str("text")
+            return state
+
+    app = livetemplate.mount(
+        Noting(), State(), template=TEMPLATE, broadcaster=Yielding(events), open_topics=True, secret_key="k"
+    )
+    async with LiveClient(app) as client:
+        tabs = [await tab(client, "/?topic=news") for _ in range(3)]
+        await app.publish("news", "note", {"text": "hi"})
+        for ws in tabs:
+            await until(ws, "<i>hi</i>")
+    assert events == ["sent", "delivered", "delivered", "delivered"]

@@ -62,6 +62,7 @@ class Instance:
     def __init__(self, store: Any, controller: Controller | None = None) -> None:
         self.controller = controller or Controller()
         self.groups = Groups(store, "app", persisted=True, idle_timeout=60)
+        self.groups.in_use = lambda group_id: True  # a tab is open here: the snapshot held is current
         self.runner = Runner(
             Actions(self.controller),
             StateSpec(State()),
@@ -104,6 +105,28 @@ async def test_two_instances_adding_at_the_same_moment_keep_both_items() -> None
     one.controller.before_commit = meanwhile
     outcome = await one.add("mine")
     assert outcome.success and outcome.state.items == ["first", "theirs", "mine"]
+    await store.close()
+
+
+async def test_a_commit_heard_of_while_an_action_runs_is_not_overwritten() -> None:
+    """Regression: the other instance's commit reached this one (its envelope, or a reload)
+    while an action ran on the version before; the action then committed against the newer
+    version and overwrote that commit, which it had never seen."""
+    store = MemorySessionStore()
+    one, two = Instance(store), Instance(store)
+    await one.add("first")
+    await two.groups.get(GROUP)
+
+    async def meanwhile() -> None:
+        await two.add("theirs")
+        snapshot = await store.get("app:" + GROUP)
+        assert snapshot is not None
+        assert one.groups.replace(GROUP, snapshot) is not None  # the commit's envelope arrives
+
+    one.controller.before_commit = meanwhile
+    outcome = await one.add("mine")
+    assert outcome.success and outcome.state.items == ["first", "theirs", "mine"]
+    assert one.controller.runs == 3  # ran again on the version that holds "theirs"
     await store.close()
 
 

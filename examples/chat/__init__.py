@@ -1,0 +1,1 @@
+"""The chat example: rooms as topics, a member count per room, messages across instances."""

@@ -60,9 +60,16 @@ class _LintingCompiler(Compiler):
     def __init__(self, environment: jinja2.Environment, engine: Any, max_depth: int) -> None:
         super().__init__(environment, engine, max_depth)
         self._loops: list[nodes.For] = []
+        self._per_line: dict[tuple[str | None, int], int] = {}
+        #: which ``{% for %}`` of its line each loop is (0 for the first), in source order
+        self.ordinal: dict[int, int] = {}
         self.unkeyed: list[tuple[str | None, nodes.For]] = []
 
     def visit_For(self, node: nodes.For, builder: Any, frame: Any, scope: Any) -> None:
+        if id(node) not in self.ordinal:  # a macro's loop is compiled once per call
+            line = (self.template, node.lineno)
+            self.ordinal[id(node)] = self._per_line.get(line, 0)
+            self._per_line[line] = self.ordinal[id(node)] + 1
         self._loops.append(node)
         try:
             super().visit_For(node, builder, frame, scope)
@@ -116,15 +123,14 @@ def check_file(path: Path, environment: Environment | None = None, search_path: 
         compiler.compile(source, name, str(path))
     except TemplateError as exc:
         return [_error(exc, _error_code(exc.detail), path, name, source, jinja_env)]
-    except RecursionError:
-        return [Finding(shown, 1, 1, "error", "template", "includes or macros nest without end")]
     findings: dict[tuple[str, int, int], Finding] = {}
     for template, loop in compiler.unkeyed:
         if not _over_collection(loop.iter):
             continue
         where, text = _locate(template, name, path, source, jinja_env)
         line = loop.lineno
-        finding = Finding(where, line, _for_column(text, line), "warning", "unkeyed-loop", _unkeyed_message(loop))
+        column = _for_column(text, line, compiler.ordinal.get(id(loop), 0))
+        finding = Finding(where, line, column, "warning", "unkeyed-loop", _unkeyed_message(loop))
         findings.setdefault((finding.path, finding.line, finding.column), finding)
     return sorted(findings.values(), key=lambda f: (f.path, f.line, f.column))
 
@@ -174,12 +180,13 @@ def _first_column(source: str, line: int) -> int:
     return 1
 
 
-def _for_column(source: str, line: int) -> int:
+def _for_column(source: str, line: int, ordinal: int) -> int:
+    """The column of the ``ordinal``-th ``{% for`` on ``line``."""
     lines = source.splitlines()
     if 0 < line <= len(lines):
-        match = _FOR_TAG.search(lines[line - 1])
-        if match is not None:
-            return match.start() + 1
+        matches = list(_FOR_TAG.finditer(lines[line - 1]))
+        if ordinal < len(matches):
+            return matches[ordinal].start() + 1
     return _first_column(source, line)
 
 
@@ -363,6 +370,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         for finding in report.findings:
             print(finding)
+        sys.stdout.flush()
         print(_summary(report), file=sys.stderr)
     failed = report.errors or (args.strict and report.warnings)
     return 1 if failed else 0

@@ -205,7 +205,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_workers(config: uvicorn.Config, server: Server) -> None:
     sockets = [config.bind_socket()]
-    if "target" in inspect.signature(multiprocess.Multiprocess).parameters:  # older uvicorn: the target is ours
+    if "target" in inspect.signature(multiprocess.Multiprocess).parameters:  # pragma: no cover (older uvicorn)
         multiprocess.Multiprocess(config, target=server.run, sockets=sockets).run()  # type: ignore[call-arg]
         return
     # Newer uvicorn makes its workers' servers itself, from this module-level name.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from livetemplate.cli.capacity import (
     MB,
     Inputs,
     format_size,
+    format_table,
     measured_memory_per_connection,
     parse_size,
     plan,
@@ -207,3 +209,47 @@ def test_memory_per_connection_defaults_to_what_bench_measured(
     inputs = json.loads(capsys.readouterr().out)["inputs"]
     assert inputs["memory_per_connection"] == 12_345
     assert "measured by livetemplate bench" in inputs["memory_source"]
+
+
+def test_the_table_for_each_redis_setup() -> None:
+    cluster = format_table(plan(Inputs(connections=300_000, sessions=300_000, redis="cluster")))
+    assert "Redis  (cluster)" in cluster and "masters x (1 + 2 replicas)" in cluster
+    assert "its share of the data + 1 GB replication buffers" in cluster
+    assert "move to Redis Cluster          yes" in cluster
+    assert "LIVETEMPLATE_BACKEND=redis+cluster://" in cluster
+    standalone = format_table(plan(Inputs(connections=2_000, redis="standalone", new_sessions_per_hour=500)))
+    assert "one server" in standalone and "500 new per hour x 24 h TTL" in standalone
+    assert "12,000" in standalone  # 500 an hour for 24 hours
+    sentinel = format_table(plan(Inputs(connections=20_000, sessions=5_000, other_monthly=10)))
+    assert re.search(r"stored sessions +5,000 +given", sentinel)
+    assert "Sentinel beside each" in sentinel and "other" in sentinel
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"instance_ram": 0}, "instance ram must be positive"),
+        ({"spike": -0.1}, "spike must not be negative"),
+        ({"max_connections_per_instance": 0}, "at least 1"),
+    ],
+)
+def test_inputs_are_checked(change: dict[str, float], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        Inputs(connections=10, **change)  # type: ignore[arg-type]
+
+
+def test_percentages_and_limits_on_the_command_line(capsys: pytest.CaptureFixture[str]) -> None:
+    for bad in (["--spike", "lots"], ["--max-connections-per-instance", "-1"]):
+        with pytest.raises(SystemExit):
+            main(["capacity", "100", *bad])
+    err = capsys.readouterr().err
+    assert "not a percentage: 'lots'" in err and "must be 0 (no limit) or more" in err
+    assert main(["capacity", "100", "--spike", "0.2", "--max-memory-use", "75", "--format", "json"]) == 0
+    inputs = json.loads(capsys.readouterr().out)["inputs"]
+    assert (inputs["spike"], inputs["max_memory_use"]) == (0.2, 0.75)
+
+
+def test_a_useless_measurement_is_ignored(tmp_path: Path) -> None:
+    results = tmp_path / "load.json"
+    results.write_text(json.dumps({"memory_per_connection_bytes": 0}))
+    assert measured_memory_per_connection({"LIVETEMPLATE_BENCH_RESULTS": str(results)}) is None

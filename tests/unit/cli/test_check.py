@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import textwrap
 from pathlib import Path
 
@@ -166,3 +167,59 @@ def test_progress_over_many_files(tmp_path: Path) -> None:
 
 def test_finding_is_one_line() -> None:
     assert str(Finding("a.html", 3, 7, "warning", "unkeyed-loop", "m")) == "a.html:3:7: warning: m"
+
+
+def test_several_loops_on_one_line_each_get_their_column(tmp_path: Path) -> None:
+    line = (
+        '{% for x in "abc" %}{{ x }}{% endfor %}{% for x in {"a": 1} %}<b>{{ x }}</b>{% endfor %}'
+        '{% for x in ["b", "a"]|sort %}<b>{{ x }}</b>{% endfor %}'
+        "{% for x in rows['k'] %}<i>{{ x }}</i>{% endfor %}{% for x in rows|reverse %}<i>{{ x }}</i>{% endfor %}"
+        "{% for x in (a or b) %}<i>{{ x }}</i>{% endfor %}{% for a, b in pairs %}<i>{{ a }}</i>{% endfor %}"
+    )
+    path = write(tmp_path, "line.html", line + "\n")
+    findings = check_file(path)
+    starts = [m.start() + 1 for m in re.finditer(r"\{% for", line)]
+    assert [f.column for f in findings] == starts[3:]  # literals are fine; the four others warn
+    assert [f.message.split(" without")[0] for f in findings] == [
+        "loop over rows['k']",
+        "loop over rows|reverse",
+        "loop over a collection",
+        "loop over pairs",
+    ]
+    assert 'data-key="{{ item.id }}"' in findings[-1].message  # a tuple target: no name to suggest
+
+
+def test_super_misused_is_unsupported(tmp_path: Path) -> None:
+    write(tmp_path, "base.html", "<p>{% block a %}{% endblock %}</p>")
+    child = write(tmp_path, "child.html", '{% extends "base.html" %}{% block a %}{{ super }}{% endblock %}')
+    [finding] = check_file(child)
+    assert finding.code == "unsupported" and "super()" in finding.message
+
+
+def test_a_file_outside_the_search_path_keeps_its_name(tmp_path: Path) -> None:
+    elsewhere = write(tmp_path, "elsewhere/page.html", "<p>{{ x|nope }}</p>")
+    [finding] = check_file(elsewhere, search_path=[tmp_path / "templates"])
+    assert finding.path == str(elsewhere) and finding.code == "unknown-filter"
+
+
+def test_environment_objects_from_a_module(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write(
+        tmp_path,
+        "myfilters.py",
+        """
+        from livetemplate import Environment, Template
+
+        environment = Environment(filters={"shout": str.upper})
+        template = Template("<p>{{ x|shout }}</p>", environment=environment)
+        """,
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    page = write(tmp_path, "page.html", "<p>{{ name|shout }}</p>")
+    for target in ("myfilters:environment", "myfilters:template"):
+        assert main(["check", "--environment", target, str(page)]) == 0
+    bad = write(tmp_path, "bad.html", "{{ a|nope }}{{ b|nope }}")
+    plain = write(tmp_path, "plain.html", "<p>{{ a }}</p>")
+    assert main(["check", str(bad), str(plain)]) == 1
+    assert "2 templates checked: 1 error" in capsys.readouterr().err

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 from collections.abc import Iterator
 
 import msgspec
@@ -13,7 +14,7 @@ import uvicorn
 
 import livetemplate
 from livetemplate.cli import parser
-from livetemplate.cli.serve import RELOAD_INCLUDES, _DrainingProcess, build_config, worker_warnings
+from livetemplate.cli.serve import RELOAD_INCLUDES, _DrainingProcess, _metrics_directory, build_config, worker_warnings
 from livetemplate.server import Server, find_live_app
 
 TEMPLATE = "<p>{{ n }}</p>"
@@ -119,3 +120,64 @@ def test_conflicting_options_are_refused() -> None:
         main(["serve", "examples.counter.app:app", "--workers", "0"])
     with pytest.raises(SystemExit, match="cannot load no_such_module:app"):
         main(["serve", "no_such_module:app"])
+
+
+@pytest.fixture
+def taken_port() -> Iterator[int]:
+    """A port something else listens on: the server cannot bind it and stops after startup."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield sock.getsockname()[1]
+
+
+def test_a_port_in_use_stops_the_server(taken_port: int) -> None:
+    from livetemplate.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(
+            [
+                "serve",
+                "examples.todos.app:create_app",
+                "--factory",
+                "--port",
+                str(taken_port),
+                "--log-level",
+                "critical",
+            ]
+        )
+    assert exit_info.value.code == 3  # uvicorn's startup failure
+
+
+def test_an_app_that_is_not_a_live_app_is_served_with_the_defaults(
+    taken_port: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from livetemplate.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["serve", "examples.todos.app:Todos", "--port", str(taken_port), "--log-level", "critical"])
+    assert "examples.todos.app:Todos is not a mounted LiveTemplate app" in capsys.readouterr().err
+
+
+def test_workers_get_a_metrics_directory(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    _metrics_directory()
+    made = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    assert os.path.isdir(made) and "livetemplate-metrics-" in made
+    _metrics_directory()  # set already: kept
+    assert os.environ["PROMETHEUS_MULTIPROC_DIR"] == made
+
+
+# uvicorn's Config.bind_socket exits on a taken port without closing the socket it made
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_workers_and_reload_start_their_supervisors(taken_port: int, capsys: pytest.CaptureFixture[str]) -> None:
+    """Both bind the socket first (and stop here: the port is taken), after their warnings."""
+    from livetemplate.cli import main
+
+    for extra in (["--workers", "2"], ["--reload"]):
+        with pytest.raises(SystemExit):
+            main(["serve", "examples.todos.app:create_app", "--factory", "--port", str(taken_port), *extra])
+    assert "warning: --workers 2 with the in-memory session store" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["serve", "no_such_module:app", "--reload", "--port", str(taken_port)])
+    assert "no_such_module:app does not load yet" in capsys.readouterr().err

@@ -63,8 +63,8 @@ $(PURE_DEPS): pyproject.toml setup.py
 test-pure: $(CLIENT) $(PURE_DEPS)
 	LIVETEMPLATE_NO_EXTENSIONS=1 $(PURE) -m pip install --quiet --no-deps --no-build-isolation --force-reinstall .
 	rm -rf $(PURE_TESTS) && mkdir -p $(PURE_TESTS)
-	cp -r tests examples pyproject.toml $(PURE_TESTS)/ && ln -s $(CURDIR)/node_modules $(PURE_TESTS)/node_modules
-	cd $(PURE_TESTS) && LIVETEMPLATE_NO_EXTENSIONS=1 $(CURDIR)/$(PURE) -m pytest tests/unit -q -p no:cacheprovider \
+	cp -r tests examples deploy pyproject.toml $(PURE_TESTS)/ && ln -s $(CURDIR)/node_modules $(PURE_TESTS)/node_modules
+	cd $(PURE_TESTS) && LIVETEMPLATE_NO_EXTENSIONS=1 $(CURDIR)/$(PURE) -m pytest tests/unit tests/integration -q -p no:cacheprovider \
 		--cov=livetemplate --cov-report=term-missing:skip-covered
 
 bench: build

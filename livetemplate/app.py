@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
+import gc
+import os
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -24,6 +25,9 @@ from .broadcast import Broadcaster
 from .controller import Actions
 from .groups import Groups
 from .hub import Hub, Session
+from .ops.health import CONTENT_TYPE as HEALTH_CONTENT_TYPE
+from .ops.health import Check, HealthChecks
+from .ops.logs import FORMAT_ENV, LEVEL_ENV, configure_logging, get_logger
 from .ops.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .ops.metrics import Metrics
 from .options import Options
@@ -43,7 +47,7 @@ from .wire import ASSET_PREFIX, WEBSOCKET_HEADER
 
 __all__ = ["LiveApp", "Route", "mount"]
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 #: Extensions of template files, to tell a path from a template source.
 _TEMPLATE_SUFFIXES = (".html", ".htm", ".jinja", ".jinja2", ".j2", ".tmpl", ".tpl")
@@ -56,7 +60,11 @@ def mount(controller: Any, state: Any, *, template: Template | str | Path, **opt
     """An ASGI app serving ``template`` for ``state``, with ``controller``'s methods as
     actions. ``template`` is a :class:`Template`, a path to a template file, or source.
     ``state`` (a ``msgspec.Struct`` or dataclass) is the initial state of every session.
-    Options are keyword arguments (see :class:`~livetemplate.Options`); unknown ones raise."""
+    Options are keyword arguments (see :class:`~livetemplate.Options`); unknown ones raise.
+    ``LIVETEMPLATE_LOG_LEVEL`` / ``LIVETEMPLATE_LOG_FORMAT`` in the environment configure
+    the library's logging."""
+    if os.environ.get(LEVEL_ENV) or os.environ.get(FORMAT_ENV):
+        configure_logging()
     return LiveApp(controller, state, _template(template), Options.from_keywords(options))
 
 
@@ -107,6 +115,11 @@ class LiveApp:
             self.store, self.namespace, persisted=bool(spec.persisted), idle_timeout=options.group_idle_timeout
         )
         self.metrics.watch(self.metrics.groups_active, lambda: len(self.groups))
+        self.metrics.connections_max.set(options.max_connections or 0)
+        store = self.store
+        if hasattr(store, "degraded"):  # a store that can fall back to memory (Redis)
+            self.metrics.watch(self.metrics.session_store_fallback, lambda: float(store.degraded))
+        self._loop_lag = self.metrics.loop_lag_monitor()
         self.hub = Hub(
             self.groups,
             self.broadcaster,
@@ -142,8 +155,19 @@ class LiveApp:
             Route("/", self._page),
             Route(ASSET_PREFIX, self._asset, prefix=True),
         ]
+        self.health = HealthChecks(
+            connections=lambda: len(self.runtime.connections),
+            groups=lambda: len(self.groups),
+            registry=self.metrics.registry,
+        )
+        self.health.register_backends(self.store, self.broadcaster)
         if options.metrics_enabled:
             self.routes.append(Route(options.metrics_path, self._metrics))
+        if options.health_path is not None:
+            base = options.health_path.rstrip("/")
+            for path, answer in ((f"{base}/live", self.health.live), (f"{base}/ready", self.health.ready)):
+                self.routes.append(Route(path, _probe(answer)))
+            self.routes.append(Route(base or "/", _probe(self.health.report)))
         if isinstance(self.store, MemorySessionStore):
             prefix = self.namespace + ":"
             self.store.keepers.append(lambda key: key.startswith(prefix) and self.hub.serves(key[len(prefix) :]))
@@ -153,6 +177,8 @@ class LiveApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
+        if not self._shut:
+            self._loop_lag.start()
         if kind == "http":
             await self._http(scope, receive, send)
         elif kind == "websocket":
@@ -181,6 +207,11 @@ class LiveApp:
     async def _asset(self, request: Request, method: str, receive: Receive, respond: Responder) -> None:
         await serve_asset(request.relative_path[len(ASSET_PREFIX) :], method, respond)
 
+    def register_check(self, name: str, check: Check, *, timeout: float = 1.0) -> None:
+        """Add a readiness check (an async callable raising on failure, returning None or a
+        mapping of figures for ``/health``), run under ``timeout`` seconds."""
+        self.health.register_check(name, check, timeout=timeout)
+
     async def _metrics(self, request: Request, method: str, receive: Receive, respond: Responder) -> None:
         if method not in ("GET", "HEAD"):
             await respond(405, b"Method Not Allowed", "text/plain", allow="GET, HEAD")
@@ -192,6 +223,10 @@ class LiveApp:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                # PERF: the program (modules, compiled templates) lives as long as the process:
+                # moved out of the cyclic collector's reach, full collections stay short
+                gc.collect()
+                gc.freeze()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.shutdown()
@@ -220,6 +255,7 @@ class LiveApp:
         if self.runtime.closing:
             return
         self.runtime.closing = True
+        self.health.draining = True
         deadline = time.monotonic() + self.options.shutdown_timeout
         connections = list(self.runtime.connections)
         with contextlib.suppress(TimeoutError):
@@ -235,6 +271,7 @@ class LiveApp:
             return
         self._shut = True
         await self.drain()
+        await self._loop_lag.stop()
         await self.hub.close()
         await self.groups.close()
         await self.store.close()
@@ -242,6 +279,19 @@ class LiveApp:
 
     def __repr__(self) -> str:
         return f"<LiveApp {self.namespace}>"
+
+
+def _probe(answer: Callable[[], Awaitable[tuple[int, bytes]]]) -> Endpoint:
+    """An endpoint answering GET and HEAD with a health answer."""
+
+    async def probe(request: Request, method: str, receive: Receive, respond: Responder) -> None:
+        if method not in ("GET", "HEAD"):
+            await respond(405, b"Method Not Allowed", "text/plain", allow="GET, HEAD")
+            return
+        status, body = await answer()
+        await respond(status, body if method == "GET" else b"", HEALTH_CONTENT_TYPE, cache_control="no-store")
+
+    return probe
 
 
 def _left(deadline: float) -> float:

@@ -11,16 +11,16 @@ other; when another instance changed a group, :meth:`Groups.replace` takes the n
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import Callable
 
+from .ops.logs import get_logger
 from .periodic import Periodic
 from .sessions import CorruptSnapshot, SessionStore, Snapshot
 
 __all__ = ["Group", "Groups"]
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 
 class Group:

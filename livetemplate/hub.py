@@ -14,7 +14,6 @@ import asyncio
 import collections
 import functools
 import itertools
-import logging
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from typing import Any
 
@@ -25,6 +24,7 @@ from .broadcast import Broadcaster, ResubscribeHook
 from .context import Context, check_topic
 from .errors import NotAvailable, TopicForbidden
 from .groups import Groups
+from .ops.logs import get_logger
 from .ops.metrics import Metrics
 from .runner import Outcome, defer
 from .session import LiveView
@@ -33,7 +33,7 @@ from .wire import GROUP_CHANNEL, RESERVED_TOPICS, TOPIC_CHANNEL
 
 __all__ = ["Envelope", "Hub", "Session"]
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 TopicAcl = Callable[[str, Context], bool]
 

@@ -15,14 +15,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 
+from .ops.logs import get_logger
+
 __all__ = ["Outbox"]
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 Write = Callable[[bytes], Awaitable[None]]
 

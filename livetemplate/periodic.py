@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import Callable
+
+from .ops.logs import get_logger
 
 __all__ = ["Periodic"]
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 
 class Periodic:

@@ -7,13 +7,13 @@ error is logged once, answered with one message, and resets the client's view.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Mapping
 from typing import Any
 
 from .errors import TemplateError
 from .helpers import Helpers
+from .ops.logs import get_logger
 from .ops.metrics import Metrics
 from .page import LiveRegion, live_region
 from .template import Renderer, Template, encode_frame
@@ -21,7 +21,7 @@ from .wire import STATICS, error_meta
 
 __all__ = ["Pipeline", "RenderFailed", "error_frame", "split_range_ops"]
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 
 class RenderFailed(Exception):

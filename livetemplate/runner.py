@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import logging
 import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from .context import Context, Effects, Exchange, Publish, SessionHandle, TopicPo
 from .controller import Actions, Call
 from .errors import FieldError, NotAvailable, TopicForbidden
 from .groups import Group, Groups
+from .ops.logs import fingerprint, get_logger
 from .ops.metrics import Metrics
 from .sessions import Snapshot, StaleVersion, StoreUnavailable
 from .state import StateSpec
@@ -29,7 +29,7 @@ from .wire import GENERAL_ERROR, MAX_ACTION_NAME
 
 __all__ = ["Outcome", "Runner", "defer"]
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 #: A push requested while an action runs, carried out once it has committed.
 Deferred = Callable[[], Coroutine[Any, Any, None]]
@@ -70,6 +70,29 @@ class Outcome:
     publishes: list[Publish] = field(default_factory=list)
     deferred: list[Deferred] = field(default_factory=list)
     forbidden: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class _Run:
+    """What one call of :meth:`Runner.run` was asked to do."""
+
+    group: Group
+    exchange: Exchange
+    state: Any
+    hooks: tuple[str, ...]
+    action: str | None
+    data: dict[str, Any]
+    query: dict[str, str]
+    commit: bool
+
+    @property
+    def where(self) -> str:
+        """What runs, for log lines."""
+        return f"action {self.action[:MAX_ACTION_NAME]!r}" if self.action is not None else "+".join(self.hooks)
+
+    def failed(self, errors: dict[str, str]) -> Outcome:
+        """Nothing changes: the state stays as it was."""
+        return Outcome(False, errors, self.state)
 
 
 class Runner:
@@ -125,38 +148,26 @@ class Runner:
         """Run ``hooks`` (``mount``, ``on_connect``, ...), then ``action``, on a copy of
         ``state``. With ``commit=False`` changes to the persisted fields are dropped (a
         pushed action changes them once, in its first run)."""
-        query = dict(query or {})
-        data = dict(data or {})
-        where = f"action {action[:MAX_ACTION_NAME]!r}" if action is not None else "+".join(hooks)
+        run = _Run(group, exchange, state, tuple(hooks), action, dict(data or {}), dict(query or {}), commit)
         started = time.perf_counter()
         try:
-            return await self._run(group, exchange, state, hooks, action, data, query, commit, where)
+            return await self._run(run)
         finally:
             if action is not None:
                 self.metrics.actions_processed.inc()
                 self.metrics.action_duration.observe(time.perf_counter() - started)
 
-    async def _run(
-        self,
-        group: Group,
-        exchange: Exchange,
-        state: Any,
-        hooks: Sequence[str],
-        action: str | None,
-        data: dict[str, Any],
-        query: dict[str, str],
-        commit: bool,
-        where: str,
-    ) -> Outcome:
+    async def _run(self, run: _Run) -> Outcome:
+        group = run.group
         async with group.lock:
             for _ in range(self.max_attempts):
-                outcome, effects = await self._attempt(group, exchange, state, hooks, action, data, query, where)
+                outcome, effects = await self._attempt(run)
                 if effects is None:
                     return outcome
                 persisted = self.spec.dump(outcome.state)
                 base = group.snapshot.data if group.snapshot is not None else self._initial
                 if persisted is not None and base is not None and persisted != base:
-                    if not commit:
+                    if not run.commit:
                         outcome.state = self.spec.load(outcome.state, base)
                     else:
                         try:
@@ -165,58 +176,52 @@ class Runner:
                             await self.groups.reload(group)  # another instance was first: run again on its state
                             continue
                         except StoreUnavailable as exc:
-                            logger.error("%s: the session store is unavailable: %s", where, exc)
+                            logger.error("%s: the session store is unavailable: %s", run.where, exc)
                             self.metrics.session_store_errors.labels("save").inc()
-                            return Outcome(False, {GENERAL_ERROR: "Your change could not be saved; try again."}, state)
-                effects.apply(exchange)
+                            return run.failed({GENERAL_ERROR: "Your change could not be saved; try again."})
+                effects.apply(run.exchange)
                 return outcome
-        logger.warning("%s: gave up after %d conflicting changes of group %s", where, self.max_attempts, group.id)
-        return Outcome(False, {GENERAL_ERROR: "The page changed meanwhile; please try again."}, state)
+        logger.warning(
+            "%s: gave up after %d conflicting changes of group %s", run.where, self.max_attempts, fingerprint(group.id)
+        )
+        return run.failed({GENERAL_ERROR: "The page changed meanwhile; please try again."})
 
-    async def _attempt(
-        self,
-        group: Group,
-        exchange: Exchange,
-        state: Any,
-        hooks: Sequence[str],
-        action: str | None,
-        data: dict[str, Any],
-        query: dict[str, str],
-        where: str,
-    ) -> tuple[Outcome, Effects | None]:
+    async def _attempt(self, run: _Run) -> tuple[Outcome, Effects | None]:
         """One run of the hooks and the action; the effects are None when it failed."""
-        working = self.take_snapshot(self.spec.clone(state), group)
-        effects = Effects(flash=dict(exchange.flash))
+        working = self.take_snapshot(self.spec.clone(run.state), run.group)
+        effects = Effects(flash=dict(run.exchange.flash))
         pending = _Pending()
         token = _pending.set(pending)
         try:
-            for hook in hooks:
+            for hook in run.hooks:
                 method = self.actions.hook(hook)
                 if method is not None:
-                    ctx = self._context(group, exchange, effects, "", query, query)
+                    ctx = self._context(run, effects, "", run.query)
                     working = self._result(await self._call(method, working, ctx, hook), working, hook)
-            if action is not None:
-                method = self.actions.find(action)
+            if run.action is not None:
+                method = self.actions.find(run.action)
                 if method is None:
                     self.metrics.errors.labels("unknown_action").inc()
-                    return Outcome(False, {GENERAL_ERROR: f"unknown action {action[:MAX_ACTION_NAME]!r}"}, state), None
-                ctx = self._context(group, exchange, effects, action, data, query)
-                working = self._result(await self._call(method, working, ctx, where), working, where)
+                    return run.failed({GENERAL_ERROR: f"unknown action {run.action[:MAX_ACTION_NAME]!r}"}), None
+                ctx = self._context(run, effects, run.action, run.data)
+                working = self._result(await self._call(method, working, ctx, run.where), working, run.where)
         except FieldError as exc:
-            return Outcome(False, exc.errors, state), None
+            return run.failed(exc.errors), None
         except TopicForbidden as exc:
-            return Outcome(False, {GENERAL_ERROR: str(exc)}, state, forbidden=[exc.topic]), None
+            failed = run.failed({GENERAL_ERROR: str(exc)})
+            failed.forbidden.append(exc.topic)
+            return failed, None
         except NotAvailable as exc:
-            logger.warning("%s: %s", where, exc)
-            return Outcome(False, {GENERAL_ERROR: str(exc)}, state), None
+            logger.warning("%s: %s", run.where, exc)
+            return run.failed({GENERAL_ERROR: str(exc)}), None
         except (Exception, SystemExit, asyncio.CancelledError) as exc:
             task = asyncio.current_task()
             if isinstance(exc, asyncio.CancelledError) and task is not None and task.cancelling():
                 raise  # this task is being cancelled (a shutdown), not failing
-            logger.exception("%s failed%s", where, _hint(exc))
+            logger.exception("%s failed%s", run.where, _hint(exc))
             self.metrics.errors.labels("action").inc()
             detail = f"{type(exc).__name__}: {exc}" if self.dev_mode else "Something went wrong."
-            return Outcome(False, {GENERAL_ERROR: detail}, state), None
+            return run.failed({GENERAL_ERROR: detail}), None
         finally:
             pending.open = False
             _pending.reset(token)
@@ -230,23 +235,15 @@ class Runner:
             self.metrics.errors.labels("slow_action").inc()
         return result
 
-    def _context(
-        self,
-        group: Group,
-        exchange: Exchange,
-        effects: Effects,
-        action: str,
-        data: Mapping[str, Any],
-        query: Mapping[str, str],
-    ) -> Context:
+    def _context(self, run: _Run, effects: Effects, action: str, data: Mapping[str, Any]) -> Context:
         return Context(
-            exchange,
+            run.exchange,
             effects,
-            group_id=group.id,
+            group_id=run.group.id,
             action=action,
             data=data,
-            query=query,
-            session=self.sessions(group.id),
+            query=run.query,
+            session=self.sessions(run.group.id),
             topic_policy=self.topic_policy,
         )
 

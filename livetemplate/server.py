@@ -16,6 +16,7 @@ from typing import Any
 import uvicorn
 
 from .app import LiveApp
+from .ops.logs import configure_logging
 from .options import Options
 
 __all__ = ["Server", "find_live_app", "recommended_settings", "run", "uvicorn_config"]
@@ -73,5 +74,7 @@ def find_live_app(app: Any) -> LiveApp | None:
 
 
 def run(app: LiveApp, *, host: str = "127.0.0.1", port: int = 8000, **overrides: Any) -> None:
-    """Serve ``app`` until interrupted (SIGINT/SIGTERM drain it, then shut it down)."""
+    """Serve ``app`` until interrupted (SIGINT/SIGTERM drain it, then shut it down). The
+    library's logging is configured from ``LIVETEMPLATE_LOG_LEVEL`` / ``..._FORMAT``."""
+    configure_logging()
     Server(uvicorn_config(app, host=host, port=port, **overrides), app).run()

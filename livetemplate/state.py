@@ -8,14 +8,15 @@ read back from a shared store is validated, never unpickled.
 from __future__ import annotations
 
 import dataclasses
-import logging
 from typing import Annotated, Any, Generic, TypeVar, get_args, get_origin, get_type_hints
 
 import msgspec
 
+from .ops.logs import get_logger
+
 __all__ = ["Persist", "StateSpec"]
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 S = TypeVar("S")
 

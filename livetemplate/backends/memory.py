@@ -5,19 +5,19 @@ They are the defaults of a single instance (tier 1) and the test doubles of the 
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
 from urllib.parse import parse_qsl, urlsplit
 
 from ..broadcast import Handler
+from ..ops.logs import get_logger
 from ..periodic import Periodic
 from ..sessions import Snapshot, StaleVersion
 from . import Backend
 
 __all__ = ["InProcessBroadcaster", "MemorySessionStore", "from_url"]
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 
 class MemorySessionStore:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
-import logging
 import os
 from datetime import timedelta
 from typing import Any
@@ -25,6 +24,7 @@ from typing import Any
 from redis import exceptions as redis_errors
 from redis.commands.core import AsyncScript
 
+from ..ops.logs import get_logger
 from ..sessions import CorruptSnapshot, Snapshot, StaleVersion, StoreUnavailable
 from . import Backend
 from .memory import MemorySessionStore
@@ -39,7 +39,7 @@ __all__ = [
     "from_url",
 ]
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 #: The format tag of a stored snapshot.
 FORMAT = b"LT1"

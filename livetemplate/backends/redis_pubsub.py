@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
 from collections.abc import Awaitable
 from typing import Any, cast
@@ -33,11 +32,12 @@ from redis.asyncio.client import PubSub
 from redis.asyncio.connection import AbstractConnection
 
 from ..broadcast import BroadcastUnavailable, Handler, ResubscribeHook
+from ..ops.logs import get_logger
 from .redis_clients import RedisClient, close_client, describe, require_bytes
 
 __all__ = ["BroadcastUnavailable", "RedisBroadcaster", "ResubscribeHook"]
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 #: Called with the channels (without prefix) of a subscriber connection that came back after
 #: an outage: messages on them may have been missed.

@@ -17,6 +17,7 @@ import atexit
 import inspect
 import os
 import shutil
+import socket
 import sys
 import tempfile
 from typing import Any
@@ -25,6 +26,8 @@ import uvicorn
 from uvicorn.supervisors import ChangeReload, multiprocess
 
 from ..backends.memory import MemorySessionStore
+from ..ops.logs import LEVEL_ENV as LOG_LEVEL_VARIABLE
+from ..ops.logs import configure_logging
 from ..options import Options
 from ..server import Server, find_live_app, recommended_settings
 from ._help import HelpFormatter
@@ -41,13 +44,23 @@ RELOAD_INCLUDES = ["*.py", *(f"*{suffix}" for suffix in TEMPLATE_SUFFIXES)]
 STARTUP_FAILURE = 3  # uvicorn's exit status when the server did not start
 
 
+class _Server(Server):
+    """The draining server, configuring the library's logging in its own process (the server
+    process itself, each reloaded one, every worker) from ``LIVETEMPLATE_LOG_LEVEL`` and
+    ``LIVETEMPLATE_LOG_FORMAT``."""
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        configure_logging()
+        await super().startup(sockets)
+
+
 class _DrainingProcess(multiprocess.Process):
     """A worker of ``uvicorn --workers`` that runs :class:`livetemplate.server.Server`."""
 
     @property
     def server(self) -> uvicorn.Server:
         if self._server is None:
-            self._server = Server(self.config)
+            self._server = _Server(self.config)
         return self._server
 
 
@@ -89,7 +102,11 @@ def add_parser(commands: Any) -> None:
         default=int(os.environ.get("WEB_CONCURRENCY", "1")),
         help="worker processes ($WEB_CONCURRENCY); more than one needs Redis for sessions (see below)",
     )
-    parser.add_argument("--log-level", choices=LOG_LEVELS, default="info", help="uvicorn's log level")
+    parser.add_argument(
+        "--log-level",
+        choices=LOG_LEVELS,
+        help="uvicorn's log level and the library's [default: info, the library's from $LIVETEMPLATE_LOG_LEVEL]",
+    )
     parser.add_argument(
         "--proxy-headers",
         action=argparse.BooleanOptionalAction,
@@ -119,7 +136,7 @@ def build_config(args: argparse.Namespace, app: Any) -> uvicorn.Config:
     settings.update(
         host=args.host,
         port=args.port,
-        log_level=args.log_level,
+        log_level=args.log_level or "info",
         root_path=args.root_path,
         forwarded_allow_ips=args.forwarded_allow_ips,
     )
@@ -174,6 +191,8 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit("livetemplate serve: error: --reload and --workers exclude each other")
     if args.workers < 1:
         raise SystemExit("livetemplate serve: error: --workers must be at least 1")
+    if args.log_level is not None:  # the library logs at this level too, in every process
+        os.environ[LOG_LEVEL_VARIABLE] = "debug" if args.log_level == "trace" else args.log_level
     sys.path.insert(0, os.path.abspath(args.app_dir))
     try:
         app = _load(args)
@@ -191,7 +210,7 @@ def run(args: argparse.Namespace) -> int:
     for warning in worker_warnings(app, args.workers):
         print(f"livetemplate serve: warning: {warning}", file=sys.stderr)
     config = build_config(args, app)
-    server = Server(config)
+    server = _Server(config)
     if config.should_reload:
         ChangeReload(config, target=server.run, sockets=[config.bind_socket()]).run()
         return 0

@@ -10,10 +10,13 @@ aggregates every worker (gauges are summed; the per-process callback gauges are 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
+
+from ..periodic import Periodic
 
 __all__ = ["CONTENT_TYPE", "Metrics"]
 
@@ -86,12 +89,32 @@ class Metrics:
             registry=r,
             multiprocess_mode="max",
         )
+        self.connections_max = Gauge(
+            "livetemplate_connections_max",
+            "The connection limit (max_connections; 0: none)",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        if not _multiprocess():  # process_resident_memory_bytes and friends (the memory alert)
+            ProcessCollector(registry=r)
         self.event_loop_lag = Gauge(
             "livetemplate_event_loop_lag_seconds",
             "How late the event loop ran a timer, last measured",
             registry=r,
             multiprocess_mode="max",
         )
+
+    def loop_lag_monitor(self, interval: float = 1.0) -> Periodic:
+        """A job that measures how late the event loop wakes a timer (a callback hogging the
+        loop shows here) into ``livetemplate_event_loop_lag_seconds``; start it in a loop."""
+        last = [time.monotonic()]
+
+        def tick() -> None:
+            now = time.monotonic()
+            self.event_loop_lag.set(max(0.0, now - last[0] - interval))
+            last[0] = now
+
+        return Periodic(tick, interval)
 
     def watch(self, gauge: Gauge, value: Callable[[], float]) -> None:
         """Let ``gauge`` read ``value`` when scraped (not in multiprocess mode, where each

@@ -5,13 +5,13 @@ GET for the initial tree, JSON POSTs for actions) and plain form posts without J
 from __future__ import annotations
 
 import json
-import logging
 import secrets
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote
 
 from ..context import Exchange
+from ..ops.logs import get_logger
 from ..page import wrap
 from ..rendering import RenderFailed, error_frame
 from ..request import Request, cookie_header, origin_allowed
@@ -36,7 +36,7 @@ from .response import Responder
 
 __all__ = ["HttpExchange", "serve_page"]
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 
 class HttpExchange(Exchange):

@@ -4,9 +4,9 @@ messages read in order, rate-limited, and its frames written through its outbox.
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 
+from ..ops.logs import get_logger
 from ..outbox import Outbox
 from ..rendering import error_frame
 from ..request import Request, origin_allowed
@@ -19,7 +19,7 @@ from ..wire import PING, RATE_LIMIT_ERROR, MalformedMessage, decode_incoming, me
 
 __all__ = ["WebSocketConnection"]
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 #: Close codes (RFC 6455): policy violation (also refusing the handshake), message too big,
 #: service restart (the server is shutting down), try again later (a backend is down).

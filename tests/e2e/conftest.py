@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Playwright, sync_playwright
+from playwright.sync_api import Browser, Playwright, expect, sync_playwright
 
-from tests.e2e.harness import Browsing, Server
+from tests.e2e.harness import TIMEOUT_MS, Browsing, Server
 from tests.support.engine_independent import engine  # noqa: F401  (the server is a subprocess: one run)
 
 CHROMIUM_ARGS = [
@@ -26,6 +26,9 @@ CHROMIUM_ARGS = [
     "--disable-quic",
     "--no-first-run",
 ]
+
+# assertions wait as long as actions do (a loaded CI machine is slow, not wrong)
+expect.set_options(timeout=TIMEOUT_MS)
 
 Diagnostic = Callable[[], tuple[str, str]]
 DIAGNOSTICS = pytest.StashKey[list[Diagnostic]]()

@@ -1,7 +1,19 @@
-"""These tests exercise nothing engine-specific: they run once, on the default engine."""
+"""These tests exercise nothing engine-specific: they run once, on the default engine. Serving
+configures the library's logging and may set LIVETEMPLATE_LOG_LEVEL: both are put back."""
 
 from __future__ import annotations
 
-from tests.support.engine_independent import engine
+from collections.abc import Iterator
 
-__all__ = ["engine"]
+import pytest
+
+from tests.support.engine_independent import engine
+from tests.support.logging_state import _restore_logging
+
+__all__ = ["_restore_logging", "engine"]
+
+
+@pytest.fixture(autouse=True)
+def _restore_log_level(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setenv("LIVETEMPLATE_LOG_LEVEL", "info")  # recorded: undone after the test
+    yield

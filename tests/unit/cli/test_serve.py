@@ -107,7 +107,7 @@ def test_workers_run_the_draining_server(app: livetemplate.LiveApp) -> None:
     config = uvicorn.Config("examples.counter.app:app", workers=2)
     process = _DrainingProcess.__new__(_DrainingProcess)
     process.config, process._server = config, None
-    assert isinstance(process.server, Server)
+    assert isinstance(process.server, Server)  # the draining server, configuring logging
     assert process.server is process.server
 
 

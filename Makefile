@@ -15,7 +15,7 @@ ENGINE := livetemplate/.engine-built
 CLIENT := livetemplate/static/livetemplate-client.browser.js
 
 .DEFAULT_GOAL := test
-.PHONY: run test test-pure lint typecheck check bench client build clean
+.PHONY: run test test-pure lint typecheck check bench client build clean prerequisites wheel
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -45,7 +45,11 @@ typecheck: $(DEPS)
 
 check: lint typecheck
 
-test: build check
+# what make test needs from the machine (Chromium, redis-server, ...), said before anything runs
+prerequisites:
+	@PYTHON=$(PYTHON) scripts/check-prerequisites
+
+test: prerequisites build check
 	$(PY) -m pytest
 	$(MAKE) --no-print-directory test-pure
 
@@ -65,6 +69,14 @@ test-pure: $(CLIENT) $(PURE_DEPS)
 
 bench: build
 	$(PY) -m pytest benchmarks --benchmark-columns=min,median,mean,rounds --benchmark-sort=name
+
+# A release wheel for this machine: built from a clean tree with the compiled engine required,
+# then repaired by auditwheel (manylinux tag, external libraries vendored) into dist/.
+# cibuildwheel.toml builds the full matrix in CI.
+wheel: $(DEPS) $(CLIENT)
+	rm -rf build/wheel && mkdir -p build/wheel dist
+	LIVETEMPLATE_BUILD_EXTENSIONS=required $(PY) -m pip wheel --quiet --no-deps --wheel-dir build/wheel .
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m auditwheel repair --wheel-dir dist build/wheel/livetemplate-*.whl
 
 run: build
 	$(PY) -m examples.todos

@@ -30,7 +30,7 @@ _TRUE = frozenset({"1", "true", "yes", "on", "y"})
 _FALSE = frozenset({"", "0", "false", "no", "off", "n"})
 _TOPIC = re.compile(r"[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*\Z")
 _FLASH_KEY = re.compile(r"[A-Za-z0-9-][A-Za-z0-9_.-]*\Z")
-_VALIDATION_PATH = re.compile(r" - at `\$\.([^`\[]+)")
+_VALIDATION_PATH = re.compile(r" - at `\$\.([^`\[]+)[^`]*`")
 _MISSING_FIELD = re.compile(r"missing required field `([^`]+)`")
 
 

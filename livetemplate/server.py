@@ -18,22 +18,28 @@ import uvicorn
 
 from .app import LiveApp
 from .ops.logs import configure_logging
+from .options import Options
 
-__all__ = ["Server", "run", "uvicorn_config"]
+__all__ = ["Server", "find_live_app", "recommended_settings", "run", "uvicorn_config"]
 
 
-def uvicorn_config(app: LiveApp, *, host: str = "127.0.0.1", port: int = 8000, **overrides: Any) -> uvicorn.Config:
-    """A ``uvicorn.Config`` for ``app``; keyword arguments override the recommended settings."""
-    options = app.options
-    settings: dict[str, Any] = {
-        "host": host,
-        "port": port,
-        "ws_max_size": max(options.max_message_size, app.runtime.uploads.frame_limit if app.runtime.uploads else 0),
+def recommended_settings(app: LiveApp | None) -> dict[str, Any]:
+    """The keyword arguments of ``uvicorn.Config`` this project recommends for ``app`` (host
+    and port aside; None: an app not loaded yet, with the default options)."""
+    options = app.options if app is not None else Options()
+    uploads = app.runtime.uploads if app is not None else None
+    return {
+        "ws_max_size": max(options.max_message_size, uploads.frame_limit if uploads is not None else 0),
         "ws_per_message_deflate": False,
         "proxy_headers": options.trust_forwarded_headers,
         "lifespan": "on",
         "timeout_graceful_shutdown": options.shutdown_timeout + 2,
     }
+
+
+def uvicorn_config(app: LiveApp, *, host: str = "127.0.0.1", port: int = 8000, **overrides: Any) -> uvicorn.Config:
+    """A ``uvicorn.Config`` for ``app``; keyword arguments override the recommended settings."""
+    settings: dict[str, Any] = {"host": host, "port": port, **recommended_settings(app)}
     settings.update(overrides)
     return uvicorn.Config(app, **settings)
 
@@ -41,15 +47,33 @@ def uvicorn_config(app: LiveApp, *, host: str = "127.0.0.1", port: int = 8000, *
 class Server(uvicorn.Server):
     """uvicorn's server, draining the app before uvicorn closes its connections: on SIGTERM
     uvicorn would close every WebSocket at once (1012), losing the replies of actions in
-    flight; this lets them finish and go out first (:meth:`LiveApp.drain`)."""
+    flight; this lets them finish and go out first (:meth:`LiveApp.drain`). Without ``app``,
+    the :class:`LiveApp` is found in what uvicorn loaded (directly or inside middleware)."""
 
-    def __init__(self, config: uvicorn.Config, app: LiveApp) -> None:
+    def __init__(self, config: uvicorn.Config, app: LiveApp | None = None) -> None:
         super().__init__(config)
         self.live_app = app
 
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        if self.live_app is None:  # loaded from an import string (reload, workers): find it
+            self.live_app = find_live_app(self.config.loaded_app)
+        await super().startup(sockets)
+
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        await self.live_app.drain()
+        if self.live_app is not None:
+            await self.live_app.drain()
         await super().shutdown(sockets)
+
+
+def find_live_app(app: Any) -> LiveApp | None:
+    """The :class:`LiveApp` that ``app`` is, or wraps as middleware does (``.app``)."""
+    seen: set[int] = set()
+    while app is not None and id(app) not in seen:
+        if isinstance(app, LiveApp):
+            return app
+        seen.add(id(app))
+        app = getattr(app, "app", None)
+    return None
 
 
 def run(app: LiveApp, *, host: str = "127.0.0.1", port: int = 8000, **overrides: Any) -> None:

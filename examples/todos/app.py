@@ -34,6 +34,10 @@ class Todos:
     def mount(self, state: TodoState, ctx: Context) -> TodoState:
         chosen = ctx.get_str("filter", "all")
         state.filter = chosen if chosen in FILTERS else "all"
+        if not ctx.is_http:
+            # a filter link (__navigate__) starts a new view: "Added ..." belonged to the last one.
+            # Over HTTP the flash is the one a form post without JavaScript just redirected with.
+            ctx.clear_flash()
         return state
 
     def add(self, state: TodoState, ctx: Context) -> TodoState:

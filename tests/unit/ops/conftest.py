@@ -15,10 +15,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import picologging
 import pytest
 
-from livetemplate.ops import logs
+from tests.support.logging_state import _restore_logging
+
+__all__ = ["_restore_logging"]
 
 POSTGRES_URL = os.environ.get("LIVETEMPLATE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -27,21 +28,6 @@ POSTGRES_URL = os.environ.get("LIVETEMPLATE_TEST_POSTGRES", "postgresql://postgr
 def postgres_url() -> str:
     """The machine's PostgreSQL server."""
     return POSTGRES_URL
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    """Leave the library's picologging logger as the test found it."""
-    root = picologging.getLogger(logs.ROOT)
-    handlers, level = list(root.handlers), root.level
-    output, own = logs._output, logs._bridge.writes_own_lines
-    yield
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-    for handler in handlers:
-        root.addHandler(handler)
-    root.setLevel(level)
-    logs._output, logs._bridge.writes_own_lines = output, own
 
 
 def _bindir() -> Path:

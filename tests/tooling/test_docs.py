@@ -20,7 +20,7 @@ import pytest
 from tests.tooling.processes import ROOT
 
 DOCS = ROOT / "docs"
-PAGES = sorted(DOCS.glob("*.md"))
+PAGES = [ROOT / "README.md", *sorted(DOCS.glob("*.md"))]
 FENCE = re.compile(r"^```(\w*)\s*$")
 NOT_RUN = re.compile(r"^<!-- not-run: (\S.*) -->$")
 
@@ -62,7 +62,8 @@ def test_the_pages_are_there() -> None:
         "security.md",
         "migrating-from-go.md",
         "cli.md",
-        "README-outline.md",
+        "scaling.md",
+        "README.md",
     }
     assert expected <= names, expected - names
 
@@ -94,7 +95,7 @@ def test_samples_run(page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 def test_every_python_block_runs_or_says_why_not() -> None:
     shown_only = [(p.name, b.line, b.not_run) for p in PAGES for b in blocks(p) if b.language == "python" and b.not_run]
     assert all(reason and len(reason) > 10 for _, _, reason in shown_only)
-    assert len(shown_only) <= 3, shown_only
+    assert len(shown_only) <= 6, shown_only
     total = sum(b.language == "python" for p in PAGES for b in blocks(p))
     assert total >= 25, "the documentation shows code"
 
@@ -102,6 +103,4 @@ def test_every_python_block_runs_or_says_why_not() -> None:
 def test_links_between_pages_resolve() -> None:
     for page in PAGES:
         for target in re.findall(r"\]\(([^)#:]+\.md)(?:#[^)]*)?\)", page.read_text(encoding="utf-8")):
-            if target == "scaling.md":  # written with the multi-instance work
-                continue
             assert (page.parent / target).resolve().exists(), f"{page.name} links to missing {target}"

@@ -331,8 +331,8 @@ class Hub:
         name = self._group_channel(target) if channel == GROUP_CHANNEL else channel + target
         try:
             await self.broadcaster.publish(name, _encode(envelope))
-        except Exception:
-            logger.exception("publishing on %r failed", name)
+        except Exception as exc:
+            logger.warning("publishing on %r failed: %s", name, exc)
             self.metrics.errors.labels("broadcast_publish").inc()
 
     async def _on_envelope(self, message: bytes) -> None:

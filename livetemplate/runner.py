@@ -108,7 +108,7 @@ class Runner:
         topic_policy: TopicPolicy,
         metrics: Metrics,
         dev_mode: bool = False,
-        max_attempts: int = 3,
+        max_attempts: int = 5,
         sync_in_thread: bool = True,
         slow_action: float = 0.25,
     ) -> None:

@@ -15,7 +15,7 @@ ENGINE := livetemplate/.engine-built
 CLIENT := livetemplate/static/livetemplate-client.browser.js
 
 .DEFAULT_GOAL := test
-.PHONY: run test test-pure lint typecheck check bench client build clean
+.PHONY: run test test-pure lint typecheck check bench perf-gate perf client build clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -65,6 +65,22 @@ test-pure: $(CLIENT) $(PURE_DEPS)
 
 bench: build
 	$(PY) -m pytest benchmarks --benchmark-columns=min,median,mean,rounds --benchmark-sort=name
+
+BENCH_DEPS := $(VENV)/.bench-deps
+$(BENCH_DEPS): $(DEPS)
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	touch $@
+
+# The performance gates (docs/performance.md): the compiled engine's speed-up over its twin
+# against the stored one, then the quick load run (2,000 connections, this project beside the
+# bare asyncio floor) against the M3 floor. A few minutes; the lead decides whether `test` runs it.
+perf-gate: build
+	$(PY) -m pytest benchmarks/test_regression.py -q -p no:cacheprovider --benchmark-disable-gc
+	$(PY) -m benchmarks.load --quick --gate --json perf-gate.json
+
+# The side-by-side load runs (this project, the floor, pyview-web) at 2,000 and 5,000 connections.
+perf: build $(BENCH_DEPS)
+	$(PY) -m benchmarks.load --connections 2000 5000 --json perf.json
 
 run: build
 	$(PY) -m examples.todos

@@ -46,6 +46,8 @@ class Target:
 TARGETS = {
     "livetemplate": Target("livetemplate", ("--target", "lt"), "lt"),
     "floor": Target("floor", ("--target", "floor"), "floor"),
+    # uvicorn's share: a stateless ASGI app sending the same frames, same uvicorn settings
+    "uvicorn": Target("uvicorn", ("--target", "uvicorn"), "floor"),
     # like for like: no compression on either side
     "pyview": Target("pyview", ("--target", "pyview", "--no-deflate"), "pyview"),
     # as pyview ships (uvicorn --ws wsproto, deflate on) and a browser connects (offering deflate)
@@ -66,6 +68,8 @@ class Settings:
     fanout_rounds: int = 5
     settle: float = 3.0
     tracemalloc: bool = False
+    profile: bool = False
+    idle_only: bool = False
     clients: int = 0  # client processes; 0: one per 5,000 connections, at least 2
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -241,6 +245,7 @@ def measure(target: Target, settings: Settings, logs: str) -> dict[str, Any]:
             k: round(v / m, 2) for k, v in counted.get("types", {}).items() if v >= m / 2
         }
         result["full_collection_ms"] = counted["full_collection_ms"]
+        result["full_collection_cpu_ms"] = counted["full_collection_cpu_ms"]
         result["gc_while_opening"] = idle["gc"]
         if settings.tracemalloc:
             traced = server.get("tracemalloc", top=40)
@@ -250,7 +255,7 @@ def measure(target: Target, settings: Settings, logs: str) -> dict[str, Any]:
                 for r in traced["rows"]
                 if r["bytes"] >= m * 16
             ]
-        if not target.idle_only:
+        if not (target.idle_only or settings.idle_only):
             result.update(load_phases(server, clients, settings))
         result["load_after"] = os.getloadavg()[0]
     return result
@@ -272,9 +277,16 @@ def load_phases(server: Server, clients: Clients, settings: Settings) -> dict[st
     # actions at a set rate: rate_connections connections acting once a second
     count = min(settings.rate_connections, settings.connections)
     at = time.monotonic() + 0.5
+    cpu0 = server.cpu()
     answers = clients.split("rate", count, per_second=1.0, seconds=settings.rate_seconds, at=at)
+    rate_cpu = server.cpu() - cpu0
     samples = [x for a in answers for x in a["latencies"]]
-    out["rate"] = percentiles(samples) | {"connections": count, "sent": sum(a["sent"] for a in answers)}
+    sent = sum(a["sent"] for a in answers)
+    out["rate"] = percentiles(samples) | {
+        "connections": count,
+        "sent": sent,
+        "server_cpu_ms_per_action": round(rate_cpu / max(sent, 1) * 1e3, 3),
+    }
     # bursts of concurrent actions
     rounds: list[dict[str, float]] = []
     every: list[float] = []
@@ -295,11 +307,18 @@ def load_phases(server: Server, clients: Clients, settings: Settings) -> dict[st
     out["gc_under_load"] = server.get("stats")["gc"]
     # fan-out: publish to the last receive, over all connections
     server.get("gc-reset")
-    fanouts, firsts, received = [], [], []
-    for _ in range(settings.fanout_rounds):
+    fanouts, firsts, received, cpus = [], [], [], []
+    for index in range(settings.fanout_rounds):
+        profiled = settings.profile and index == settings.fanout_rounds - 1
+        if profiled:
+            server.get("profile", action="start")
         clients.all({"cmd": "arm"})
+        cpu0 = server.cpu()
         published = server.get("publish")
         answers = clients.all({"cmd": "pushed", "timeout": 60.0})
+        cpus.append(server.cpu() - cpu0)
+        if profiled:
+            out["fanout_profile"] = server.get("profile", action="stop")["text"]
         got = sum(a["received"] for a in answers)
         received.append(got)
         if got:
@@ -311,6 +330,7 @@ def load_phases(server: Server, clients: Clients, settings: Settings) -> dict[st
         "median_ms": round(statistics.median(fanouts), 2) if fanouts else None,
         "first_ms": round(statistics.median(firsts), 2) if firsts else None,
         "received": received,
+        "cpu_us_per_recipient": round(min(cpus) / settings.connections * 1e6, 1),
     }
     out["gc_fanout"] = server.get("stats")["gc"]
     return out
@@ -323,13 +343,14 @@ ROWS: list[tuple[str, str]] = [
     ("memory per idle connection (KiB)", "kib_per_connection"),
     ("asyncio tasks per idle connection", "tasks_per_connection"),
     ("GC-tracked objects per connection", "gc_objects_per_connection"),
-    ("forced full collection (ms)", "full_collection_ms"),
-    ("longest GC pause under load (ms)", "gc_longest"),
+    ("forced full collection, wall / CPU (ms)", "full_collection"),
+    ("longest GC pause under load, wall / CPU (ms)", "gc_longest"),
     ("sequential round trip p50 / p95 (ms)", "sequential"),
     ("server CPU per action (ms)", "cpu_ms_per_action"),
     ("rate round trip p50 / p95 / p99 (ms)", "rate"),
     ("burst round trip p50 / p95 / max (ms)", "burst"),
     ("fan-out to all, best / median (ms)", "fanout"),
+    ("server CPU per fan-out recipient (µs)", "fanout_cpu"),
     ("opened / open time (s)", "opened"),
 ]
 
@@ -338,8 +359,17 @@ def cell(result: dict[str, Any] | None, key: str) -> str:
     if result is None:
         return ""
     if key == "gc_longest":
-        pauses = [max(result[k]["longest_ms"]) for k in ("gc_under_load", "gc_fanout") if k in result]
-        return f"{max(pauses):.1f}" if pauses else ""
+        phases = [k for k in ("gc_under_load", "gc_fanout") if k in result]
+        if not phases:
+            return ""
+        wall = max(max(result[k]["longest_ms"]) for k in phases)
+        cpu = max(max(result[k]["longest_cpu_ms"]) for k in phases)
+        return f"{wall:.1f} / {cpu:.1f}"
+    if key == "full_collection":
+        return f"{result['full_collection_ms']:.0f} / {result['full_collection_cpu_ms']:.0f}"
+    if key == "fanout_cpu":
+        f = result.get("fanout")
+        return f"{f['cpu_us_per_recipient']:.1f}" if f else ""
     if key in ("sequential", "rate", "burst"):
         p = result.get(key)
         if not p or not p.get("n"):
@@ -365,6 +395,10 @@ def ratio(a: dict[str, Any] | None, b: dict[str, Any] | None, key: str) -> str:
             return r.get("fanout", {}).get("best_ms")
         if key in ("rate", "burst", "sequential"):
             return r.get(key, {}).get("p95")
+        if key == "fanout_cpu":
+            return r.get("fanout", {}).get("cpu_us_per_recipient")
+        if key == "full_collection":
+            return r.get("full_collection_cpu_ms")
         if key == "gc_longest" or key == "opened":
             return None
         value = r.get(key)
@@ -443,6 +477,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--burst", type=int, default=200)
     parser.add_argument("--clients", type=int, default=0, help="client processes (default: one per 5,000, >= 2)")
     parser.add_argument("--tracemalloc", action="store_true", help="per-connection allocation breakdown (slow)")
+    parser.add_argument("--profile", action="store_true", help="cProfile the server during the last fan-out")
+    parser.add_argument("--idle-only", action="store_true", help="only the idle figures (memory, tasks, GC objects)")
     parser.add_argument("--logs", default=".load-logs", help="server and client stderr go here")
     parser.add_argument(
         "--quick", action="store_true", help="the gate's run: 2,000 connections, livetemplate and floor"
@@ -464,6 +500,8 @@ def main(argv: list[str] | None = None) -> int:
             rate_seconds=args.rate_seconds,
             burst=args.burst,
             tracemalloc=args.tracemalloc,
+            profile=args.profile,
+            idle_only=args.idle_only,
             clients=args.clients,
         )
         results = []

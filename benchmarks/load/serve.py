@@ -4,6 +4,7 @@ as ``PORT=<n>``.
     python -m benchmarks.load.serve --target lt       # this project, livetemplate.server's settings
     python -m benchmarks.load.serve --target pyview   # pyview-web, uvicorn --ws wsproto (as it ships)
     python -m benchmarks.load.serve --target floor    # bare asyncio: the same bytes, nothing else
+    python -m benchmarks.load.serve --target uvicorn  # a stateless ASGI app sending the same bytes
 """
 
 from __future__ import annotations
@@ -42,6 +43,15 @@ def serve_lt(sock: socket.socket, backlog: int) -> None:
     Server(config, app).run(sockets=[sock])
 
 
+def serve_uvicorn(sock: socket.socket, backlog: int) -> None:
+    from .apps import EchoApp
+
+    app = EchoApp()
+    stats = Stats(lambda: len(app.sends), app.publish)
+    config = uvicorn.Config(probe(app, stats), ws_per_message_deflate=False, log_level="warning", backlog=backlog)
+    uvicorn.Server(config).run(sockets=[sock])
+
+
 def serve_pyview(sock: socket.socket, backlog: int, ws: str, deflate: bool) -> None:
     from . import pyview_counter
 
@@ -67,7 +77,7 @@ def watch_parent(limit: float) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--target", choices=("lt", "pyview", "floor"), required=True)
+    parser.add_argument("--target", choices=("lt", "pyview", "floor", "uvicorn"), required=True)
     parser.add_argument("--ws", default="wsproto", help="pyview: uvicorn's WebSocket implementation")
     parser.add_argument("--no-deflate", action="store_true", help="pyview: turn uvicorn's per-message deflate off")
     parser.add_argument("--tracemalloc", action="store_true", help="trace allocations (slow; for the breakdown)")
@@ -83,6 +93,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"PORT={sock.getsockname()[1]}", flush=True)
     if args.target == "lt":
         serve_lt(sock, args.backlog)
+    elif args.target == "uvicorn":
+        serve_uvicorn(sock, args.backlog)
     elif args.target == "pyview":
         serve_pyview(sock, args.backlog, args.ws, not args.no_deflate)
     else:

@@ -46,6 +46,8 @@ class Target:
 TARGETS = {
     "livetemplate": Target("livetemplate", ("--target", "lt"), "lt"),
     "floor": Target("floor", ("--target", "floor"), "floor"),
+    # the same app with its sync actions run on the event loop (sync_actions="inline")
+    "livetemplate-inline": Target("livetemplate-inline", ("--target", "lt", "--inline"), "lt"),
     # uvicorn's share: a stateless ASGI app sending the same frames, same uvicorn settings
     "uvicorn": Target("uvicorn", ("--target", "uvicorn"), "floor"),
     # like for like: no compression on either side

@@ -41,6 +41,7 @@ class Target:
     kind: str
     deflate: bool = False
     idle_only: bool = False
+    freeze: bool = False  # gc.freeze() in the server once the connections are open (a what-if)
 
 
 TARGETS = {
@@ -48,6 +49,8 @@ TARGETS = {
     "floor": Target("floor", ("--target", "floor"), "floor"),
     # the same app with its sync actions run on the event loop (sync_actions="inline")
     "livetemplate-inline": Target("livetemplate-inline", ("--target", "lt", "--inline"), "lt"),
+    # what-if for the GC: the same app, its heap frozen (gc.freeze()) once the connections are open
+    "livetemplate-frozen": Target("livetemplate-frozen", ("--target", "lt"), "lt", freeze=True),
     # uvicorn's share: a stateless ASGI app sending the same frames, same uvicorn settings
     "uvicorn": Target("uvicorn", ("--target", "uvicorn"), "floor"),
     # like for like: no compression on either side
@@ -257,6 +260,8 @@ def measure(target: Target, settings: Settings, logs: str) -> dict[str, Any]:
                 for r in traced["rows"]
                 if r["bytes"] >= m * 16
             ]
+        if target.freeze:
+            result["frozen_objects"] = server.get("freeze")["frozen"]
         if not (target.idle_only or settings.idle_only):
             result.update(load_phases(server, clients, settings))
         result["load_after"] = os.getloadavg()[0]
@@ -477,6 +482,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate-connections", type=int, default=1000)
     parser.add_argument("--rate-seconds", type=float, default=10.0)
     parser.add_argument("--burst", type=int, default=200)
+    parser.add_argument("--fanout-rounds", type=int, default=5)
     parser.add_argument("--clients", type=int, default=0, help="client processes (default: one per 5,000, >= 2)")
     parser.add_argument("--tracemalloc", action="store_true", help="per-connection allocation breakdown (slow)")
     parser.add_argument("--profile", action="store_true", help="cProfile the server during the last fan-out")
@@ -501,6 +507,7 @@ def main(argv: list[str] | None = None) -> int:
             rate_connections=args.rate_connections,
             rate_seconds=args.rate_seconds,
             burst=args.burst,
+            fanout_rounds=args.fanout_rounds,
             tracemalloc=args.tracemalloc,
             profile=args.profile,
             idle_only=args.idle_only,

@@ -24,7 +24,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from .frames import CLOSE, PING, PONG, FrameParser, client_frame
 
@@ -61,9 +61,9 @@ class Connection(asyncio.Protocol):
         self.join = b""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        self.transport = cast(asyncio.Transport, transport)
         assert self._handshake is not None
-        transport.write(self._handshake)
+        self.transport.write(self._handshake)
         self._handshake = b""
 
     def data_received(self, data: bytes) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-from typing import Any
+from typing import Any, cast
 
 from .client import loop_factory
 from .frames import CLOSE, PING, PONG, TEXT, FrameParser, accept_key, server_frame
@@ -44,13 +44,15 @@ class Floor:
 class FloorProtocol(asyncio.Protocol):
     __slots__ = ("buffer", "floor", "parser", "transport")
 
+    transport: asyncio.Transport
+
     def __init__(self, floor: Floor) -> None:
         self.floor = floor
         self.buffer = b""
         self.parser: FrameParser | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        self.transport = cast(asyncio.Transport, transport)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.floor.sockets.discard(self)

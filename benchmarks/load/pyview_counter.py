@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from pyview import LiveView, PyView
-from pyview.live_socket import is_connected, pub_sub_hub
+from pyview import LiveView, PyView  # type: ignore[import-untyped]
+from pyview.live_socket import is_connected, pub_sub_hub  # type: ignore[import-untyped]
 
 TOPIC = "counter"
 
 
-class CounterLiveView(LiveView[dict[str, int]]):
+class CounterLiveView(LiveView[dict[str, int]]):  # type: ignore[misc]
     """Two buttons, one number; a message on the topic increments it."""
 
     async def mount(self, socket: Any, session: dict[str, Any]) -> None:

@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import psutil
+import psutil  # type: ignore[import-untyped]
 
 KIB = 1024
 
@@ -398,12 +398,15 @@ def ratio(a: dict[str, Any] | None, b: dict[str, Any] | None, key: str) -> str:
         return ""
 
     def figure(r: dict[str, Any]) -> float | None:
+        found: Any = None
         if key == "fanout":
-            return r.get("fanout", {}).get("best_ms")
-        if key in ("rate", "burst", "sequential"):
-            return r.get(key, {}).get("p95")
-        if key == "fanout_cpu":
-            return r.get("fanout", {}).get("cpu_us_per_recipient")
+            found = r.get("fanout", {}).get("best_ms")
+        elif key in ("rate", "burst", "sequential"):
+            found = r.get(key, {}).get("p95")
+        elif key == "fanout_cpu":
+            found = r.get("fanout", {}).get("cpu_us_per_recipient")
+        if found is not None:
+            return float(found)
         if key == "full_collection":
             return r.get("full_collection_cpu_ms")
         if key == "gc_longest" or key == "opened":

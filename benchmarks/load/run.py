@@ -51,6 +51,9 @@ TARGETS = {
     "livetemplate-inline": Target("livetemplate-inline", ("--target", "lt", "--inline"), "lt"),
     # what-if for the GC: the same app, its heap frozen (gc.freeze()) once the connections are open
     "livetemplate-frozen": Target("livetemplate-frozen", ("--target", "lt"), "lt", freeze=True),
+    "livetemplate-inline-frozen": Target(
+        "livetemplate-inline-frozen", ("--target", "lt", "--inline"), "lt", freeze=True
+    ),
     # uvicorn's share: a stateless ASGI app sending the same frames, same uvicorn settings
     "uvicorn": Target("uvicorn", ("--target", "uvicorn"), "floor"),
     # like for like: no compression on either side

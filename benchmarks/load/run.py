@@ -69,6 +69,7 @@ TARGETS = {
 class Settings:
     connections: int
     rate_connections: int = 1000
+    rate_per_second: float = 1.0
     rate_seconds: float = 10.0
     burst: int = 200
     burst_rounds: int = 5
@@ -288,7 +289,7 @@ def load_phases(server: Server, clients: Clients, settings: Settings) -> dict[st
     count = min(settings.rate_connections, settings.connections)
     at = time.monotonic() + 0.5
     cpu0 = server.cpu()
-    answers = clients.split("rate", count, per_second=1.0, seconds=settings.rate_seconds, at=at)
+    answers = clients.split("rate", count, per_second=settings.rate_per_second, seconds=settings.rate_seconds, at=at)
     rate_cpu = server.cpu() - cpu0
     samples = [x for a in answers for x in a["latencies"]]
     sent = sum(a["sent"] for a in answers)
@@ -486,6 +487,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--targets", nargs="+", default=["livetemplate", "floor", "pyview", "pyview-deflate"])
     parser.add_argument("--json", help="write every figure here")
     parser.add_argument("--rate-connections", type=int, default=1000)
+    parser.add_argument("--rate-per-second", type=float, default=1.0, help="actions per second per acting connection")
     parser.add_argument("--rate-seconds", type=float, default=10.0)
     parser.add_argument("--burst", type=int, default=200)
     parser.add_argument("--fanout-rounds", type=int, default=5)
@@ -501,6 +503,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         args.connections, args.targets, args.rate_seconds = [2000], ["livetemplate", "floor"], 6.0
+        args.rate_connections, args.rate_per_second = 1000, 1.0  # the gate's definition
     unknown = set(args.targets) - set(TARGETS)
     if unknown:
         parser.error(f"unknown targets: {', '.join(sorted(unknown))}")
@@ -511,6 +514,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings(
             n,
             rate_connections=args.rate_connections,
+            rate_per_second=args.rate_per_second,
             rate_seconds=args.rate_seconds,
             burst=args.burst,
             fanout_rounds=args.fanout_rounds,

@@ -78,9 +78,9 @@ perf-gate: build
 	$(PY) -m pytest benchmarks/test_regression.py -q -p no:cacheprovider --benchmark-disable-gc
 	$(PY) -m benchmarks.load --quick --gate --json perf-gate.json
 
-# The side-by-side load runs (this project, the floor, pyview-web) at 2,000 and 5,000 connections.
+# The side-by-side load runs (this project, the floor, pyview-web) at 2,000 and 10,000 connections.
 perf: build $(BENCH_DEPS)
-	$(PY) -m benchmarks.load --connections 2000 5000 --json perf.json
+	$(PY) -m benchmarks.load --connections 2000 10000 --json perf.json
 
 run: build
 	$(PY) -m examples.todos

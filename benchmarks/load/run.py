@@ -54,6 +54,8 @@ TARGETS = {
     "livetemplate-inline-frozen": Target(
         "livetemplate-inline-frozen", ("--target", "lt", "--inline"), "lt", freeze=True
     ),
+    # what-if: no uvicorn keep-alive ping (a timer per connection; the client sends its own heartbeat)
+    "livetemplate-noping": Target("livetemplate-noping", ("--target", "lt", "--no-ping"), "lt"),
     # uvicorn's share: a stateless ASGI app sending the same frames, same uvicorn settings
     "uvicorn": Target("uvicorn", ("--target", "uvicorn"), "floor"),
     # like for like: no compression on either side

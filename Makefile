@@ -15,7 +15,7 @@ ENGINE := livetemplate/.engine-built
 CLIENT := livetemplate/static/livetemplate-client.browser.js
 
 .DEFAULT_GOAL := test
-.PHONY: run test test-pure lint typecheck check bench client build clean prerequisites wheel
+.PHONY: run test test-pure lint typecheck check bench perf-gate perf client build clean prerequisites wheel
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -77,6 +77,21 @@ wheel: $(DEPS) $(CLIENT)
 	rm -rf build/wheel && mkdir -p build/wheel dist
 	LIVETEMPLATE_BUILD_EXTENSIONS=required $(PY) -m pip wheel --quiet --no-deps --wheel-dir build/wheel .
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m auditwheel repair --wheel-dir dist build/wheel/livetemplate-*.whl
+BENCH_DEPS := $(VENV)/.bench-deps
+$(BENCH_DEPS): $(DEPS)
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	touch $@
+
+# The performance gates (docs/performance.md): the compiled engine's speed-up over its twin
+# against the stored one, then the quick load run (2,000 connections, this project beside the
+# bare asyncio floor) against the M3 floor. A few minutes; the lead decides whether `test` runs it.
+perf-gate: build
+	$(PY) -m pytest benchmarks/test_regression.py -q -p no:cacheprovider --benchmark-disable-gc
+	$(PY) -m benchmarks.load --quick --gate --json perf-gate.json
+
+# The side-by-side load runs (this project, the floor, pyview-web) at 2,000 and 10,000 connections.
+perf: build $(BENCH_DEPS)
+	$(PY) -m benchmarks.load --connections 2000 10000 --json perf.json
 
 run: build
 	$(PY) -m examples.todos

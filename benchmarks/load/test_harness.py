@@ -1,0 +1,61 @@
+"""The harness's own pieces, without servers: framing round trips, percentiles, the gate."""
+
+from __future__ import annotations
+
+import zlib
+
+from tests.support.engine_independent import engine  # noqa: F401  (nothing engine-specific)
+
+from .frames import TEXT, FrameParser, accept_key, client_frame, server_frame
+from .run import gate, percentiles
+
+
+def test_accept_key_matches_rfc_6455_example() -> None:
+    assert accept_key(b"dGhlIHNhbXBsZSBub25jZQ==") == b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+
+
+def test_frames_round_trip_in_pieces() -> None:
+    payloads = [b"", b"x" * 5, b"y" * 300, b"z" * 70_000]
+    data = b"".join(client_frame(p) for p in payloads) + server_frame(b"done")
+    parser = FrameParser()
+    got = []
+    for i in range(0, len(data), 7):
+        got += parser.feed(data[i : i + 7])
+    assert got == [(TEXT, p) for p in [*payloads, b"done"]]
+
+
+def test_compressed_frames_are_inflated() -> None:
+    deflater = zlib.compressobj(wbits=-15)
+    body = deflater.compress(b'{"tree":{}}') + deflater.flush(zlib.Z_SYNC_FLUSH)
+    frame = bytes([0x80 | 0x40 | TEXT, len(body[:-4])]) + body[:-4]
+    assert FrameParser(inflate=True).feed(frame) == [(TEXT, b'{"tree":{}}')]
+
+
+def test_percentiles_in_milliseconds() -> None:
+    figures = percentiles([i / 1000 for i in range(1, 101)])
+    assert figures["n"] == 100
+    assert figures["p50"] == 51.0
+    assert figures["max"] == 100.0
+    assert percentiles([]) == {"n": 0}
+
+
+def test_gate_fails_on_fanout_and_passes_the_rest() -> None:
+    gc = {"longest_ms": [1.0, 2.0, 3.0]}
+    lt = {
+        "target": "livetemplate",
+        "connections": 10,
+        "opened": 10,
+        "kib_per_connection": 25.0,
+        "tasks_per_connection": 1.0,
+        "rate": {"p95": 4.0},
+        "fanout": {"best_ms": 40.0},
+        "gc_objects_per_connection": 50.0,
+        "gc_under_load": gc,
+        "gc_fanout": gc,
+    }
+    floor = {"target": "floor", "fanout": {"best_ms": 10.0}}
+    passed, text = gate([lt, floor])
+    assert not passed
+    assert "| fan-out to N ÷ raw floor, same run | 4.00 | <= 3 | 1.5 | FAIL" in text
+    lt["fanout"] = {"best_ms": 20.0}
+    assert gate([lt, floor])[0]

@@ -138,7 +138,7 @@ class LiveApp:
             topic_policy=self.hub.authorize,
             metrics=self.metrics,
             dev_mode=options.dev_mode,
-            sync_in_thread=options.sync_actions == "thread",
+            sync_actions=options.sync_actions,
             slow_action=options.slow_action_threshold,
         )
         self.runtime = Runtime(

@@ -68,7 +68,7 @@ class Options:
     topic_acl: Callable[[str, Context], bool] | None = None
     name: str | None = None
     group_idle_timeout: float = 300.0
-    sync_actions: Literal["thread", "inline"] = "thread"
+    sync_actions: Literal["auto", "thread", "inline"] = "auto"
     slow_action_threshold: float = 0.25
     uploads: Mapping[str, Upload] = dataclasses.field(default_factory=dict)
     upload_dir: str | None = None  # where volume uploads are staged (default: the temporary directory)
@@ -112,8 +112,8 @@ class Options:
             if rate <= 0 or burst < 1:
                 raise ValueError("message_rate_limit is (messages per second > 0, burst >= 1)")
         object.__setattr__(self, "uploads", check_uploads(self.uploads))
-        if self.sync_actions not in ("thread", "inline"):
-            raise ValueError("sync_actions is 'thread' or 'inline'")
+        if self.sync_actions not in ("auto", "thread", "inline"):
+            raise ValueError("sync_actions is 'auto', 'thread' or 'inline'")
         for name in ("metrics_path", "health_path"):
             path = getattr(self, name)
             if path is not None and not path.startswith("/"):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import inspect
 import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -109,12 +110,14 @@ class Runner:
         metrics: Metrics,
         dev_mode: bool = False,
         max_attempts: int = 5,
-        sync_in_thread: bool = True,
+        sync_actions: str = "auto",
         slow_action: float = 0.25,
     ) -> None:
         self.actions = actions
         self.metrics = metrics
-        self.sync_in_thread = sync_in_thread
+        self.sync_actions = sync_actions
+        #: sync methods seen holding the event loop: with "auto" they run in a worker thread
+        self._threaded: set[Callable[..., Any]] = set()
         self.slow_action = slow_action
         self.spec = spec
         self.groups = groups
@@ -231,11 +234,25 @@ class Runner:
         return Outcome(True, {}, working, publishes=effects.publishes, deferred=pending.pushes), effects
 
     async def _call(self, method: Callable[..., Any], state: Any, ctx: Context, where: str) -> Any:
-        call = Call(method, state, ctx, in_thread=self.sync_in_thread)
+        """Call a hook or action. A sync one runs inline (``sync_actions="inline"``, or
+        ``"auto"`` until it is seen holding the event loop: then in a worker thread from
+        there on) or always in a worker thread (``"thread"``)."""
+        function = getattr(method, "__func__", method)
+        mode = self.sync_actions
+        in_thread = mode == "thread" or (mode == "auto" and function in self._threaded)
+        call = Call(method, state, ctx, in_thread=in_thread)
         result = await call
         if call.held > self.slow_action:
-            logger.warning("%s held the event loop for %.0f ms: every session waited", where, call.held * 1000)
             self.metrics.errors.labels("slow_action").inc()
+            if mode == "auto" and not inspect.iscoroutinefunction(function):
+                self._threaded.add(function)
+                logger.warning(
+                    "%s held the event loop for %.0f ms: every session waited; it runs in a worker thread from now on",
+                    where,
+                    call.held * 1000,
+                )
+            else:
+                logger.warning("%s held the event loop for %.0f ms: every session waited", where, call.held * 1000)
         return result
 
     def _context(self, run: _Run, effects: Effects, action: str, data: Mapping[str, Any]) -> Context:

@@ -35,6 +35,11 @@ class Controller:
 
     gate = threading.Event()
 
+    def doze(self, state: State, ctx: Context) -> State:
+        time.sleep(0.1)  # long enough to be seen holding the loop
+        Controller.gate.wait(5)
+        return state
+
     def nap(self, state: State, ctx: Context) -> State:
         Controller.gate.wait(5)  # a blocking call in a sync action, until the test lets it go
         state.note = "rested"
@@ -107,7 +112,7 @@ async def test_only_state_and_ctx_methods_are_actions(name: str) -> None:
 
 
 def test_the_action_table() -> None:
-    assert make().runtime.runner.actions.names == ["cancelled", "hog", "increment", "nap", "note", "quit"]
+    assert make().runtime.runner.actions.names == ["cancelled", "doze", "hog", "increment", "nap", "note", "quit"]
 
 
 # -- session fixation ------------------------------------------------------------------------------------
@@ -145,8 +150,8 @@ async def test_an_issued_id_works_before_anything_is_saved() -> None:
 # -- one client must not hold up the others ------------------------------------------------------------------
 
 
-async def test_a_blocking_sync_action_does_not_freeze_other_sessions() -> None:
-    app = make()
+async def test_a_blocking_sync_action_in_a_thread_does_not_freeze_other_sessions() -> None:
+    app = make(sync_actions="thread")
     async with (
         LiveClient(app) as slow,
         LiveClient(app, shutdown=False) as other,
@@ -159,6 +164,27 @@ async def test_a_blocking_sync_action_does_not_freeze_other_sessions() -> None:
         Controller.gate.set()
         await sleeper.receive_json()
         assert "rested" in sleeper.html()
+
+
+async def test_a_sync_action_seen_blocking_moves_to_a_thread(caplog: pytest.LogCaptureFixture) -> None:
+    """``sync_actions="auto"`` (the default): on the event loop until an action holds it up
+    once; from then on that action runs in a worker thread and holds nobody else up."""
+    app = make(slow_action_threshold=0.05)
+    async with (
+        LiveClient(app) as slow,
+        LiveClient(app, shutdown=False) as other,
+        slow.connect("/") as sleeper,
+        other.connect("/") as ws,
+    ):
+        Controller.gate.set()
+        await sleeper.action("doze")  # on the loop, seen blocking it: logged, counted, moved
+        assert "action 'doze' held the event loop" in caplog.text and "worker thread from now on" in caplog.text
+        Controller.gate.clear()
+        await sleeper.send_json({"action": "doze"})
+        assert (await ws.action("increment"))["tree"] == {"0": "1"}  # answered while the doze blocks
+        Controller.gate.set()
+        await sleeper.receive_json()
+    assert app.metrics.errors.labels("slow_action")._value.get() == 1
 
 
 async def test_an_action_holding_the_event_loop_is_logged_and_counted(caplog: pytest.LogCaptureFixture) -> None:

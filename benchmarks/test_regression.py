@@ -19,12 +19,13 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
-from livetemplate import Template, _engine, _render_py
+from livetemplate import Template, _engine
+from livetemplate._engine import Engine
+from livetemplate._twins import compiled, twin
 from tests.support.engine_independent import engine  # noqa: F401  (both engines are used inside each test)
 
 from .scenarios import COUNTER, TABLE, Counter, table
@@ -34,29 +35,31 @@ TOLERANCE = 1.2  # the compiled path may get 20% slower relative to the twin, no
 UPDATE = os.environ.get("LIVETEMPLATE_BENCH_UPDATE", "") == "1"
 META = {"success": True, "errors": {}}
 
-try:
-    from livetemplate import _render_c  # type: ignore[attr-defined]
-except ImportError:  # a pure install: nothing to compare
-    _render_c = None
-
-pytestmark = pytest.mark.skipif(_render_c is None or _engine.engine is _render_py, reason="needs the compiled engine")
+COMPILED = _engine.load("compiled")  # raises when it was not built: a gate of the compiled engine needs it
+PURE = _engine.load("python")
+#: The frame encoder of each: compiled beside the compiled engine, the twin beside the twin.
+ENCODERS = {id(COMPILED): compiled("_frames").encode_frame, id(PURE): twin("_frames").encode_frame}
 
 
-def _template(module: ModuleType, source: str) -> Template:
-    saved = _engine.engine
-    _engine.engine = module
+def _template(engine: Engine, source: str) -> Template:
+    saved = _engine.implementation()
+    _engine.select(engine_name(engine))
     try:
         return Template(source)
     finally:
-        _engine.engine = saved
+        _engine.select(saved)
 
 
-def render_first(module: ModuleType) -> Callable[[], Any]:
+def engine_name(engine: Engine) -> str:
+    return "compiled" if engine is COMPILED else "python"
+
+
+def render_first(module: Engine) -> Callable[[], Any]:
     template, state = _template(module, TABLE), table(100)
     return lambda: template.renderer().render(state)
 
 
-def diff_row_edited(module: ModuleType) -> Callable[[], Any]:
+def diff_row_edited(module: Engine) -> Callable[[], Any]:
     state = table(1000)
     renderer = _template(module, TABLE).renderer()
     renderer.render(state)
@@ -69,27 +72,27 @@ def diff_row_edited(module: ModuleType) -> Callable[[], Any]:
     return step
 
 
-def diff_unchanged(module: ModuleType) -> Callable[[], Any]:
+def diff_unchanged(module: Engine) -> Callable[[], Any]:
     state = table(1000)
     renderer = _template(module, TABLE).renderer()
     renderer.render(state)
     return lambda: renderer.render(state)
 
 
-def encode_medium(module: ModuleType) -> Callable[[], Any]:
+def encode_medium(module: Engine) -> Callable[[], Any]:
     tree = _template(module, TABLE).renderer().render(table(50))
-    encode = module.encode_frame
+    encode = ENCODERS[id(module)]
     return lambda: encode(tree, META)
 
 
-def fanout_1000(module: ModuleType) -> Callable[[], Any]:
+def fanout_1000(module: Engine) -> Callable[[], Any]:
     """A broadcast's per-connection work: 1,000 clients of the counter, each rendered and encoded."""
     template = _template(module, COUNTER)
     state = Counter(0)
     renderers = [template.renderer() for _ in range(1000)]
     for renderer in renderers:
         renderer.render(state)
-    encode = module.encode_frame
+    encode = ENCODERS[id(module)]
 
     def step() -> Any:
         state.count += 1
@@ -98,7 +101,7 @@ def fanout_1000(module: ModuleType) -> Callable[[], Any]:
     return step
 
 
-SCENARIOS: dict[str, Callable[[ModuleType], Callable[[], Any]]] = {
+SCENARIOS: dict[str, Callable[[Engine], Callable[[], Any]]] = {
     "render_first_100_rows": render_first,
     "diff_one_row_of_1000": diff_row_edited,
     "diff_unchanged_1000": diff_unchanged,
@@ -133,7 +136,7 @@ def _baseline() -> dict[str, Any]:
 @pytest.mark.parametrize("scenario", list(SCENARIOS))
 def test_compiled_speedup(benchmark: Any, scenario: str) -> None:
     make = SCENARIOS[scenario]
-    compiled, pure = make(_render_c), make(_render_py)
+    compiled, pure = make(COMPILED), make(PURE)
     figures = benchmark.pedantic(lambda: interleaved(compiled, pure), rounds=1, iterations=1)
     stored = _baseline()
     if UPDATE:  # the median of three runs

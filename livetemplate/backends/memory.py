@@ -137,6 +137,10 @@ class InProcessBroadcaster:
         """Channels with at least one handler."""
         return list(self._handlers)
 
+    def handlers(self, channel: str) -> tuple[Handler, ...]:
+        """The handlers subscribed to ``channel``."""
+        return tuple(self._handlers.get(channel, ()))
+
 
 def from_url(url: str) -> Backend:
     """``memory://``: a new memory store and in-process broadcaster. ``?ttl=SECONDS`` sets the

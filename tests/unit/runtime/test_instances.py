@@ -232,9 +232,15 @@ async def test_a_publish_leaves_for_the_other_instances_before_the_local_fan_out
             state.note = ctx.get_str("text")
             return state
 
+    broadcaster = Yielding(events)
     app = livetemplate.mount(
-        Noting(), State(), template=TEMPLATE, broadcaster=Yielding(events), open_topics=True, secret_key="k"
+        Noting(), State(), template=TEMPLATE, broadcaster=broadcaster, open_topics=True, secret_key="k"
     )
+
+    async def another_instance(message: bytes) -> None:
+        return None
+
+    await broadcaster.subscribe("topic:news", another_instance)  # someone else listens for the topic
     async with LiveClient(app) as client:
         tabs = [await tab(client, "/?topic=news") for _ in range(3)]
         await app.publish("news", "note", {"text": "hi"})

@@ -41,17 +41,17 @@ PURE = _engine.load("python")
 ENCODERS = {id(COMPILED): compiled("_frames").encode_frame, id(PURE): twin("_frames").encode_frame}
 
 
-def _template(engine: Engine, source: str) -> Template:
+def _template(chosen: Engine, source: str) -> Template:
     saved = _engine.implementation()
-    _engine.select(engine_name(engine))
+    _engine.select(engine_name(chosen))
     try:
         return Template(source)
     finally:
         _engine.select(saved)
 
 
-def engine_name(engine: Engine) -> str:
-    return "compiled" if engine is COMPILED else "python"
+def engine_name(chosen: Engine) -> str:
+    return "compiled" if chosen is COMPILED else "python"
 
 
 def render_first(module: Engine) -> Callable[[], Any]:

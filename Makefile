@@ -60,8 +60,11 @@ $(PURE_DEPS): pyproject.toml setup.py
 	touch $@
 
 # The unit tests on the pure install, with line coverage of the package gated (pyproject.toml).
+# build/lib is cleared first: setuptools would package the modules a previous build left there.
 test-pure: $(CLIENT) $(PURE_DEPS)
-	LIVETEMPLATE_NO_EXTENSIONS=1 $(PURE) -m pip install --quiet --no-deps --no-build-isolation --force-reinstall .
+	rm -rf build/lib
+	$(PURE) -m pip uninstall --quiet --yes livetemplate
+	LIVETEMPLATE_NO_EXTENSIONS=1 $(PURE) -m pip install --quiet --no-deps --no-build-isolation .
 	rm -rf $(PURE_TESTS) && mkdir -p $(PURE_TESTS)
 	cp -r tests examples deploy pyproject.toml $(PURE_TESTS)/ && ln -s $(CURDIR)/node_modules $(PURE_TESTS)/node_modules
 	cd $(PURE_TESTS) && LIVETEMPLATE_NO_EXTENSIONS=1 $(CURDIR)/$(PURE) -m pytest tests/unit tests/integration -q -p no:cacheprovider \
@@ -74,7 +77,7 @@ bench: build
 # then repaired by auditwheel (manylinux tag, external libraries vendored) into dist/.
 # cibuildwheel.toml builds the full matrix in CI.
 wheel: $(DEPS) $(CLIENT)
-	rm -rf build/wheel && mkdir -p build/wheel dist
+	rm -rf build/wheel build/lib && mkdir -p build/wheel dist
 	LIVETEMPLATE_BUILD_EXTENSIONS=required $(PY) -m pip wheel --quiet --no-deps --wheel-dir build/wheel .
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m auditwheel repair --wheel-dir dist build/wheel/livetemplate-*.whl
 BENCH_DEPS := $(VENV)/.bench-deps

@@ -1,69 +1,33 @@
-"""HTTP on the app's path: the page (GET), the HEAD probe, the client's HTTP mode (a JSON
-GET for the initial tree, JSON POSTs for actions) and plain form posts without JavaScript
-(post/redirect/get)."""
+"""HTTP on the app's path, routed by method and content type: the page (GET), the HEAD
+probe, the client's HTTP mode (a JSON GET for the initial tree, JSON POSTs for actions),
+forms without JavaScript (:mod:`.http_forms`) and uploads (:mod:`.http_uploads`)."""
 
 from __future__ import annotations
 
-import json
-import secrets
-from collections.abc import Iterable, Mapping
-from typing import Any
-from urllib.parse import parse_qsl, quote, unquote
-
-from ..context import Exchange
-from ..frames import encode_frame
 from ..ops.logs import get_logger
-from ..page import wrap
-from ..rendering import RenderFailed, error_frame
+from ..rendering import error_frame
 from ..request import Request, cookie_header, origin_allowed
-from ..runner import Outcome
 from ..runtime import Runtime
 from ..sessions import StoreUnavailable
 from ..types import Receive
-from ..uploads import completion_action
-from ..uploads.entries import Entries, Entry
-from ..uploads.multipart import BodyRefused
-from ..uploads.multipart import ClientGone as FormClientGone
 from ..wire import (
-    ACTION_FIELDS,
-    CSRF_FIELD,
     FLASH_COOKIE,
-    HOOK_MOUNT,
     NAVIGATE,
     PING,
     PONG,
-    UPLOAD_HEADER,
     MalformedMessage,
-    UploadChunk,
-    UploadComplete,
     UploadMessage,
-    UploadStart,
     decode_incoming,
     meta,
 )
-from .assets import client_asset_name
+from .http_exchange import HttpExchange, answered, run_request, send_page, send_tree, wants_json
+from .http_forms import post_form, read_flash
+from .http_uploads import post_multipart, post_upload
 from .response import Responder
 
-__all__ = ["HttpExchange", "serve_page"]
+__all__ = ["serve_page"]
 
 logger = get_logger(__name__)
-
-
-class HttpExchange(Exchange):
-    """An HTTP request, as the context of the action it runs sees it."""
-
-    is_http = True
-
-    def __init__(self, request: Request) -> None:
-        super().__init__()
-        self.request = request
-        self.secure = request.secure
-        self.cookies = request.cookies
-        self.entries = Entries()  # the request's uploaded files
-
-    def carry(self, entries: Entries) -> None:
-        """Make ``entries`` the request's files (``ctx.uploads``, ``lvt.uploads``)."""
-        self.uploads = self.entries = entries
 
 
 class BodyTooLarge(Exception):
@@ -116,7 +80,7 @@ async def _serve(rt: Runtime, request: Request, method: str, receive: Receive, r
 async def _post(rt: Runtime, request: Request, receive: Receive, respond: Responder) -> None:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "multipart/form-data":
-        await _post_multipart(rt, request, receive, respond)
+        await post_multipart(rt, request, receive, respond)
         return
     try:
         body = await _read_body(receive, rt.options.max_message_size)
@@ -128,52 +92,26 @@ async def _post(rt: Runtime, request: Request, receive: Receive, respond: Respon
     if content_type == "application/json" or content_type.endswith("+json"):
         await _post_json(rt, request, body, respond)
     elif content_type == "application/x-www-form-urlencoded" and rt.options.progressive_enhancement:
-        await _post_form(rt, request, body, respond)
+        await post_form(rt, request, body, respond)
     elif content_type == "application/x-www-form-urlencoded":
         await respond.text(415, "Unsupported Media Type: plain form posts are disabled (progressive_enhancement)")
     else:
         await respond.text(415, f"Unsupported Media Type: {content_type or 'none'}; send JSON or a form")
 
 
-async def _run(
-    rt: Runtime,
-    request: Request,
-    exchange: HttpExchange,
-    group_id: str,
-    *,
-    action: str | None = None,
-    data: Mapping[str, Any] | None = None,
-) -> Outcome:
-    """``mount`` (and an action) on a fresh state of the group, then what the hub must do."""
-    group = await rt.groups.get(group_id)
-    outcome = await rt.runner.run(
-        group, exchange, rt.runner.new_state(group), hooks=(HOOK_MOUNT,), action=action, data=data, query=request.query
-    )
-    await rt.hub.settle(None, outcome, group_id=group_id)
-    return outcome
-
-
-def _wants_json(request: Request) -> bool:
-    for part in request.headers.get("accept", "").split(","):
-        media = part.split(";")[0].strip().lower()
-        if media and media != "*/*":
-            return media == "application/json" or media.endswith("+json")
-    return False
-
-
 async def _get(rt: Runtime, request: Request, respond: Responder) -> None:
     group_id, new_cookie = rt.ids.of(request, rt.options.cookie_max_age)
     respond.cookie(new_cookie)
     exchange = HttpExchange(request)
-    flash = _read_flash(request)
+    flash = read_flash(request)
     if flash is not None:
         exchange.flash.update(flash)
         respond.cookie(cookie_header(FLASH_COOKIE, "", 0, request.secure))
-    outcome = await _run(rt, request, exchange, group_id)
-    if await _answered(exchange, respond):
+    outcome = await run_request(rt, request, exchange, group_id)
+    if await answered(exchange, respond):
         return
-    if _wants_json(request):
-        await _send_tree(
+    if wants_json(request):
+        await send_tree(
             rt,
             group_id,
             outcome,
@@ -182,51 +120,7 @@ async def _get(rt: Runtime, request: Request, respond: Responder) -> None:
             respond,
         )
     else:
-        await _send_page(rt, request, group_id, outcome, exchange, respond)
-
-
-async def _send_tree(
-    rt: Runtime, group_id: str, outcome: Outcome, exchange: Exchange, frame_meta: dict[str, Any], respond: Responder
-) -> None:
-    """A complete tree: HTTP requests cannot say which tab they come from, so they get all
-    of it (the client accepts a complete tree over what it holds)."""
-    helpers = rt.pipeline.helpers(rt.ids.csrf_token(group_id), outcome.errors, exchange.flash, exchange.uploads)
-    try:
-        await respond.json(200, rt.pipeline.tree_frame(outcome.state, helpers, frame_meta))
-    except RenderFailed as exc:
-        await respond.json(500, error_frame(exc.detail))
-
-
-async def _send_page(
-    rt: Runtime, request: Request, group_id: str, outcome: Outcome, exchange: Exchange, respond: Responder
-) -> None:
-    helpers = rt.pipeline.helpers(rt.ids.csrf_token(group_id), outcome.errors, exchange.flash, exchange.uploads)
-    try:
-        html = rt.pipeline.html(outcome.state, helpers)
-    except RenderFailed as exc:
-        await respond.text(500, f"Internal Server Error: {exc.detail}")
-        return
-    options = rt.options
-    attributes = {"data-lvt-id": f"lvt-{secrets.token_hex(8)}"}
-    if options.loading_indicator:
-        attributes["data-lvt-loading"] = "true"
-    if options.heartbeat_ms is not None:
-        attributes["data-lvt-heartbeat-ms"] = str(options.heartbeat_ms)
-    script = ""
-    if "livetemplate-client" not in html:
-        script = f'<script src="{client_script_url(rt, request)}"></script>'
-    page = wrap(html, rt.pipeline.region, attributes, script)
-    headers = {"cache_control": "no-store", "x_content_type_options": "nosniff", "referrer_policy": "same-origin"}
-    if options.frame_ancestors is not None:  # who may frame the page: nobody by default
-        ancestors = " ".join(options.frame_ancestors) or "'none'"
-        headers["content_security_policy"] = f"frame-ancestors {ancestors}"
-        if not options.frame_ancestors:
-            headers["x_frame_options"] = "DENY"
-    await respond(200, page.encode(), "text/html; charset=utf-8", **headers)
-
-
-def client_script_url(rt: Runtime, request: Request) -> str:
-    return rt.options.client_script_url or f"{request.root_path}/_livetemplate/{client_asset_name()}"
+        await send_page(rt, request, group_id, outcome, exchange, respond)
 
 
 async def _post_json(rt: Runtime, request: Request, body: bytes, respond: Responder) -> None:
@@ -244,263 +138,12 @@ async def _post_json(rt: Runtime, request: Request, body: bytes, respond: Respon
     group_id, new_cookie = rt.ids.of(request, rt.options.cookie_max_age)
     respond.cookie(new_cookie)
     if isinstance(incoming, UploadMessage):
-        await _post_upload(rt, request, group_id, incoming, respond)
+        await post_upload(rt, request, group_id, incoming, respond)
         return
     exchange = HttpExchange(request)
     exchange.submitter = incoming.submitter
-    outcome = await _run(rt, request, exchange, group_id, action=incoming.action, data=incoming.data or {})
+    outcome = await run_request(rt, request, exchange, group_id, action=incoming.action, data=incoming.data or {})
     for cookie in exchange.set_cookies:
         respond.cookie(cookie)
     frame_meta = meta(outcome.success, outcome.errors, action=incoming.action)
-    await _send_tree(rt, group_id, outcome, exchange, frame_meta, respond)
-
-
-async def _post_form(rt: Runtime, request: Request, body: bytes, respond: Responder) -> None:
-    """A form posted without JavaScript: the action is the clicked button's name (else
-    ``submit``); success answers 303 to the same URL, a validation error the page with
-    the errors in it."""
-    group_id, new_cookie = rt.ids.of(request, rt.options.cookie_max_age)
-    try:
-        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
-    except UnicodeDecodeError:
-        await respond.text(400, "Bad Request: the form is not UTF-8")
-        return
-    fields: dict[str, Any] = {}
-    for name, value in pairs:
-        if name in fields:
-            previous = fields[name]
-            fields[name] = [*previous, value] if isinstance(previous, list) else [previous, value]
-        else:
-            fields[name] = value
-    await _form_post(rt, request, group_id, new_cookie, fields, HttpExchange(request), respond)
-
-
-async def _form_post(
-    rt: Runtime,
-    request: Request,
-    group_id: str,
-    new_cookie: str | None,
-    fields: dict[str, Any],
-    exchange: HttpExchange,
-    respond: Responder,
-) -> None:
-    """Run the action a form posted without JavaScript names (see :func:`_post_form`)."""
-    token = fields.pop(CSRF_FIELD, "")
-    if new_cookie is not None or not _same_token(token, rt.ids.csrf_token(group_id)):
-        await respond.text(403, "Forbidden: missing or wrong CSRF token; put {{ lvt.csrf_field() }} in the form")
-        return
-    action, value = _form_action(rt, fields)
-    data = {**request.query, **fields}
-    if value:
-        data["value"] = value
-    exchange.submitter = action
-    refused = _refused_files(exchange)
-    outcome = await _run(rt, request, exchange, group_id, action=None if refused else action, data=data)
-    if refused:
-        outcome.success, outcome.errors = False, refused
-    if await _answered(exchange, respond):
-        return
-    if outcome.success:
-        if exchange.flash:
-            flash = quote(json.dumps(exchange.flash, separators=(",", ":")))
-            respond.cookie(cookie_header(FLASH_COOKIE, flash, 10, request.secure))
-        await respond(303, location=request.url)
-        return
-    await _send_page(rt, request, group_id, outcome, exchange, respond)
-
-
-def _same_token(given: Any, expected: str) -> bool:
-    return isinstance(given, str) and secrets.compare_digest(given.encode(), expected.encode())
-
-
-async def _answered(exchange: HttpExchange, respond: Responder) -> bool:
-    """Pass on the cookies the hooks and actions set; answer their redirect, if any."""
-    for cookie in exchange.set_cookies:
-        respond.cookie(cookie)
-    if exchange.redirect is None:
-        return False
-    url, status = exchange.redirect
-    await respond(status, location=url)
-    return True
-
-
-def _form_action(rt: Runtime, fields: dict[str, Any]) -> tuple[str, str]:
-    """The action a form names and the value of the button that named it."""
-    for name in ACTION_FIELDS:
-        chosen = fields.pop(name, None)
-        if isinstance(chosen, str) and chosen:
-            value = fields.pop(chosen, "")
-            return chosen, value if isinstance(value, str) else ""
-    for name in list(fields):
-        if rt.runner.actions.find(name) is not None:
-            value = fields.pop(name)
-            return name, value if isinstance(value, str) else ""
-    return "submit", ""
-
-
-def _read_flash(request: Request) -> dict[str, str] | None:
-    raw = request.cookies.get(FLASH_COOKIE)
-    if not raw:
-        return None
-    try:
-        value = json.loads(unquote(raw))
-    except ValueError:
-        return {}
-    return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
-
-
-# -- uploads -----------------------------------------------------------------------------------
-
-
-async def _post_upload(
-    rt: Runtime, request: Request, group_id: str, message: UploadMessage, respond: Responder
-) -> None:
-    """Upload messages over HTTP (the client's fallbacks without a socket): ``upload_start``
-    answers the entries; ``upload_complete`` carries external uploads the browser stored (no
-    tab holds their entries); a chunk needs the socket; a cancel has nothing to cancel."""
-    if rt.uploads is None:
-        await respond.json(400, error_frame("this page declares no uploads", action=message.action))
-    elif isinstance(message, UploadStart):
-        await respond.json(200, await rt.uploads.start(message, group_id))
-    elif isinstance(message, UploadComplete):
-        exchange = HttpExchange(request)
-        exchange.carry(rt.uploads.complete(message, group_id))
-        try:
-            await _run_completion(rt, request, group_id, message.upload_name, exchange, respond)
-        finally:
-            exchange.entries.clear()
-    elif isinstance(message, UploadChunk):
-        await respond.json(400, error_frame("upload chunks need the WebSocket", action=message.action))
-    else:
-        await respond.json(200, encode_frame({}, meta(True, action=message.action)))
-
-
-async def _run_completion(
-    rt: Runtime,
-    request: Request,
-    group_id: str,
-    upload: str,
-    exchange: HttpExchange,
-    respond: Responder,
-    data: Mapping[str, Any] | None = None,
-) -> None:
-    """Run ``upload_<name>_complete`` (when the controller has it) on the request's files,
-    and answer the page's tree."""
-    action = completion_action(upload)
-    runs = rt.runner.actions.find(action) is not None
-    await _answer_files(rt, request, group_id, exchange, action, data, respond, run=runs)
-
-
-async def _answer_files(
-    rt: Runtime,
-    request: Request,
-    group_id: str,
-    exchange: HttpExchange,
-    action: str,
-    data: Mapping[str, Any] | None,
-    respond: Responder,
-    *,
-    run: bool = True,
-) -> None:
-    """Run ``action`` on the request's files, unless one was refused (then their errors
-    answer), and answer the page's tree."""
-    refused = _refused_files(exchange)
-    outcome = await _run(rt, request, exchange, group_id, action=action if run and not refused else None, data=data)
-    if refused:
-        outcome.success, outcome.errors = False, refused
-    for cookie in exchange.set_cookies:
-        respond.cookie(cookie)
-    await _send_tree(rt, group_id, outcome, exchange, meta(outcome.success, outcome.errors, action=action), respond)
-
-
-def _refused_files(exchange: HttpExchange) -> dict[str, str]:
-    """The errors of the request's refused files, by upload name."""
-    return _errors_of(exchange.entries)
-
-
-def _errors_of(entries: Iterable[Entry]) -> dict[str, str]:
-    errors: dict[str, str] = {}
-    for entry in entries:
-        if entry.error is not None:
-            errors.setdefault(entry.upload, entry.error)
-    return errors
-
-
-async def _post_multipart(rt: Runtime, request: Request, receive: Receive, respond: Responder) -> None:
-    """A multipart form: a form with files posted without JavaScript, the client's post of a
-    form with plain file inputs, or its upload POST (``X-Lvt-Upload: proxied``: proxied
-    uploads, and volume ones while the socket is down). Files are read as they stream in;
-    those no action takes are deleted when the request ends."""
-    if rt.uploads is None:
-        await respond.text(415, "Unsupported Media Type: this page declares no uploads")
-        return
-    group_id, new_cookie = rt.ids.of(request, rt.options.cookie_max_age)
-    respond.cookie(new_cookie)
-    length = request.headers.get("content-length", "")
-    try:
-        form = await rt.uploads.read_form(
-            receive,
-            request.headers.get("content-type", ""),
-            int(length) if length.isdigit() else None,
-            max_fields=rt.options.max_message_size,
-            group_id=group_id,
-        )
-    except FormClientGone:
-        return
-    except BodyRefused as exc:
-        await respond.text(exc.status, exc.message)
-        return
-    exchange = HttpExchange(request)
-    exchange.carry(form.entries)
-    try:
-        if request.headers.get(UPLOAD_HEADER) == "proxied":
-            await _upload_post(rt, request, group_id, form.fields, exchange, respond)
-        elif _wants_json(request):
-            await _client_form_post(rt, request, group_id, form.fields, exchange, respond)
-        else:
-            await _form_post(rt, request, group_id, new_cookie, form.fields, exchange, respond)
-    finally:
-        form.entries.clear()
-
-
-async def _upload_post(
-    rt: Runtime, request: Request, group_id: str, fields: dict[str, Any], exchange: HttpExchange, respond: Responder
-) -> None:
-    """The client's POST of one upload's file: handed to the tab that announced it, when it
-    is open here (its completion action runs there, its update goes over its socket), else
-    completed like any HTTP request. The other fields (``lvt-upload-with``) are its data."""
-    fields.pop("lvt-action", None)
-    arrived = list(exchange.entries)
-    uploads = {entry.upload for entry in arrived}
-    if len(uploads) != 1:
-        await respond.text(400, "Bad Request: an upload POST carries the files of one upload")
-        return
-    (upload,) = uploads
-    for view in rt.hub.views_of(group_id):
-        tab = view.uploads
-        if tab is None or not any(tab.waiting_for(upload, e.client_name) for e in arrived):
-            continue
-        for entry in arrived:
-            exchange.entries.take(entry)
-        reply = await view.arrived(tab.adopt(arrived, fields))
-        if view.outbox is not None:
-            view.outbox.put(reply.frames)
-        await rt.hub.settle(view, reply.outcome)
-        errors = _errors_of(arrived)
-        if errors:
-            await respond.text(422, "; ".join(errors.values()))
-        else:
-            await respond.json(200, encode_frame({}, meta(True, action=completion_action(upload))))
-        return
-    await _run_completion(rt, request, group_id, upload, exchange, respond, fields)
-
-
-async def _client_form_post(
-    rt: Runtime, request: Request, group_id: str, fields: dict[str, Any], exchange: HttpExchange, respond: Responder
-) -> None:
-    """The client's post of a form with plain file inputs: its action, the fields as data."""
-    action = fields.pop("lvt-action", None)
-    submitter = fields.pop("lvt-submitter", None)
-    action = action if isinstance(action, str) and action else "submit"
-    exchange.submitter = submitter if isinstance(submitter, str) else None
-    await _answer_files(rt, request, group_id, exchange, action, fields, respond)
+    await send_tree(rt, group_id, outcome, exchange, frame_meta, respond)

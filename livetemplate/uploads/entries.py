@@ -15,7 +15,7 @@ from .config import Upload, display_name
 from .sniff import SNIFF_LENGTH, sniff
 from .staging import StagedFile
 
-__all__ = ["Entries", "Entry", "UploadStatus", "UploadedFile"]
+__all__ = ["Entries", "Entry", "UploadStatus", "UploadedFile", "errors_by_upload"]
 
 
 class UploadStatus:
@@ -232,3 +232,12 @@ class Entries:
         for entry in list(self._entries.values()):
             entry.discard()
         self._entries.clear()
+
+
+def errors_by_upload(entries: Iterable[Entry]) -> dict[str, str]:
+    """The first error of each upload among ``entries`` (the refused files), by upload name."""
+    errors: dict[str, str] = {}
+    for entry in entries:
+        if entry.error is not None:
+            errors.setdefault(entry.upload, entry.error)
+    return errors

@@ -23,6 +23,7 @@ from .backends.memory import InProcessBroadcaster
 from .broadcast import Broadcaster, ResubscribeHook
 from .context import Context, check_topic
 from .errors import NotAvailable, TopicForbidden
+from .fanout import FanOut, Run
 from .groups import Groups
 from .ops.logs import get_logger
 from .ops.metrics import Metrics
@@ -107,6 +108,7 @@ class Hub:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._seen: collections.OrderedDict[str, None] = collections.OrderedDict()  # recent envelope ids
         self._ids = itertools.count()
+        self.fan_out = FanOut(self.spawn)
         groups.in_use = self.serves
         if hasattr(broadcaster, "on_resubscribe"):  # a shared broadcaster that can lose messages
             previous: ResubscribeHook | None = broadcaster.on_resubscribe
@@ -286,14 +288,19 @@ class Hub:
     # -- delivery --------------------------------------------------------------------------------
 
     def _deliver(self, views: Iterable[LiveView], action: str, data: dict[str, Any], *, commit: bool = True) -> None:
-        """Run ``action`` on each view, one task per session group (its runs take turns on
-        the group's lock anyway); the group's persisted fields change once, in the first run
-        that changes them."""
+        """Run ``action`` on each view, the views of a session group one after the other
+        (their runs take turns on the group's lock anyway); the group's persisted fields
+        change once, in the first run that changes them. See :mod:`.fanout` for how the
+        groups' runs share the loop."""
         by_group: dict[str, list[LiveView]] = {}
         for view in views:
             by_group.setdefault(view.group.id, []).append(view)
+        free: list[Run] = []
+        busy: list[Run] = []
         for targets in by_group.values():
-            self.spawn(self._deliver_group(targets, action, data, commit))
+            run = functools.partial(self._deliver_group, targets, action, data, commit)
+            (busy if targets[0].group.lock.locked() else free).append(run)
+        self.fan_out.start(action, free, blocked=busy)
 
     async def _deliver_group(self, views: list[LiveView], action: str, data: dict[str, Any], commit: bool) -> None:
         self.metrics.publishes_sent.inc(len(views))

@@ -2,9 +2,11 @@
 
 Everything a connection sends goes through its outbox, in order: replies to its own messages
 and pushes fanned out by the hub. Putting frames never waits for the socket, so a client that
-reads slowly delays nobody else; the outbox writes them from a task of its own, which exists
-only while frames wait (an idle connection costs no task). A write that fails marks the
-outbox broken and drops what waits.
+reads slowly delays nobody else. Frames put on an idle outbox are written at once, in the
+caller's stack, as long as the socket takes them without waiting (a broadcast to many
+connections then costs no task per connection); once the socket makes the writer wait, a
+task of the outbox's own carries on, and exists only while frames wait (an idle connection
+costs no task). A write that fails marks the outbox broken and drops what waits.
 
 Past its byte ``budget`` an outbox is *backed up*: the hub then stops rendering pushes for
 that connection and sends one update once it has drained (``on_drained``). A connection that
@@ -17,7 +19,8 @@ import asyncio
 import contextlib
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from typing import Any
 
 from .ops.logs import get_logger
 
@@ -71,10 +74,16 @@ class Outbox:
         return self.pending_bytes > self.budget
 
     def put(self, frames: Iterable[bytes]) -> None:
-        """Queue ``frames``; they are written in the background."""
+        """Queue ``frames``: written now while the socket takes them without waiting, then
+        in the background."""
         if self._queue(frames) and not self._busy:
             self._busy = True
-            self._task = asyncio.get_running_loop().create_task(self._drain())
+            drain = self._drain()
+            try:
+                waiting = drain.send(None)
+            except StopIteration:
+                return
+            self._task = asyncio.get_running_loop().create_task(_carry_on(drain, waiting))
 
     async def send(self, frames: Iterable[bytes]) -> None:
         """Queue ``frames`` and, when no write is under way, write them now in this task
@@ -147,3 +156,27 @@ class Outbox:
             if self.on_drained is not None and not self.broken:
                 on_drained, self.on_drained = self.on_drained, None
                 on_drained()
+
+
+async def _carry_on(steps: Coroutine[Any, Any, None], waiting: Any) -> None:
+    """Drive ``steps``, a coroutine that was started outside a task and has just yielded
+    ``waiting`` (the future it waits on, or None to let the loop run once), to its end in
+    the task running this. What the future holds, the coroutine reads itself when resumed;
+    a cancellation of this task is passed on to it."""
+    while True:
+        thrown: BaseException | None = None
+        try:
+            if waiting is None:
+                await asyncio.sleep(0)
+            else:
+                waiting._asyncio_future_blocking = False  # taken over from the coroutine, as a task does
+                await waiting
+        except asyncio.CancelledError as exc:
+            if waiting is None or not waiting.cancelled():  # else it reads the cancellation itself
+                thrown = exc
+        except Exception:  # the future's error: the coroutine reads it when resumed
+            pass
+        try:
+            waiting = steps.throw(thrown) if thrown is not None else steps.send(None)
+        except StopIteration:
+            return

@@ -78,3 +78,63 @@ async def test_close_stops_a_stuck_writer() -> None:
     assert task.cancelled() or task.done()
     assert outbox.broken and len(outbox) == 0
     assert await outbox.flush(timeout=1)
+
+
+async def test_put_on_an_idle_outbox_writes_at_once_without_a_task() -> None:
+    socket = Socket()
+    outbox = Outbox(socket.write)
+    outbox.put([b"a", b"b"])
+    assert socket.written == [b"a", b"b"]  # before put returned
+    assert outbox._task is None and not outbox._busy
+
+
+async def test_a_writer_that_has_to_wait_is_carried_on_by_a_task() -> None:
+    socket = Socket()
+    socket.gate.clear()
+    outbox = Outbox(socket.write)
+    outbox.put([b"a"])
+    assert socket.written == [] and outbox._task is not None
+    outbox.put([b"b"])  # queued behind the writer
+    socket.gate.set()
+    assert await outbox.flush(timeout=1)
+    assert socket.written == [b"a", b"b"] and outbox._task is None
+
+
+class Steps:
+    """A write that yields to the loop, waits on a future, and records what reached it."""
+
+    def __init__(self) -> None:
+        self.future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self.seen: list[object] = []
+
+    async def write(self, frame: bytes) -> None:
+        await asyncio.sleep(0)
+        try:
+            self.seen.append(await self.future)
+        except BaseException as exc:
+            self.seen.append(type(exc))
+            raise
+
+
+async def test_the_carried_on_writer_reads_its_futures_outcome() -> None:
+    steps = Steps()
+    outbox = Outbox(steps.write)
+    outbox.put([b"a"])
+    await asyncio.sleep(0.01)
+    steps.future.set_exception(OSError("reset"))
+    assert await outbox.flush(timeout=1)
+    assert steps.seen == [OSError] and outbox.broken
+
+
+async def test_a_cancellation_reaches_the_carried_on_writer() -> None:
+    steps = Steps()
+    outbox = Outbox(steps.write)
+    outbox.put([b"a"])
+    await asyncio.sleep(0.01)
+    steps.future.set_result("done")  # its outcome is in, but the task has not run yet
+    task = outbox._task
+    assert task is not None
+    outbox.close()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert steps.seen == [asyncio.CancelledError]

@@ -1,0 +1,157 @@
+"""The fan-out: a broadcast's runs go inline in one task until one waits; then the rest get
+a task each, at once, and the action is remembered; a failing run stops nobody."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from typing import Any
+
+import pytest
+
+from livetemplate.fanout import INLINE_BATCH, FanOut
+
+pytestmark = pytest.mark.anyio
+
+
+class Spawner:
+    """``spawn`` for the fan-out: counts the tasks it starts and keeps them."""
+
+    def __init__(self) -> None:
+        self.tasks: list[asyncio.Task[Any]] = []
+
+    def __call__(self, coroutine: Coroutine[Any, Any, Any]) -> None:
+        self.tasks.append(asyncio.get_running_loop().create_task(coroutine))
+
+    async def settle(self) -> None:
+        while not all(task.done() for task in self.tasks):
+            await asyncio.gather(*self.tasks, return_exceptions=True)
+
+
+async def test_runs_that_never_wait_go_inline_in_one_task() -> None:
+    spawn = Spawner()
+    done: list[int] = []
+    tasks: set[asyncio.Task[Any] | None] = set()
+
+    def run(i: int) -> Any:
+        async def body() -> None:
+            tasks.add(asyncio.current_task())
+            done.append(i)
+
+        return body
+
+    FanOut(spawn).start("show", [run(i) for i in range(10)])
+    await spawn.settle()
+    assert done == list(range(10))
+    assert len(spawn.tasks) == 1 and tasks == {spawn.tasks[0]}
+
+
+async def test_the_first_run_that_waits_hands_the_rest_to_a_task_each() -> None:
+    spawn = Spawner()
+    fan_out = FanOut(spawn)
+    gate = asyncio.Event()
+    done: list[int] = []
+
+    def run(i: int) -> Any:
+        async def body() -> None:
+            if i == 1:
+                await gate.wait()  # an action waiting on I/O
+            done.append(i)
+
+        return body
+
+    fan_out.start("fetch", [run(i) for i in range(5)])
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert done == [0, 2, 3, 4]  # nobody waited behind run 1
+    assert fan_out.waiting == {"fetch"} and len(spawn.tasks) == 4
+    gate.set()
+    await spawn.settle()
+    assert sorted(done) == [0, 1, 2, 3, 4]
+
+    fan_out.start("fetch", [run(i) for i in range(3)])  # remembered: a task per run
+    assert len(spawn.tasks) == 7
+    await spawn.settle()
+
+
+async def test_blocked_runs_get_a_task_each_and_teach_nothing() -> None:
+    spawn = Spawner()
+    fan_out = FanOut(spawn)
+    lock = asyncio.Lock()
+    done: list[str] = []
+
+    async def blocked() -> None:
+        async with lock:
+            done.append("blocked")
+
+    async def free() -> None:
+        done.append("free")
+
+    async with lock:
+        fan_out.start("show", [free, free], blocked=[blocked])
+        await asyncio.sleep(0)
+        assert done == ["free", "free"]
+    await spawn.settle()
+    assert done == ["free", "free", "blocked"]
+    assert fan_out.waiting == set() and len(spawn.tasks) == 2
+
+
+async def test_a_failing_run_is_logged_and_the_others_still_run(caplog: pytest.LogCaptureFixture) -> None:
+    spawn = Spawner()
+    done: list[int] = []
+
+    def run(i: int) -> Any:
+        async def body() -> None:
+            if i == 1:
+                raise ValueError("broken action")
+            done.append(i)
+
+        return body
+
+    with caplog.at_level(logging.ERROR, logger="livetemplate.fanout"):
+        FanOut(spawn).start("show", [run(i) for i in range(3)])
+        await spawn.settle()
+    assert done == [0, 2]
+    assert "broadcast's run of 'show' failed" in caplog.text and "broken action" in caplog.text
+
+
+async def test_a_timeout_inside_an_inline_run_cancels_only_that_run() -> None:
+    spawn = Spawner()
+    outcomes: list[str] = []
+
+    async def slow() -> None:
+        try:
+            async with asyncio.timeout(0.01):
+                await asyncio.sleep(10)
+        except TimeoutError:
+            outcomes.append("timed out")
+
+    async def quick() -> None:
+        outcomes.append("quick")
+
+    FanOut(spawn).start("show", [slow, quick, quick])
+    await spawn.settle()
+    assert sorted(outcomes) == ["quick", "quick", "timed out"]
+    assert not any(task.cancelled() for task in spawn.tasks)
+
+
+async def test_long_broadcasts_let_the_loop_run_between_batches() -> None:
+    spawn = Spawner()
+    done: list[int] = []
+    seen_by_other_work: list[int] = []
+
+    async def run() -> None:
+        done.append(len(done))
+
+    async def other_work() -> None:
+        while len(done) < 3 * INLINE_BATCH:
+            seen_by_other_work.append(len(done))
+            await asyncio.sleep(0)
+
+    other = asyncio.get_running_loop().create_task(other_work())
+    FanOut(spawn).start("show", [run] * (3 * INLINE_BATCH))
+    await spawn.settle()
+    await other
+    assert len(done) == 3 * INLINE_BATCH
+    assert {INLINE_BATCH, 2 * INLINE_BATCH} <= set(seen_by_other_work)

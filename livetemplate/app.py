@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import os
 import secrets
 import time
@@ -27,6 +26,7 @@ from .groups import Groups
 from .hub import Hub, Session
 from .ops.health import CONTENT_TYPE as HEALTH_CONTENT_TYPE
 from .ops.health import Check, HealthChecks
+from .ops.heap import heap
 from .ops.logs import FORMAT_ENV, LEVEL_ENV, configure_logging, get_logger
 from .ops.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .ops.metrics import Metrics
@@ -225,10 +225,7 @@ class LiveApp:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
-                # PERF: the program (modules, compiled templates) lives as long as the process:
-                # moved out of the cyclic collector's reach, full collections stay short
-                gc.collect()
-                gc.freeze()
+                heap.started()  # PERF: full collections skip the program (see ops/heap.py)
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.shutdown()

@@ -9,6 +9,7 @@ from typing import Protocol
 
 from .groups import Groups
 from .hub import Hub
+from .ops.heap import heap
 from .ops.metrics import Metrics
 from .options import Options
 from .rendering import Pipeline
@@ -55,6 +56,7 @@ class Runtime:
         self.per_group[group_id] = count + 1
         self.connections.add(connection)
         self.metrics.connections_active.inc()
+        heap.connection_opened()
         return True
 
     def release(self, connection: Connection, group_id: str) -> None:
@@ -62,6 +64,7 @@ class Runtime:
             return
         self.connections.discard(connection)
         self.metrics.connections_active.dec()
+        heap.connection_closed()
         count = self.per_group.pop(group_id, 1) - 1
         if count > 0:
             self.per_group[group_id] = count

@@ -251,7 +251,10 @@ def measure(target: Target, settings: Settings, logs: str) -> dict[str, Any]:
         result["rss_after_mib"] = round(idle["rss"] / KIB / KIB, 1)
         result["kib_per_connection"] = round((idle["rss"] - before["rss"]) / KIB / m, 2)
         result["tasks_per_connection"] = round((idle["tasks"] - before["tasks"]) / m, 3)
-        result["gc_objects_per_connection"] = round((counted["objects"] - before["objects"]) / m, 1)
+        # frozen objects (the heap policy freezes open connections') count: they are still held
+        tracked = counted["objects"] + counted["frozen"] - before["objects"] - before["frozen"]
+        result["gc_objects_per_connection"] = round(tracked / m, 1)
+        result["gc_unfrozen_objects_per_connection"] = round((counted["objects"] - before["objects"]) / m, 1)
         result["gc_types_per_connection"] = {
             k: round(v / m, 2) for k, v in counted.get("types", {}).items() if v >= m / 2
         }
@@ -356,6 +359,7 @@ ROWS: list[tuple[str, str]] = [
     ("memory per idle connection (KiB)", "kib_per_connection"),
     ("asyncio tasks per idle connection", "tasks_per_connection"),
     ("GC-tracked objects per connection", "gc_objects_per_connection"),
+    ("  of them left to the collector (not frozen)", "gc_unfrozen_objects_per_connection"),
     ("forced full collection, wall / CPU (ms)", "full_collection"),
     ("longest GC pause under load, wall / CPU (ms)", "gc_longest"),
     ("sequential round trip p50 / p95 (ms)", "sequential"),

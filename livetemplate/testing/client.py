@@ -495,7 +495,7 @@ class LiveClient:
             "extensions": {"websocket.http.response": {}},
         }
         ws = LiveSocket(self.app, scope, self)
-        self._sockets.append(ws)
+        self._sockets = [*(s for s in self._sockets if not s.disconnected), ws]  # closed ones are let go
         return ws
 
 

@@ -105,3 +105,21 @@ async def test_an_apps_connections_are_counted_in_and_out(monkeypatch: pytest.Mo
     async with LiveClient(app) as client, client.connect(), client.connect():
         assert heap.opened == 2 and heap.closed == 0
     assert heap.closed == 2
+
+
+@pytest.mark.anyio
+async def test_connections_opening_and_closing_keep_the_frozen_heap_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    heap = Heap(freeze_every=50)
+    monkeypatch.setattr(runtime, "heap", heap)
+    app = livetemplate.mount(Nothing(), Count(), template="<p>{{ count }}</p>")
+    async with LiveClient(app) as client:
+        for _ in range(100):
+            async with client.connect():
+                pass
+        settled = gc.get_freeze_count()
+        for _ in range(400):
+            async with client.connect():
+                pass
+        grown = gc.get_freeze_count() - settled
+    # a connection holds about a hundred objects; what grows is asyncio's cancelled timers, dropped in bulk later
+    assert grown < 2 * 400

@@ -1,14 +1,23 @@
-"""How the runs of one broadcast are scheduled: one after the other in a single task while
-they finish without waiting on anything, a task each once one of them waits.
+"""How the runs of broadcasts are scheduled: one after the other in a single task while they
+finish without waiting on anything, a task each once one of them waits, and in the order
+the broadcasts were made for every session group.
 
 A push to many views is mostly CPU work (run the action on each view's state, render, queue
 the frames), and a task per view made the loop's bookkeeping a large share of it. So the
-runs of a broadcast go inline, in one task that lets the loop run between batches. The
-first run that waits on something (I/O in the action, a store write) hands the runs still
-to come to a task each at that moment, so nobody waits behind it, and the action is
-remembered: its later broadcasts start with a task per run. Each run still runs in one task
-from start to end, so ``asyncio.current_task()``, timeouts and cancellation inside an action
-behave as in any task.
+runs go inline, in one worker task that lets the loop run between batches. The first run
+that waits on something (I/O in the action, a store write) hands the runs of its broadcast
+still to come to a task each at that moment, and the broadcasts queued after it to a new
+worker, so nobody waits behind it; the action is remembered, and its later broadcasts start
+with a task per run. A run whose session group is busy (its lock taken) gets a task too.
+
+Order: a later broadcast's run for a group never starts before an earlier one's. The
+broadcasts are taken in turn by one worker at a time; tasks start in the order they were
+made, and each queues on its view's and group's locks (which serve in turn) at its first
+step; the worker lets the loop run once after starting tasks, before its next inline run,
+and a new worker is started after the tasks it takes over from.
+
+Each run still runs in one task from start to end, so ``asyncio.current_task()``, timeouts
+and cancellation inside an action behave as in any task.
 """
 
 from __future__ import annotations
@@ -16,18 +25,29 @@ from __future__ import annotations
 import asyncio
 import collections
 from collections.abc import Callable, Coroutine, Generator, Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 from .ops.logs import get_logger
 
-__all__ = ["FanOut", "Run"]
+__all__ = ["Delivery", "FanOut"]
 
 logger = get_logger(__name__)
 
-Run = Callable[[], Coroutine[Any, Any, None]]
-
 #: Inline runs between two turns of the event loop (other work, and the sockets, get in).
 INLINE_BATCH = 64
+
+
+class Delivery(NamedTuple):
+    """One session group's part of a broadcast: ``run()`` makes the coroutine that runs it,
+    ``busy()`` says whether it would wait at once (a lock of its group or views is taken)."""
+
+    run: Callable[[], Coroutine[Any, Any, None]]
+    busy: Callable[[], bool]
+
+
+class _Broadcast(NamedTuple):
+    action: str
+    pending: collections.deque[Delivery]
 
 
 class FanOut:
@@ -37,37 +57,58 @@ class FanOut:
         self.spawn = spawn
         #: Actions whose runs were seen waiting: their broadcasts start a task per run.
         self.waiting: set[str] = set()
+        self._queue: collections.deque[_Broadcast] = collections.deque()
+        self._worker = False  # a worker task takes the queue in turn
 
-    def start(self, action: str, runs: Iterable[Run], *, blocked: Iterable[Run] = ()) -> None:
-        """Schedule ``runs`` of ``action``; ``blocked`` ones would wait at once (their
-        session group is busy) and get a task each."""
-        for run in blocked:
-            self.spawn(run())
-        pending = collections.deque(runs)
-        if action in self.waiting:
-            self._hand_off(pending)
-        elif pending:
-            self.spawn(self._inline(action, pending))
+    def start(self, action: str, deliveries: Iterable[Delivery]) -> None:
+        """Schedule a broadcast of ``action``, after those scheduled before it."""
+        self._queue.append(_Broadcast(action, collections.deque(deliveries)))
+        if not self._worker:
+            self._worker = True
+            self.spawn(self._work())
 
-    async def _inline(self, action: str, pending: collections.deque[Run]) -> None:
-        def waits() -> None:
-            self.waiting.add(action)
-            self._hand_off(pending)
-
+    async def _work(self) -> None:
+        started_tasks = False  # since this worker last let the loop run
         done = 0
-        while pending:
-            run = pending.popleft()
-            try:
-                await _Watched(run(), waits)
-            except Exception:
-                logger.error("a broadcast's run of %r failed", action, exc_info=True)
-            done += 1
-            if done % INLINE_BATCH == 0 and pending:
-                await asyncio.sleep(0)
+        retired = False
 
-    def _hand_off(self, pending: collections.deque[Run]) -> None:
-        while pending:
-            self.spawn(pending.popleft()())
+        def waits() -> None:
+            """The inline run waits: its broadcast's other runs get a task each, the
+            broadcasts after it a new worker (started after those tasks)."""
+            nonlocal retired
+            broadcast = self._queue.popleft()
+            self.waiting.add(broadcast.action)
+            while broadcast.pending:
+                self.spawn(broadcast.pending.popleft().run())
+            retired = True
+            if self._queue:
+                self.spawn(self._work())
+            else:
+                self._worker = False
+
+        try:
+            while self._queue:
+                broadcast = self._queue[0]
+                while broadcast.pending:
+                    delivery = broadcast.pending.popleft()
+                    if broadcast.action in self.waiting or delivery.busy():
+                        self.spawn(delivery.run())
+                        started_tasks = True
+                        continue
+                    if started_tasks or done >= INLINE_BATCH:
+                        await asyncio.sleep(0)  # started tasks take their places in the locks' queues
+                        started_tasks, done = False, 0
+                    try:
+                        await _Watched(delivery.run(), waits)
+                    except Exception:
+                        logger.error("a broadcast's run of %r failed", broadcast.action, exc_info=True)
+                    if retired:
+                        return
+                    done += 1
+                self._queue.popleft()
+        finally:
+            if not retired:
+                self._worker = False
 
 
 class _Watched:

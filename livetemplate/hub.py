@@ -23,7 +23,7 @@ from .backends.memory import InProcessBroadcaster
 from .broadcast import Broadcaster, ResubscribeHook
 from .context import Context, check_topic
 from .errors import NotAvailable, TopicForbidden
-from .fanout import FanOut, Run
+from .fanout import Delivery, FanOut
 from .groups import Groups
 from .ops.logs import get_logger
 from .ops.metrics import Metrics
@@ -78,6 +78,12 @@ class Session:
 
     def __repr__(self) -> str:
         return f"<Session {self.group_id[:8]}...>"
+
+
+def _busy(views: list[LiveView]) -> Callable[[], bool]:
+    """Whether a run for ``views`` (of one session group) would wait at once for a lock."""
+    group_lock = views[0].group.lock
+    return lambda: group_lock.locked() or any(view.lock.locked() for view in views)
 
 
 class Hub:
@@ -295,12 +301,13 @@ class Hub:
         by_group: dict[str, list[LiveView]] = {}
         for view in views:
             by_group.setdefault(view.group.id, []).append(view)
-        free: list[Run] = []
-        busy: list[Run] = []
-        for targets in by_group.values():
-            run = functools.partial(self._deliver_group, targets, action, data, commit)
-            (busy if targets[0].group.lock.locked() else free).append(run)
-        self.fan_out.start(action, free, blocked=busy)
+        self.fan_out.start(
+            action,
+            [
+                Delivery(functools.partial(self._deliver_group, targets, action, data, commit), _busy(targets))
+                for targets in by_group.values()
+            ],
+        )
 
     async def _deliver_group(self, views: list[LiveView], action: str, data: dict[str, Any], commit: bool) -> None:
         self.metrics.publishes_sent.inc(len(views))

@@ -10,9 +10,13 @@ from typing import Any
 
 import pytest
 
-from livetemplate.fanout import INLINE_BATCH, FanOut
+from livetemplate.fanout import INLINE_BATCH, Delivery, FanOut
 
 pytestmark = pytest.mark.anyio
+
+
+def free(*runs: Any) -> list[Delivery]:
+    return [Delivery(run, lambda: False) for run in runs]
 
 
 class Spawner:
@@ -41,7 +45,7 @@ async def test_runs_that_never_wait_go_inline_in_one_task() -> None:
 
         return body
 
-    FanOut(spawn).start("show", [run(i) for i in range(10)])
+    FanOut(spawn).start("show", free(*(run(i) for i in range(10))))
     await spawn.settle()
     assert done == list(range(10))
     assert len(spawn.tasks) == 1 and tasks == {spawn.tasks[0]}
@@ -61,18 +65,18 @@ async def test_the_first_run_that_waits_hands_the_rest_to_a_task_each() -> None:
 
         return body
 
-    fan_out.start("fetch", [run(i) for i in range(5)])
+    fan_out.start("fetch", free(*(run(i) for i in range(5))))
     for _ in range(10):
         await asyncio.sleep(0)
     assert done == [0, 2, 3, 4]  # nobody waited behind run 1
-    assert fan_out.waiting == {"fetch"} and len(spawn.tasks) == 4
+    assert fan_out.waiting == {"fetch"} and len(spawn.tasks) == 4  # the worker and a task for each run after 1
     gate.set()
     await spawn.settle()
     assert sorted(done) == [0, 1, 2, 3, 4]
 
-    fan_out.start("fetch", [run(i) for i in range(3)])  # remembered: a task per run
-    assert len(spawn.tasks) == 7
+    fan_out.start("fetch", free(*(run(i) for i in range(3))))  # remembered: a task per run
     await spawn.settle()
+    assert len(spawn.tasks) == 4 + 1 + 3  # a worker, and a task for each run
 
 
 async def test_blocked_runs_get_a_task_each_and_teach_nothing() -> None:
@@ -85,11 +89,13 @@ async def test_blocked_runs_get_a_task_each_and_teach_nothing() -> None:
         async with lock:
             done.append("blocked")
 
-    async def free() -> None:
+    async def free_run() -> None:
         done.append("free")
 
+    free_runs = free(free_run, free_run)
+
     async with lock:
-        fan_out.start("show", [free, free], blocked=[blocked])
+        fan_out.start("show", [*free_runs, Delivery(blocked, lock.locked)])
         await asyncio.sleep(0)
         assert done == ["free", "free"]
     await spawn.settle()
@@ -110,7 +116,7 @@ async def test_a_failing_run_is_logged_and_the_others_still_run(caplog: pytest.L
         return body
 
     with caplog.at_level(logging.ERROR, logger="livetemplate.fanout"):
-        FanOut(spawn).start("show", [run(i) for i in range(3)])
+        FanOut(spawn).start("show", free(*(run(i) for i in range(3))))
         await spawn.settle()
     assert done == [0, 2]
     assert "broadcast's run of 'show' failed" in caplog.text and "broken action" in caplog.text
@@ -130,7 +136,7 @@ async def test_a_timeout_inside_an_inline_run_cancels_only_that_run() -> None:
     async def quick() -> None:
         outcomes.append("quick")
 
-    FanOut(spawn).start("show", [slow, quick, quick])
+    FanOut(spawn).start("show", free(slow, quick, quick))
     await spawn.settle()
     assert sorted(outcomes) == ["quick", "quick", "timed out"]
     assert not any(task.cancelled() for task in spawn.tasks)
@@ -150,8 +156,69 @@ async def test_long_broadcasts_let_the_loop_run_between_batches() -> None:
             await asyncio.sleep(0)
 
     other = asyncio.get_running_loop().create_task(other_work())
-    FanOut(spawn).start("show", [run] * (3 * INLINE_BATCH))
+    FanOut(spawn).start("show", free(*[run] * (3 * INLINE_BATCH)))
     await spawn.settle()
     await other
     assert len(done) == 3 * INLINE_BATCH
     assert {INLINE_BATCH, 2 * INLINE_BATCH} <= set(seen_by_other_work)
+
+
+class Groups:
+    """Session groups as the hub's runs see them: a lock each, and the broadcasts each one
+    received, in order."""
+
+    def __init__(self, count: int) -> None:
+        self.locks = [asyncio.Lock() for _ in range(count)]
+        self.received: list[list[str]] = [[] for _ in range(count)]
+
+    def delivery(self, broadcast: str, group: int, gate: asyncio.Event | None = None) -> Delivery:
+        lock = self.locks[group]
+
+        async def run() -> None:
+            async with lock:
+                if gate is not None:
+                    await gate.wait()
+                self.received[group].append(broadcast)
+
+        return Delivery(run, lock.locked)
+
+
+async def test_a_later_broadcast_never_overtakes_runs_handed_to_tasks() -> None:
+    spawn = Spawner()
+    fan_out = FanOut(spawn)
+    groups = Groups(6)
+    gate = asyncio.Event()
+    fan_out.start("fetch", [groups.delivery("first", 0, gate), *(groups.delivery("first", g) for g in range(1, 6))])
+    fan_out.start("show", [groups.delivery("second", g) for g in reversed(range(6))])
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert groups.received[1:] == [["first", "second"]] * 5  # nobody waited behind group 0
+    gate.set()
+    await spawn.settle()
+    assert groups.received == [["first", "second"]] * 6
+
+
+async def test_runs_started_as_tasks_go_before_the_next_inline_ones() -> None:
+    spawn = Spawner()
+    fan_out = FanOut(spawn)
+    fan_out.waiting.add("fetch")  # seen waiting before: a task per run
+    groups = Groups(4)
+    fan_out.start("fetch", [groups.delivery("first", g) for g in range(4)])
+    fan_out.start("show", [groups.delivery("second", g) for g in reversed(range(4))])
+    await spawn.settle()
+    assert groups.received == [["first", "second"]] * 4
+
+
+async def test_a_busy_group_keeps_its_order() -> None:
+    spawn = Spawner()
+    fan_out = FanOut(spawn)
+    groups = Groups(2)
+    async with groups.locks[0]:  # group 0 is running an action of its own
+        fan_out.start("show", [groups.delivery("first", 0), groups.delivery("first", 1)])
+        fan_out.start("show", [groups.delivery("second", 1), groups.delivery("second", 0)])
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert groups.received == [[], ["first", "second"]]
+    await spawn.settle()
+    assert groups.received == [["first", "second"]] * 2
+    assert fan_out.waiting == set()

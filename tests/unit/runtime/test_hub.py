@@ -435,3 +435,29 @@ async def test_a_push_commits_in_the_first_run_that_changes_the_group() -> None:
         await controller.sessions[0].trigger_action("record_if_noted")
         await until(two, "events", "noted")
         await until(one, "events", "noted")
+
+
+class Slow(Controller):
+    async def record_slowly(self, state: State, ctx: Context) -> State:
+        await asyncio.sleep(0.002)  # waits: the broadcast's other runs get tasks of their own
+        state.events.append(ctx.get_str("event"))
+        return state
+
+
+async def test_a_push_never_overtakes_an_earlier_broadcast_that_waits() -> None:
+    controller = Slow()
+    app = make(controller, open_topics=True)
+    clients = [LiveClient(app, shutdown=False) for _ in range(5)]
+    tabs = [await opened(client, "/?topics=news") for client in clients]
+    for ws in tabs:
+        await ws.action("remember")
+    await app.publish("news", "record_slowly", {"event": "first"})  # every run waits
+    for session in controller.sessions:  # at once, while those runs are under way
+        await session.trigger_action("record", {"event": "second"})
+    for ws in tabs:
+        while shown(ws, "events").count(",") < 1:
+            assert "tree" in await ws.receive_json()
+        assert shown(ws, "events") == "first,second"
+    for client in clients:
+        await client.__aexit__(None, None, None)
+    await app.shutdown()

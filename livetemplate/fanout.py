@@ -3,8 +3,9 @@ finish without waiting on anything, a task each once one of them waits, and in t
 the broadcasts were made for every session group.
 
 A push to many views is mostly CPU work (run the action on each view's state, render, queue
-the frames), and a task per view made the loop's bookkeeping a large share of it. So the
-runs go inline, in one worker task that lets the loop run between batches. The first run
+the frames); a task per view added the loop's bookkeeping and kept thousands of them alive at
+once, which set off full garbage collections in the middle of the broadcast. So the runs go
+inline, in one worker task that lets the loop run between batches. The first run
 that waits on something (I/O in the action, a store write) hands the runs of its broadcast
 still to come to a task each at that moment, and the broadcasts queued after it to a new
 worker, so nobody waits behind it; the action is remembered, and its later broadcasts start

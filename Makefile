@@ -49,8 +49,11 @@ check: lint typecheck
 prerequisites:
 	@PYTHON=$(PYTHON) scripts/check-prerequisites
 
+# The compiled engine's regression gate (its speed-up over the twin, measured in the same run,
+# against the stored one: benchmarks/test_regression.py) runs with the tests: 5 seconds.
 test: prerequisites build check
 	$(PY) -m pytest
+	$(PY) -m pytest benchmarks/test_regression.py -q -p no:cacheprovider --benchmark-disable-gc
 	$(MAKE) --no-print-directory test-pure
 
 $(PURE_DEPS): pyproject.toml setup.py
@@ -87,7 +90,8 @@ $(BENCH_DEPS): $(DEPS)
 
 # The performance gates (docs/performance.md): the compiled engine's speed-up over its twin
 # against the stored one, then the quick load run (2,000 connections, this project beside the
-# bare asyncio floor) against the M3 floor. A few minutes; the lead decides whether `test` runs it.
+# bare asyncio floor) against the M3 floor. About a minute; `test` runs the first only, as the
+# fan-out gate of the second does not pass yet (docs/performance.md).
 perf-gate: build
 	$(PY) -m pytest benchmarks/test_regression.py -q -p no:cacheprovider --benchmark-disable-gc
 	$(PY) -m benchmarks.load --quick --gate --json perf-gate.json

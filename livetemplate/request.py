@@ -1,5 +1,6 @@
 """What both transports read of a request: headers, cookies, the query, the scheme behind a
-proxy, the origin check, and the cookie naming the browser's session group.
+proxy, the origin check, the cookie naming the browser's session group, and an HTTP
+request's body, read within a limit.
 
 Session-group ids are issued by the server only: the cookie carries the id and its HMAC
 under the app's secret, and a value the server did not sign is replaced by a new id (so
@@ -13,13 +14,13 @@ import hashlib
 import hmac
 import re
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from urllib.parse import parse_qsl
 
-from .types import Scope
+from .types import Receive, Scope
 from .wire import SESSION_COOKIE
 
-__all__ = ["Request", "SessionIds", "cookie_header", "origin_allowed"]
+__all__ = ["BodyTooLarge", "ClientGone", "Request", "SessionIds", "body_chunks", "cookie_header", "origin_allowed"]
 
 _COOKIE_VALUE = re.compile(r"([A-Za-z0-9_-]{43})\.([A-Za-z0-9_-]{22})\Z")
 _FORWARDED_PROTO = re.compile(r"proto=([A-Za-z]+)")
@@ -147,3 +148,32 @@ def cookie_header(name: str, value: str, max_age: int, secure: bool) -> str:
     """A ``Set-Cookie`` value for one of the runtime's own cookies."""
     cookie = f"{name}={value}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Lax"
     return cookie + "; Secure" if secure else cookie
+
+
+class ClientGone(Exception):
+    """The client disconnected before the request's body ended."""
+
+
+class BodyTooLarge(Exception):
+    """The request's body is longer than ``limit`` bytes."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"request body larger than {limit} bytes")
+        self.limit = limit
+
+
+async def body_chunks(receive: Receive, limit: int) -> AsyncIterator[bytes]:
+    """The request's body as it arrives, at most ``limit`` bytes in all; raises
+    :class:`ClientGone` or :class:`BodyTooLarge`."""
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone()
+        chunk: bytes = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(limit)
+        yield chunk
+        if not message.get("more_body", False):
+            return

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from ..ops.logs import get_logger
 from ..rendering import error_frame
-from ..request import Request, cookie_header, origin_allowed
+from ..request import BodyTooLarge, ClientGone, Request, body_chunks, cookie_header, origin_allowed
 from ..runtime import Runtime
 from ..sessions import StoreUnavailable
 from ..types import Receive
@@ -28,30 +28,6 @@ from .response import Responder
 __all__ = ["serve_page"]
 
 logger = get_logger(__name__)
-
-
-class BodyTooLarge(Exception):
-    pass
-
-
-class ClientGone(Exception):
-    pass
-
-
-async def _read_body(receive: Receive, limit: int) -> bytes:
-    chunks = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientGone()
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge(f"request body larger than {limit} bytes")
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
 
 
 async def serve_page(rt: Runtime, request: Request, method: str, receive: Receive, respond: Responder) -> None:
@@ -83,7 +59,7 @@ async def _post(rt: Runtime, request: Request, receive: Receive, respond: Respon
         await post_multipart(rt, request, receive, respond)
         return
     try:
-        body = await _read_body(receive, rt.options.max_message_size)
+        body = b"".join([chunk async for chunk in body_chunks(receive, rt.options.max_message_size)])
     except ClientGone:
         return  # nobody is left to answer
     except BodyTooLarge as exc:

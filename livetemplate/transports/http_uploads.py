@@ -8,12 +8,12 @@ from typing import Any
 
 from ..frames import encode_frame
 from ..rendering import error_frame
-from ..request import Request
+from ..request import ClientGone, Request
 from ..runtime import Runtime
 from ..types import Receive
 from ..uploads import completion_action
 from ..uploads.entries import errors_by_upload
-from ..uploads.multipart import BodyRefused, ClientGone
+from ..uploads.multipart import BodyRefused
 from ..wire import UPLOAD_HEADER, UploadChunk, UploadComplete, UploadMessage, UploadStart, meta
 from .http_exchange import HttpExchange, run_request, send_tree, wants_json
 from .http_forms import run_form

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
+from ..request import BodyTooLarge, body_chunks
 from ..types import Receive
 from ..wire import ACTION_FIELDS
 from .config import Upload, UploadPart, UploadTooLarge
@@ -27,7 +28,7 @@ from .staging import Staging
 if TYPE_CHECKING:
     from python_multipart.multipart import MultipartCallbacks
 
-__all__ = ["BodyRefused", "ClientGone", "Form", "read_form"]
+__all__ = ["BodyRefused", "Form", "read_form"]
 
 logger = logging.getLogger(__name__)
 
@@ -44,10 +45,6 @@ class BodyRefused(Exception):
         self.status = status
         self.message = message
         super().__init__(message)
-
-
-class ClientGone(Exception):
-    """The client disconnected before the body ended."""
 
 
 @dataclass
@@ -333,7 +330,7 @@ async def read_form(
     group_id: str = "",
 ) -> Form:
     """Read a multipart body from ``receive``. Raises :class:`BodyRefused` (nothing is kept)
-    or :class:`ClientGone`. The caller owns the returned entries' staged files."""
+    or :class:`~livetemplate.request.ClientGone`. The caller owns the returned entries' staged files."""
     _, params = parse_options_header(content_type)
     boundary = params.get(b"boundary")
     if not boundary:
@@ -346,24 +343,17 @@ async def read_form(
         parser = MultipartParser(boundary, reader.callbacks(), max_size=limit)
     except (MultipartParseError, ValueError) as exc:
         raise BodyRefused(400, f"Bad Request: {exc}") from None
-    size = 0
     try:
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                raise ClientGone()
-            body = message.get("body", b"")
-            size += len(body)
-            if size > limit:
-                raise BodyRefused(413, f"Payload Too Large: at most {limit} bytes")
-            if body:
-                try:
-                    parser.write(body)
-                except MultipartParseError as exc:
-                    raise BodyRefused(400, f"Bad Request: malformed multipart body ({exc})") from None
-                await reader.handle_events()
-            if not message.get("more_body", False):
-                break
+        try:
+            async for body in body_chunks(receive, limit):
+                if body:
+                    try:
+                        parser.write(body)
+                    except MultipartParseError as exc:
+                        raise BodyRefused(400, f"Bad Request: malformed multipart body ({exc})") from None
+                    await reader.handle_events()
+        except BodyTooLarge:
+            raise BodyRefused(413, f"Payload Too Large: at most {limit} bytes") from None
         parser.finalize()
         await reader.handle_events()
         if not reader.finished:

@@ -13,16 +13,18 @@ import ctypes
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
 import redis
+
+from tests.support.ports import free_port
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 REDIS_CLI = shutil.which("redis-cli") or "/usr/bin/redis-cli"
@@ -30,29 +32,6 @@ HOST = "127.0.0.1"
 START_TIMEOUT = 10.0
 MASTER_NAME = "mymaster"
 T = TypeVar("T", bound="Topology")
-
-
-def free_port(*, with_bus: bool = False) -> int:
-    """A TCP port on the loopback interface that nothing listens on (and, for a Cluster
-    node, whose bus port ``port + 10000`` is free too)."""
-    for _ in range(100):
-        with socket.socket() as sock:
-            sock.bind((HOST, 0))
-            port: int = sock.getsockname()[1]
-        if not with_bus:
-            return port
-        if port + 10000 < 65536 and _is_free(port + 10000):
-            return port
-    raise RuntimeError("no free port pair found")
-
-
-def _is_free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind((HOST, port))
-        except OSError:
-            return False
-    return True
 
 
 def _die_with_parent() -> None:
@@ -211,10 +190,21 @@ class Standalone(Topology):
 
 
 class SentinelSetup(Topology):
-    """A master, one replica and three sentinels (quorum 2) watching ``mymaster``."""
+    """A master, one replica and three sentinels (quorum 2) watching ``mymaster``.
+
+    Sentinels that have not settled (found each other and the replica) after 30 s are
+    reported with what each of them saw, and the setup is laid out again once on fresh ports:
+    these tests are about the application during a failover, not about Sentinel's start.
+    """
 
     def __init__(self, *, down_after_ms: int = 1000, failover_timeout_ms: int = 5000) -> None:
         super().__init__("sentinel")
+        self.timings = (down_after_ms, failover_timeout_ms)
+        self._lay_out()
+
+    def _lay_out(self) -> None:
+        down_after_ms, failover_timeout_ms = self.timings
+        self.processes = []
         self.master = self.add("master")
         self.replica = self.add("replica", args=("--replicaof", HOST, str(self.master.port)))
         self.sentinels = [self.add(f"sentinel{index}", sentinel=True) for index in range(3)]
@@ -227,10 +217,35 @@ class SentinelSetup(Topology):
             )
 
     def start(self) -> None:
+        try:
+            self._start_once()
+        except TimeoutError as first:
+            warnings.warn(f"{first}; starting the Sentinel setup again on fresh ports", stacklevel=2)
+            self.close()
+            self.root.mkdir(parents=True)
+            self._lay_out()
+            self._start_once()
+
+    def _start_once(self) -> None:
         for process in self.processes:
             process.start()
         wait_until(self._replica_synced, START_TIMEOUT, "the replica to sync")
-        wait_until(self._sentinels_ready, 3 * START_TIMEOUT, "the sentinels to discover each other and the replica")
+        try:
+            wait_until(self._sentinels_ready, 3 * START_TIMEOUT, "the sentinels to discover each other and the replica")
+        except TimeoutError as error:
+            raise TimeoutError(f"{error}: {self._sentinels_seen()}") from None
+
+    def _sentinels_seen(self) -> str:
+        """What each sentinel reports about the master, or why it does not answer, and its log."""
+        seen = []
+        for sentinel in self.sentinels:
+            try:
+                with sentinel.client(socket_timeout=1) as client:
+                    report = str(client.info("sentinel").get("master0", "no master0"))
+            except (redis.RedisError, OSError) as error:
+                report = f"{type(error).__name__}: {error}"
+            seen.append(f"sentinel :{sentinel.port} {report} (log: {sentinel.log_tail(8)})")
+        return "; ".join(seen)
 
     @property
     def sentinel_addresses(self) -> list[tuple[str, int]]:

@@ -5,7 +5,6 @@ presigner for it made with boto3."""
 from __future__ import annotations
 
 import functools
-import socket
 import subprocess
 import sys
 import time
@@ -19,16 +18,11 @@ import boto3
 import pytest
 
 from livetemplate import PendingUpload, Presigned
+from tests.support.ports import free_port
 
 REGION = "us-east-1"
 CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing", "region_name": REGION}
 START_TIMEOUT = 30.0
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @functools.cache
@@ -45,7 +39,7 @@ class S3Server:
     """moto's S3 server in a subprocess; ``stop()`` ends it."""
 
     def __init__(self, log_path: Path) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._log = log_path.open("wb")
         command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)]

@@ -24,7 +24,8 @@ import yaml
 from livetemplate.backends.redis_clients import parse_url
 from livetemplate.cli.serve import DEFAULT_PORT
 from livetemplate.options import ENVIRONMENT, Options
-from tests.tooling.processes import ROOT, free_port
+from tests.support.ports import free_port
+from tests.tooling.processes import ROOT
 
 DEPLOY = ROOT / "deploy"
 KUBERNETES = DEPLOY / "kubernetes"

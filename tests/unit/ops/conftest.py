@@ -8,7 +8,6 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.logging_state import _restore_logging
+from tests.support.ports import free_port
 
 __all__ = ["_restore_logging"]
 
@@ -40,13 +40,6 @@ def _bindir() -> Path:
     return Path(pg_ctl).resolve().parent
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 class PostgresServer:
     """A PostgreSQL server in a directory of its own, on a free loopback port. PostgreSQL
     refuses to run as root: as root, its programs run as the ``postgres`` user."""
@@ -54,7 +47,7 @@ class PostgresServer:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self.data = directory / "data"
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
         self._bin = _bindir()
         self._as_owner = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []

@@ -4,3 +4,4 @@
 cdef object _encoder
 
 cpdef bytes encode_frame(object tree, object meta)
+cpdef bytes websocket_text_frame(bytes payload)

@@ -25,3 +25,14 @@ def encode_frame(tree, meta):
     if meta is None:
         return _encoder.encode({"tree": tree})
     return _encoder.encode({"tree": tree, "meta": meta})
+
+
+def websocket_text_frame(payload):
+    """``payload`` (UTF-8 text) as one final, unmasked WebSocket text frame: what a server
+    writes to the socket (RFC 6455 section 5.2; a server never masks)."""
+    size = len(payload)
+    if size < 126:
+        return bytes((0x81, size)) + payload
+    if size < 65536:
+        return bytes((0x81, 126, size >> 8, size & 0xFF)) + payload
+    return b"\x81\x7f" + size.to_bytes(8, "big") + payload

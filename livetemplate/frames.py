@@ -12,7 +12,12 @@ from typing import Any
 
 from ._twins import auto
 
-__all__ = ["encode_frame"]
+__all__ = ["encode_frame", "websocket_text_frame"]
+
+_module = auto("_frames")
 
 #: ``encode_frame(tree, meta) -> bytes``: the frame as compact JSON (UTF-8).
-encode_frame: Callable[[Mapping[str, Any], Mapping[str, Any] | None], bytes] = auto("_frames").encode_frame
+encode_frame: Callable[[Mapping[str, Any], Mapping[str, Any] | None], bytes] = _module.encode_frame
+#: ``websocket_text_frame(payload) -> bytes``: UTF-8 ``payload`` as one unmasked WebSocket
+#: text frame, header and all, ready for a server's socket.
+websocket_text_frame: Callable[[bytes], bytes] = _module.websocket_text_frame

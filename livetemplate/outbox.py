@@ -4,9 +4,11 @@ Everything a connection sends goes through its outbox, in order: replies to its 
 and pushes fanned out by the hub. Putting frames never waits for the socket, so a client that
 reads slowly delays nobody else. Frames put on an idle outbox are written at once, in the
 caller's stack, as long as the socket takes them without waiting (a broadcast to many
-connections then costs no task per connection); once the socket makes the writer wait, a
-task of the outbox's own carries on, and exists only while frames wait (an idle connection
-costs no task). A write that fails marks the outbox broken and drops what waits.
+connections then costs no task per connection): with ``write_now``, a plain call that
+writes a frame if the socket takes it at once, else through ``write``; once the socket
+makes the writer wait, a task of the outbox's own carries on, and exists only while frames
+wait (an idle connection costs no task). A write that fails marks the outbox broken and
+drops what waits.
 
 Past its byte ``budget`` an outbox is *backed up*: the hub then stops rendering pushes for
 that connection and sends one update once it has drained (``on_drained``). A connection that
@@ -29,6 +31,8 @@ __all__ = ["Outbox"]
 logger = get_logger(__name__)
 
 Write = Callable[[bytes], Awaitable[None]]
+#: Writes a frame if the socket takes it without waiting; False (and nothing written) if not.
+WriteNow = Callable[[bytes], bool]
 
 
 class Outbox:
@@ -47,10 +51,19 @@ class Outbox:
         "pending_bytes",
         "stuck_after",
         "write",
+        "write_now",
     )
 
-    def __init__(self, write: Write, *, budget: int = 1 << 62, stuck_after: float = float("inf")) -> None:
+    def __init__(
+        self,
+        write: Write,
+        *,
+        write_now: WriteNow | None = None,
+        budget: int = 1 << 62,
+        stuck_after: float = float("inf"),
+    ) -> None:
         self.write = write
+        self.write_now = write_now
         self.budget = budget
         self.stuck_after = stuck_after
         self.broken = False
@@ -76,7 +89,7 @@ class Outbox:
     def put(self, frames: Iterable[bytes]) -> None:
         """Queue ``frames``: written now while the socket takes them without waiting, then
         in the background."""
-        if self._queue(frames) and not self._busy:
+        if self._queue(self._written_now(frames)) and not self._busy:
             self._busy = True
             drain = self._drain()
             try:
@@ -88,7 +101,7 @@ class Outbox:
     async def send(self, frames: Iterable[bytes]) -> None:
         """Queue ``frames`` and, when no write is under way, write them now in this task
         (a reply to the connection's own message: no task needed)."""
-        if self._queue(frames) and not self._busy:
+        if self._queue(self._written_now(frames)) and not self._busy:
             self._busy = True
             await self._drain()
 
@@ -111,6 +124,18 @@ class Outbox:
         self.on_drained = None
         if self._task is not None and self._task is not asyncio.current_task():
             self._task.cancel()
+
+    def _written_now(self, frames: Iterable[bytes]) -> Iterable[bytes]:
+        """Write ``frames`` with ``write_now`` while nothing waits before them and the
+        socket takes them; the frames left to queue."""
+        write_now = self.write_now
+        if write_now is None or self._busy or self._frames or self.broken:
+            return frames
+        left = list(frames)
+        for index, frame in enumerate(left):
+            if not write_now(frame):
+                return left[index:]
+        return ()
 
     def _queue(self, frames: Iterable[bytes]) -> bool:
         if self.broken:

@@ -1,5 +1,8 @@
 """Serving an app with uvicorn, with the settings this project recommends:
 
+- the WebSocket protocol :class:`~livetemplate.transports.uvicorn_protocol.LiveWebSocketProtocol`
+  (uvicorn's sans-I/O one, writing update frames to the socket without a task or an ASGI
+  message per frame);
 - ``ws_max_size`` from the app's ``max_message_size`` (or an upload chunk's message, if
   larger): a bigger frame is refused by the protocol (close 1009) before uvicorn buffers
   it, not after (its default is 16 MiB);
@@ -29,6 +32,8 @@ def recommended_settings(app: LiveApp | None) -> dict[str, Any]:
     options = app.options if app is not None else Options()
     uploads = app.runtime.uploads if app is not None else None
     return {
+        # uvicorn's websockets-sansio protocol, writing update frames straight to the socket
+        "ws": "livetemplate.transports.uvicorn_protocol:LiveWebSocketProtocol",
         "ws_max_size": max(options.max_message_size, uploads.frame_limit if uploads is not None else 0),
         "ws_per_message_deflate": False,
         # PERF: the client sends its own heartbeat; the server's pings only find connections

@@ -5,12 +5,20 @@ Each app has its own :class:`Metrics` on its own registry (several apps in one p
 collide); ``/metrics`` exposes it. Under ``uvicorn --workers N`` set ``PROMETHEUS_MULTIPROC_DIR``
 to an empty directory shared by the workers: values are then written there and ``/metrics``
 aggregates every worker (gauges are summed; the per-process callback gauges are left out).
+
+The metrics that every action and every render update (the action and template durations,
+payload sizes, tree kinds) are batched: an update is a list append or an integer addition,
+and the batch goes into the Prometheus metric in bulk once it holds 256 values, every
+second (the loop-lag tick) and before every scrape. A broadcast to thousands of
+connections then costs no lock per recipient (at 2 µs an observation, they were a tenth of
+its cost). These are updated from the event loop's thread only.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from bisect import bisect_left
 from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
@@ -18,7 +26,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 from ..periodic import Periodic
 
-__all__ = ["CONTENT_TYPE", "Metrics"]
+__all__ = ["CONTENT_TYPE", "BatchedCounter", "BatchedHistogram", "Metrics"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -26,8 +34,68 @@ _LATENCY = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 
 _BYTES = (64, 256, 1024, 4096, 16384, 65536, 262144, 1048576)
 
 
+#: Values a batched histogram holds before it adds them to the Prometheus metric.
+BATCH = 256
+
+
 def _multiprocess() -> bool:
     return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+
+
+class BatchedHistogram:
+    """A Prometheus histogram whose observations are added in bulk (see the module)."""
+
+    __slots__ = ("histogram", "pending")
+
+    def __init__(self, histogram: Histogram) -> None:
+        self.histogram = histogram
+        self.pending: list[float] = []
+
+    def observe(self, value: float) -> None:
+        pending = self.pending
+        pending.append(value)
+        if len(pending) >= BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        """Add the pending observations to the histogram: one addition per bucket they fall
+        in and one to the sum (one ``observe`` each where its internals differ)."""
+        values, self.pending = self.pending, []
+        if not values:
+            return
+        histogram = self.histogram
+        bounds = getattr(histogram, "_upper_bounds", None)
+        buckets = getattr(histogram, "_buckets", None)
+        total = getattr(histogram, "_sum", None)
+        if bounds is None or buckets is None or total is None or len(bounds) != len(buckets):
+            for value in values:
+                histogram.observe(value)
+            return
+        counts = [0] * len(bounds)
+        for value in values:
+            counts[bisect_left(bounds, value)] += 1  # the first bucket whose bound >= value (the last is +Inf)
+        total.inc(sum(values))
+        for bucket, count in zip(buckets, counts, strict=True):
+            if count:
+                bucket.inc(count)
+
+
+class BatchedCounter:
+    """A Prometheus counter whose increments are added in bulk (see the module)."""
+
+    __slots__ = ("counter", "pending")
+
+    def __init__(self, counter: Counter) -> None:
+        self.counter = counter
+        self.pending = 0.0
+
+    def inc(self, amount: float = 1) -> None:
+        self.pending += amount
+
+    def flush(self) -> None:
+        amount, self.pending = self.pending, 0.0
+        if amount:
+            self.counter.inc(amount)
 
 
 class Metrics:
@@ -45,23 +113,39 @@ class Metrics:
         self.connections_rejected = Counter(
             "livetemplate_connections_rejected", "Connections refused, by reason", ["reason"], registry=r
         )
-        self.actions_processed = Counter("livetemplate_actions_processed", "Actions run (pushes included)", registry=r)
+        self.actions_processed = BatchedCounter(
+            Counter("livetemplate_actions_processed", "Actions run (pushes included)", registry=r)
+        )
         self.errors = Counter("livetemplate_errors", "Failures, by kind", ["kind"], registry=r)
-        self.action_duration = Histogram(
-            "livetemplate_action_duration_seconds", "Time to run an action and commit", registry=r, buckets=_LATENCY
+        self.action_duration = BatchedHistogram(
+            Histogram(
+                "livetemplate_action_duration_seconds", "Time to run an action and commit", registry=r, buckets=_LATENCY
+            )
         )
-        self.template_duration = Histogram(
-            "livetemplate_template_duration_seconds",
-            "Time to render a state into a tree update (build and diff)",
-            registry=r,
-            buckets=_LATENCY,
+        self.template_duration = BatchedHistogram(
+            Histogram(
+                "livetemplate_template_duration_seconds",
+                "Time to render a state into a tree update (build and diff)",
+                registry=r,
+                buckets=_LATENCY,
+            )
         )
-        self.update_payload = Histogram(
-            "livetemplate_update_payload_bytes", "Encoded size of update frames", registry=r, buckets=_BYTES
+        self.update_payload = BatchedHistogram(
+            Histogram("livetemplate_update_payload_bytes", "Encoded size of update frames", registry=r, buckets=_BYTES)
         )
-        self.full_tree_sends = Counter("livetemplate_full_tree_sends", "Frames with a complete tree", registry=r)
-        self.dynamics_only_sends = Counter(
-            "livetemplate_dynamics_only_sends", "Frames with changed values only", registry=r
+        self.full_tree_sends = BatchedCounter(
+            Counter("livetemplate_full_tree_sends", "Frames with a complete tree", registry=r)
+        )
+        self.dynamics_only_sends = BatchedCounter(
+            Counter("livetemplate_dynamics_only_sends", "Frames with changed values only", registry=r)
+        )
+        self._batched: tuple[BatchedCounter | BatchedHistogram, ...] = (
+            self.actions_processed,
+            self.action_duration,
+            self.template_duration,
+            self.update_payload,
+            self.full_tree_sends,
+            self.dynamics_only_sends,
         )
         self.publishes_sent = Counter(
             "livetemplate_publishes_sent", "Pushed actions, counted per receiving connection", registry=r
@@ -106,13 +190,15 @@ class Metrics:
 
     def loop_lag_monitor(self, interval: float = 1.0) -> Periodic:
         """A job that measures how late the event loop wakes a timer (a callback hogging the
-        loop shows here) into ``livetemplate_event_loop_lag_seconds``; start it in a loop."""
+        loop shows here) into ``livetemplate_event_loop_lag_seconds``, and flushes the
+        batched metrics; start it in a loop."""
         last = [time.monotonic()]
 
         def tick() -> None:
             now = time.monotonic()
             self.event_loop_lag.set(max(0.0, now - last[0] - interval))
             last[0] = now
+            self.flush()
 
         return Periodic(tick, interval)
 
@@ -122,8 +208,14 @@ class Metrics:
         if not _multiprocess():
             gauge.set_function(value)
 
+    def flush(self) -> None:
+        """Add what the batched metrics hold to their Prometheus metrics."""
+        for batched in self._batched:
+            batched.flush()
+
     def exposition(self) -> bytes:
         """The text ``/metrics`` answers."""
+        self.flush()
         if _multiprocess():
             registry = CollectorRegistry()
             MultiProcessCollector(registry)  # type: ignore[no-untyped-call]

@@ -17,7 +17,11 @@ from ..sessions import StoreUnavailable
 from ..types import Message, Receive, Scope, Send
 from ..wire import PING, RATE_LIMIT_ERROR, MalformedMessage, decode_incoming, meta
 
-__all__ = ["WebSocketConnection"]
+__all__ = ["WRITE_TEXT", "WebSocketConnection"]
+
+#: The scope extension of a server that writes text frames directly
+#: (:mod:`livetemplate.transports.uvicorn_protocol`): ``{"write": callable}``.
+WRITE_TEXT = "livetemplate.write_text"
 
 logger = get_logger(__name__)
 
@@ -62,7 +66,13 @@ class WebSocketConnection:
         self.request = Request(scope, options.trust_forwarded_headers)
         self._receive = receive
         self._send = send
-        self.outbox = Outbox(self._write, budget=options.send_budget, stuck_after=options.slow_client_timeout)
+        direct = scope.get("extensions", {}).get(WRITE_TEXT)  # offered by the project's uvicorn protocol
+        self.outbox = Outbox(
+            self._write,
+            write_now=direct["write"] if direct else None,
+            budget=options.send_budget,
+            stuck_after=options.slow_client_timeout,
+        )
         self.outbox.on_stuck = self._stuck
         limit = options.message_rate_limit
         self.bucket = TokenBucket(*limit) if limit is not None else None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from types import ModuleType
 
 import pytest
+from websockets.frames import Frame, Opcode
 
 import livetemplate
 from livetemplate import _frames_py, _twins, frames
@@ -30,3 +31,11 @@ def test_encode_frame_writes_compact_json(module: ModuleType) -> None:
     frame = module.encode_frame({"s": ["<p>", "</p>"], "0": "héllo \u2028"}, {"success": True, "errors": {}})
     assert frame == b'{"tree":{"s":["<p>","</p>"],"0":"h\xc3\xa9llo \xe2\x80\xa8"},"meta":{"success":true,"errors":{}}}'
     assert module.encode_frame({"0": [["r", "k"]]}, None) == b'{"tree":{"0":[["r","k"]]}}'  # no meta at all
+
+
+@pytest.mark.parametrize("module", encoders(), ids=lambda m: m.__name__)
+@pytest.mark.parametrize("size", [0, 1, 125, 126, 127, 65_535, 65_536, 70_001])
+def test_websocket_text_frame_is_what_websockets_writes(module: ModuleType, size: int) -> None:
+    payload = ("é" * size).encode()[:size]
+    expected = Frame(Opcode.TEXT, payload).serialize(mask=False, extensions=[])  # an independent writer
+    assert module.websocket_text_frame(payload) == expected

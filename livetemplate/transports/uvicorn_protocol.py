@@ -1,0 +1,58 @@
+"""The WebSocket protocol this project serves with under uvicorn.
+
+It is uvicorn's own ``websockets-sansio`` protocol (websockets' sans-I/O parser does the
+handshake, fragmentation, ping/pong, close codes, UTF-8 checks and size limits) with one
+addition: a direct write for the app's text frames, offered in the connection's scope as
+the ASGI extension ``livetemplate.write_text``. ``{"write": write}``, where ``write(payload)``
+frames ``payload`` and hands it to the socket at once when the socket takes it without
+waiting (returns True), and otherwise does nothing (returns False: the app then sends
+through ASGI, which waits for the socket). A broadcast to many connections writes each
+update in a call, without a coroutine, an ASGI message and a frame object per recipient.
+
+The extension is not offered when per-message deflate was negotiated (frames would need
+compressing) or when the installed uvicorn lacks the write flow control this relies on
+(``writable``, uvicorn 0.52.1); without it the app sends through ASGI as with any server.
+:func:`livetemplate.server.recommended_settings` selects this class (``ws=``, an import path).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.protocol import State
+
+from ..frames import websocket_text_frame
+from .websocket import WRITE_TEXT
+
+__all__ = ["LiveWebSocketProtocol"]
+
+
+class LiveWebSocketProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's sans-I/O WebSocket protocol, offering the app a direct write of text frames."""
+
+    def handle_connect(self, event: Any) -> None:
+        super().handle_connect(event)
+        if (
+            self.response.status_code == 101
+            and not self.conn.extensions
+            and isinstance(getattr(self, "writable", None), asyncio.Event)
+        ):
+            self.scope["extensions"][WRITE_TEXT] = {"write": self.write_text}
+
+    def write_text(self, payload: bytes) -> bool:
+        """Write ``payload`` (UTF-8 text) as one text frame if the socket takes it now:
+        the connection is open, no close was sent and the transport is not paused."""
+        if (
+            self.writable.is_set()
+            and self.handshake_complete
+            and self.initial_response is None
+            and not self.close_sent
+            and not self.disconnected
+            and self.conn.state is State.OPEN
+            and not self.transport.is_closing()
+        ):
+            self.transport.write(websocket_text_frame(payload))
+            return True
+        return False

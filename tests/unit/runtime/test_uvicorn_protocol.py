@@ -1,0 +1,198 @@
+"""The project's WebSocket protocol for uvicorn (a real uvicorn in this process, on a
+loopback socket): the direct write of text frames, its refusal when the socket is paused or
+closed (the outbox then waits through ASGI, in order), and the protocol behaviours it keeps
+from uvicorn's own: size limits, UTF-8 checks, masking, fragments, ping/pong."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import os
+import socket
+import struct
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+import uvicorn
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from livetemplate.outbox import Outbox
+from livetemplate.server import recommended_settings
+from livetemplate.transports.websocket import WRITE_TEXT
+
+pytestmark = pytest.mark.anyio
+
+PROTOCOL = recommended_settings(None)["ws"]
+
+
+class FrameApp:
+    """An ASGI app that answers ``{"send": [sizes]}`` with text frames of those sizes and
+    ``{"flood": n, "size": s}`` with ``n`` numbered frames through an outbox."""
+
+    def __init__(self) -> None:
+        self.offered: list[bool] = []
+        self.refused = 0  # direct writes the socket did not take
+        self.written: list[bool] = []
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "websocket":
+            return
+        await receive()
+        direct = scope["extensions"].get(WRITE_TEXT)
+        self.offered.append(direct is not None)
+        await send({"type": "websocket.accept"})
+
+        async def write(frame: bytes) -> None:
+            await send({"type": "websocket.send", "text": frame.decode()})
+
+        def write_now(frame: bytes) -> bool:
+            taken: bool = direct["write"](frame)
+            self.refused += not taken
+            return taken
+
+        outbox = Outbox(write, write_now=write_now if direct else None)
+        while (message := await receive())["type"] == "websocket.receive":
+            order = json.loads(message["text"])
+            if "send" in order:
+                for size in order["send"]:
+                    payload = ("é" * (size // 2) + "x" * (size % 2)).encode()
+                    self.written.append(direct["write"](payload) if direct else False)
+                    if not direct:
+                        await write(payload)
+            elif "flood" in order:
+                outbox.put(json.dumps([n, "x" * order["size"]]).encode() for n in range(order["flood"]))
+            elif "close" in order:
+                await send({"type": "websocket.close", "code": 1000})
+                self.written.append(direct["write"](b"late"))
+                return
+
+
+@contextlib.asynccontextmanager
+async def serving(app: Any, **settings: Any) -> AsyncIterator[int]:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    options = {"ws": PROTOCOL, "ws_per_message_deflate": False, "log_level": "warning", "lifespan": "off"}
+    server = uvicorn.Server(uvicorn.Config(app, **(options | settings)))
+    serving = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        await asyncio.sleep(0.01)
+    try:
+        yield sock.getsockname()[1]
+    finally:
+        server.should_exit = True
+        await serving
+
+
+async def test_text_frames_of_every_length_arrive_whole() -> None:
+    app = FrameApp()
+    sizes = [0, 1, 124, 125, 126, 127, 65_535, 65_536, 65_537, 1_000_001]
+    async with serving(app, ws_max_size=4_000_000) as port, connect(f"ws://127.0.0.1:{port}/", max_size=None) as ws:
+        await ws.send(json.dumps({"send": sizes}))
+        received = [await ws.recv() for _ in sizes]
+    assert [len(text.encode()) for text in received] == sizes
+    assert received[2] == "é" * 62
+    assert app.offered == [True] and app.written == [True] * len(sizes)
+
+
+async def test_a_client_that_does_not_read_gets_every_frame_in_order_once_it_does() -> None:
+    app = FrameApp()
+    count = 400
+    async with serving(app) as port, connect(f"ws://127.0.0.1:{port}/", max_size=None, max_queue=1) as ws:
+        await ws.send(json.dumps({"flood": count, "size": 65_536}))  # 26 MB: more than the socket buffers hold
+        async with asyncio.timeout(30):  # a frame lost would leave the client waiting
+            numbers = [json.loads(await ws.recv())[0] for _ in range(count)]
+    assert numbers == list(range(count))
+    assert app.refused >= 1  # the socket paused the writer at least once: the outbox waited through ASGI
+
+
+async def test_the_direct_write_refuses_once_the_app_closed() -> None:
+    app = FrameApp()
+    async with serving(app) as port, connect(f"ws://127.0.0.1:{port}/") as ws:
+        await ws.send(json.dumps({"close": True}))
+        with pytest.raises(ConnectionClosed) as closed:
+            await ws.recv()
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1000
+    assert app.written == [False]
+
+
+async def test_with_per_message_deflate_frames_go_through_asgi() -> None:
+    app = FrameApp()
+    async with serving(app, ws_per_message_deflate=True) as port, connect(f"ws://127.0.0.1:{port}/") as ws:
+        await ws.send(json.dumps({"send": [10, 70_000]}))
+        received = [await ws.recv() for _ in range(2)]
+        assert ws.protocol.extensions  # deflate was negotiated
+    assert [len(text.encode()) for text in received] == [10, 70_000]
+    assert app.offered == [False]
+
+
+async def test_a_fragmented_message_is_reassembled_and_a_ping_answered() -> None:
+    app = FrameApp()
+    async with serving(app) as port, connect(f"ws://127.0.0.1:{port}/") as ws:
+        await ws.send(iter(['{"send": ', "[3, 5]", "}"]))  # one message in three frames
+        assert [await ws.recv() for _ in range(2)] == ["éx", "ééx"]
+        latency = await ws.ping()
+        await asyncio.wait_for(latency, 5)
+
+
+# -- frames a broken or hostile client sends (a raw socket) ------------------------------------
+
+
+async def test_an_oversized_frame_is_closed_with_1009() -> None:
+    async with serving(FrameApp(), ws_max_size=1024) as port:
+        assert await close_code_after(port, frame(0x1, b"x" * 2048)) == 1009
+
+
+async def test_text_that_is_not_utf8_is_closed_with_1007() -> None:
+    async with serving(FrameApp()) as port:
+        assert await close_code_after(port, frame(0x1, b"\xff\xfe")) == 1007
+
+
+async def test_an_unmasked_client_frame_is_closed_with_1002() -> None:
+    async with serving(FrameApp()) as port:
+        assert await close_code_after(port, frame(0x1, b'{"send": [1]}', masked=False)) == 1002
+
+
+def frame(opcode: int, payload: bytes, *, masked: bool = True) -> bytes:
+    """A final client frame (payloads under 64 KiB)."""
+    size = len(payload)
+    length = bytes([size | (0x80 if masked else 0)]) if size < 126 else bytes([126 | (0x80 if masked else 0)])
+    extended = b"" if size < 126 else struct.pack("!H", size)
+    if not masked:
+        return bytes([0x80 | opcode]) + length + extended + payload
+    mask = os.urandom(4)
+    body = bytes(byte ^ mask[index % 4] for index, byte in enumerate(payload))
+    return bytes([0x80 | opcode]) + length + extended + mask + body
+
+
+async def close_code_after(port: int, data: bytes) -> int:
+    """Open a WebSocket with a raw socket, write ``data``, return the server's close code."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    key = base64.b64encode(os.urandom(16)).decode()
+    writer.write(
+        f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+    )
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    assert head.startswith(b"HTTP/1.1 101")
+    writer.write(data)
+    try:
+        return await asyncio.wait_for(_read_close(reader.readexactly), 5)
+    finally:
+        writer.close()
+
+
+async def _read_close(read: Callable[[int], Any]) -> int:
+    while True:
+        first, second = await read(2)
+        size = second & 0x7F
+        if size == 126:
+            size = struct.unpack("!H", await read(2))[0]
+        elif size == 127:
+            size = struct.unpack("!Q", await read(8))[0]
+        payload = await read(size)
+        if first & 0x0F == 0x8:
+            return int(struct.unpack("!H", payload[:2])[0])

@@ -66,7 +66,7 @@ class WebSocketConnection:
         self.request = Request(scope, options.trust_forwarded_headers)
         self._receive = receive
         self._send = send
-        direct = scope.get("extensions", {}).get(WRITE_TEXT)  # offered by the project's uvicorn protocol
+        direct = (scope.get("extensions") or {}).get(WRITE_TEXT)  # offered by the project's uvicorn protocol
         self.outbox = Outbox(
             self._write,
             write_now=direct["write"] if direct else None,

@@ -138,3 +138,31 @@ async def test_a_cancellation_reaches_the_carried_on_writer() -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert steps.seen == [asyncio.CancelledError]
+
+
+async def test_a_direct_write_is_used_while_the_socket_takes_frames_and_order_holds_when_it_does_not() -> None:
+    socket = Socket()
+    taking = [True]
+    direct: list[bytes] = []
+
+    def write_now(frame: bytes) -> bool:
+        if taking[0]:
+            direct.append(frame)
+            socket.written.append(frame)
+        return taking[0]
+
+    outbox = Outbox(socket.write, write_now=write_now)
+    outbox.put([b"1", b"2"])
+    assert direct == [b"1", b"2"] and outbox._task is None  # written in the call, no task
+    taking[0] = False  # the socket pushes back: the rest waits for the awaited write
+    socket.gate.clear()
+    outbox.put([b"3", b"4"])
+    taking[0] = True
+    outbox.put([b"5"])  # frames wait before it: not written past them
+    await outbox.send([b"6"])  # nor is a reply
+    assert direct == [b"1", b"2"] and len(outbox) >= 3
+    socket.gate.set()
+    assert await outbox.flush(timeout=1)
+    assert socket.written == [b"1", b"2", b"3", b"4", b"5", b"6"]
+    outbox.put([b"7"])  # drained: direct again
+    assert direct == [b"1", b"2", b"7"]

@@ -76,7 +76,7 @@ class Publish(msgspec.Struct, frozen=True):
     data: dict[str, Any]
 
 
-@dataclass
+@dataclass(slots=True)
 class Effects:
     """What the contexts of one run asked for; applied to the exchange when it commits."""
 
@@ -120,7 +120,7 @@ class Context:
         action: str,
         data: Mapping[str, Any],
         query: Mapping[str, str],
-        session: SessionHandle,
+        sessions: Callable[[str], SessionHandle],
         topic_policy: TopicPolicy,
     ) -> None:
         self.group_id = group_id
@@ -129,7 +129,7 @@ class Context:
         self.query = dict(query)
         self._exchange = exchange
         self._effects = effects
-        self._session = session
+        self._sessions = sessions  # PERF: the handle is made when asked for (few actions do)
         self._topic_policy = topic_policy
 
     # -- identity --------------------------------------------------------------
@@ -143,7 +143,7 @@ class Context:
     def session(self) -> SessionHandle:
         """A handle on this session group, usable after the action returns (for
         example from a background task) to push actions to its connections."""
-        return self._session
+        return self._sessions(self.group_id)
 
     @property
     def self_topic(self) -> str:

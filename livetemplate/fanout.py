@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import collections
 from collections.abc import Callable, Coroutine, Generator, Iterable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from .ops.logs import get_logger
 
@@ -38,12 +38,14 @@ logger = get_logger(__name__)
 INLINE_BATCH = 64
 
 
-class Delivery(NamedTuple):
-    """One session group's part of a broadcast: ``run()`` makes the coroutine that runs it,
-    ``busy()`` says whether it would wait at once (a lock of its group or views is taken)."""
+class Delivery(Protocol):
+    """One session group's part of a broadcast."""
 
-    run: Callable[[], Coroutine[Any, Any, None]]
-    busy: Callable[[], bool]
+    def run(self) -> Coroutine[Any, Any, None]:
+        """The coroutine that runs it."""
+
+    def busy(self) -> bool:
+        """Whether it would wait at once (a lock of its group or views is taken)."""
 
 
 class _Broadcast(NamedTuple):

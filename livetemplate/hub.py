@@ -14,7 +14,7 @@ import asyncio
 import collections
 import functools
 import itertools
-from collections.abc import Callable, Coroutine, Iterable, Mapping
+from collections.abc import Callable, Collection, Coroutine, Iterable, Mapping
 from typing import Any
 
 import msgspec
@@ -23,7 +23,7 @@ from .backends.memory import InProcessBroadcaster
 from .broadcast import Broadcaster, ResubscribeHook
 from .context import Context, check_topic
 from .errors import NotAvailable, TopicForbidden
-from .fanout import Delivery, FanOut
+from .fanout import FanOut
 from .groups import Groups
 from .ops.logs import get_logger
 from .ops.metrics import Metrics
@@ -80,10 +80,26 @@ class Session:
         return f"<Session {self.group_id[:8]}...>"
 
 
-def _busy(views: list[LiveView]) -> Callable[[], bool]:
-    """Whether a run for ``views`` (of one session group) would wait at once for a lock."""
-    group_lock = views[0].group.lock
-    return lambda: group_lock.locked() or any(view.lock.locked() for view in views)
+class _GroupRun:
+    """A session group's part of a delivery (a :class:`~livetemplate.fanout.Delivery`): the
+    action to run on each of ``views``, one after the other."""
+
+    __slots__ = ("action", "commit", "data", "hub", "views")
+
+    def __init__(self, hub: Hub, views: list[LiveView], action: str, data: dict[str, Any], commit: bool) -> None:
+        self.hub = hub
+        self.views = views
+        self.action = action
+        self.data = data
+        self.commit = commit
+
+    def run(self) -> Coroutine[Any, Any, None]:
+        return self.hub._deliver_group(self.views, self.action, self.data, self.commit)
+
+    def busy(self) -> bool:
+        """Whether the run would wait at once for a lock of the group or of a view."""
+        views = self.views
+        return views[0].group.lock.locked() or any(view.lock.locked() for view in views)
 
 
 class Hub:
@@ -169,7 +185,8 @@ class Hub:
         the same action: ``running``) and elsewhere, publishes and pushes."""
         if view is not None:
             group_id = view.group.id
-            await self._sync_topics(view)
+            if view.topics != self._topics_of.get(view):
+                await self._sync_topics(view)
         if outcome is None or not outcome.success:
             return
         assert group_id is not None
@@ -201,11 +218,10 @@ class Hub:
                     await self.broadcaster.unsubscribe(TOPIC_CHANNEL + topic, self._on_envelope)
         self._topics_of[view] = set(wanted)
 
-    def _refresh(self, group_id: str, exclude: Iterable[LiveView | None] = ()) -> None:
+    def _refresh(self, group_id: str, exclude: Collection[LiveView | None] = ()) -> None:
         """Give the group's tabs here (but ``exclude``) its committed persisted fields."""
-        skip = set(exclude)
-        for view in self.views_of(group_id):
-            if view not in skip:
+        for view in self._by_group.get(group_id, ()):
+            if view not in exclude:
                 self.spawn(self._refresh_view(view))
 
     async def _refresh_view(self, view: LiveView) -> None:
@@ -288,29 +304,27 @@ class Hub:
         """Whether anyone but this hub may hear ``channel``: always with a shared broadcaster;
         in-process, when another app in this process subscribed to it."""
         if isinstance(self.broadcaster, InProcessBroadcaster):
-            return any(handler != self._on_envelope for handler in self.broadcaster.handlers(channel))
+            return self.broadcaster.heard_besides(channel, self._on_envelope)
         return True
 
     # -- delivery --------------------------------------------------------------------------------
 
-    def _deliver(self, views: Iterable[LiveView], action: str, data: dict[str, Any], *, commit: bool = True) -> None:
+    def _deliver(self, views: Collection[LiveView], action: str, data: dict[str, Any], *, commit: bool = True) -> None:
         """Run ``action`` on each view, the views of a session group one after the other
         (their runs take turns on the group's lock anyway); the group's persisted fields
         change once, in the first run that changes them. See :mod:`.fanout` for how the
         groups' runs share the loop."""
         by_group: dict[str, list[LiveView]] = {}
         for view in views:
-            by_group.setdefault(view.group.id, []).append(view)
-        self.fan_out.start(
-            action,
-            [
-                Delivery(functools.partial(self._deliver_group, targets, action, data, commit), _busy(targets))
-                for targets in by_group.values()
-            ],
-        )
+            targets = by_group.get(view.group.id)
+            if targets is None:
+                by_group[view.group.id] = [view]
+            else:
+                targets.append(view)
+        self.metrics.publishes_sent.inc(len(views))  # counted per receiving connection, as it is queued
+        self.fan_out.start(action, [_GroupRun(self, targets, action, data, commit) for targets in by_group.values()])
 
     async def _deliver_group(self, views: list[LiveView], action: str, data: dict[str, Any], commit: bool) -> None:
-        self.metrics.publishes_sent.inc(len(views))
         for index, view in enumerate(views):
             reply = await view.push(action, data, commit=commit, render=functools.partial(self._keeping_up, view))
             if view.outbox is not None:

@@ -16,7 +16,7 @@ import inspect
 import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from .context import Context, Effects, Exchange, Publish, SessionHandle, TopicPolicy
 from .controller import Actions, Call
@@ -31,6 +31,8 @@ from .wire import GENERAL_ERROR, MAX_ACTION_NAME
 __all__ = ["Outcome", "Runner", "defer"]
 
 logger = get_logger(__name__)
+
+_EMPTY: Mapping[str, Any] = {}  # no data, no query: the context copies what it is given
 
 #: A push requested while an action runs, carried out once it has committed.
 Deferred = Callable[[], Coroutine[Any, Any, None]]
@@ -60,7 +62,7 @@ def defer(push: Deferred) -> bool:
     return True
 
 
-@dataclass
+@dataclass(slots=True)
 class Outcome:
     """What running hooks and an action on a session's state did."""
 
@@ -73,17 +75,16 @@ class Outcome:
     forbidden: list[str] = field(default_factory=list)
 
 
-@dataclass(frozen=True, slots=True)
-class _Run:
+class _Run(NamedTuple):
     """What one call of :meth:`Runner.run` was asked to do."""
 
     group: Group
     exchange: Exchange
     state: Any
-    hooks: tuple[str, ...]
+    hooks: Sequence[str]
     action: str | None
-    data: dict[str, Any]
-    query: dict[str, str]
+    data: Mapping[str, Any]
+    query: Mapping[str, str]
     commit: bool
 
     @property
@@ -151,7 +152,7 @@ class Runner:
         """Run ``hooks`` (``mount``, ``on_connect``, ...), then ``action``, on a copy of
         ``state``. With ``commit=False`` changes to the persisted fields are dropped (a
         pushed action changes them once, in its first run)."""
-        run = _Run(group, exchange, state, tuple(hooks), action, dict(data or {}), dict(query or {}), commit)
+        run = _Run(group, exchange, state, hooks, action, data or _EMPTY, query or _EMPTY, commit)
         started = time.perf_counter()
         try:
             return await self._run(run)
@@ -203,14 +204,14 @@ class Runner:
                 method = self.actions.hook(hook)
                 if method is not None:
                     ctx = self._context(run, effects, "", run.query)
-                    working = self._result(await self._call(method, working, ctx, hook), working, hook)
+                    working = self._result(await self._call(method, working, ctx, run, hook), working, run, hook)
             if run.action is not None:
                 method = self.actions.find(run.action)
                 if method is None:
                     self.metrics.errors.labels("unknown_action").inc()
                     return run.failed({GENERAL_ERROR: f"unknown action {run.action[:MAX_ACTION_NAME]!r}"}), None
                 ctx = self._context(run, effects, run.action, run.data)
-                working = self._result(await self._call(method, working, ctx, run.where), working, run.where)
+                working = self._result(await self._call(method, working, ctx, run), working, run)
         except FieldError as exc:
             return run.failed(exc.errors), None
         except TopicForbidden as exc:
@@ -233,16 +234,19 @@ class Runner:
             _pending.reset(token)
         return Outcome(True, {}, working, publishes=effects.publishes, deferred=pending.pushes), effects
 
-    async def _call(self, method: Callable[..., Any], state: Any, ctx: Context, where: str) -> Any:
-        """Call a hook or action. A sync one runs inline (``sync_actions="inline"``, or
-        ``"auto"`` until it is seen holding the event loop: then in a worker thread from
-        there on) or always in a worker thread (``"thread"``)."""
+    async def _call(
+        self, method: Callable[..., Any], state: Any, ctx: Context, run: _Run, hook: str | None = None
+    ) -> Any:
+        """Call a hook (``hook``) or the run's action. A sync one runs inline
+        (``sync_actions="inline"``, or ``"auto"`` until it is seen holding the event loop:
+        then in a worker thread from there on) or always in a worker thread (``"thread"``)."""
         function = getattr(method, "__func__", method)
         mode = self.sync_actions
         in_thread = mode == "thread" or (mode == "auto" and function in self._threaded)
         call = Call(method, state, ctx, in_thread=in_thread)
         result = await call
         if call.held > self.slow_action:
+            where = hook or run.where
             self.metrics.errors.labels("slow_action").inc()
             if mode == "auto" and not inspect.iscoroutinefunction(function):
                 self._threaded.add(function)
@@ -263,14 +267,16 @@ class Runner:
             action=action,
             data=data,
             query=run.query,
-            session=self.sessions(run.group.id),
+            sessions=self.sessions,
             topic_policy=self.topic_policy,
         )
 
-    def _result(self, result: Any, working: Any, where: str) -> Any:
+    def _result(self, result: Any, working: Any, run: _Run, hook: str | None = None) -> Any:
+        if result is None:
+            return working
         if isinstance(result, FieldError):
             raise result
-        return working if result is None else self.spec.check(result, where)
+        return result if type(result) is self.spec.type else self.spec.check(result, hook or run.where)
 
 
 def _hint(exc: BaseException) -> str:

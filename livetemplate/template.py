@@ -204,7 +204,9 @@ def _extra(extra: Mapping[str, Any] | None) -> dict[str, Any] | None:
 
 
 def _check_data(data: Any) -> None:
-    if isinstance(data, (Mapping, msgspec.Struct)) or (dataclasses.is_dataclass(data) and not isinstance(data, type)):
+    if isinstance(data, (msgspec.Struct, Mapping)):  # PERF: the Struct check first (Mapping's is slow)
+        return
+    if dataclasses.is_dataclass(data) and not isinstance(data, type):
         return
     kinds = "a mapping, a msgspec.Struct or a dataclass instance"
     raise TypeError(f"template data must be {kinds}, not {type(data).__name__}")

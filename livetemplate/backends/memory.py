@@ -61,11 +61,15 @@ class MemorySessionStore:
 
     async def save(self, key: str, data: bytes, *, version: int) -> int:
         self._sweeper.start()
-        current = await self.get(key)
-        if (current.version if current is not None else 0) != version:
+        entry = self._entries.pop(key, None)
+        now = self._clock()
+        if entry is not None and now - entry[1] > self.ttl:
+            entry = None  # expired: as if never stored
+        if (entry[0].version if entry is not None else 0) != version:
+            if entry is not None:
+                self._entries[key] = (entry[0], now)  # most recently used last
             raise StaleVersion(key, version)
-        self._entries.pop(key, None)
-        self._entries[key] = (Snapshot(bytes(data), version + 1), self._clock())
+        self._entries[key] = (Snapshot(bytes(data), version + 1), now)
         if len(self._entries) > self.max_sessions:
             self._evict()
         return version + 1
@@ -137,9 +141,10 @@ class InProcessBroadcaster:
         """Channels with at least one handler."""
         return list(self._handlers)
 
-    def handlers(self, channel: str) -> tuple[Handler, ...]:
-        """The handlers subscribed to ``channel``."""
-        return tuple(self._handlers.get(channel, ()))
+    def heard_besides(self, channel: str, handler: Handler) -> bool:
+        """Whether a handler other than ``handler`` is subscribed to ``channel``."""
+        handlers = self._handlers.get(channel)
+        return handlers is not None and (len(handlers) > 1 or handlers[0] != handler)
 
 
 def from_url(url: str) -> Backend:

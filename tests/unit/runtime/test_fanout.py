@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
-from typing import Any
+from collections.abc import Callable, Coroutine
+from typing import Any, NamedTuple
 
 import pytest
 
@@ -15,8 +15,15 @@ from livetemplate.fanout import INLINE_BATCH, Delivery, FanOut
 pytestmark = pytest.mark.anyio
 
 
+class Run(NamedTuple):
+    """A delivery made of two functions."""
+
+    run: Callable[[], Coroutine[Any, Any, None]]
+    busy: Callable[[], bool]
+
+
 def free(*runs: Any) -> list[Delivery]:
-    return [Delivery(run, lambda: False) for run in runs]
+    return [Run(run, lambda: False) for run in runs]
 
 
 class Spawner:
@@ -95,7 +102,7 @@ async def test_blocked_runs_get_a_task_each_and_teach_nothing() -> None:
     free_runs = free(free_run, free_run)
 
     async with lock:
-        fan_out.start("show", [*free_runs, Delivery(blocked, lock.locked)])
+        fan_out.start("show", [*free_runs, Run(blocked, lock.locked)])
         await asyncio.sleep(0)
         assert done == ["free", "free"]
     await spawn.settle()
@@ -180,7 +187,7 @@ class Groups:
                     await gate.wait()
                 self.received[group].append(broadcast)
 
-        return Delivery(run, lock.locked)
+        return Run(run, lock.locked)
 
 
 async def test_a_later_broadcast_never_overtakes_runs_handed_to_tasks() -> None:

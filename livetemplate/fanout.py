@@ -10,6 +10,8 @@ that waits on something (I/O in the action, a store write) hands the runs of its
 still to come to a task each at that moment, and the broadcasts queued after it to a new
 worker, so nobody waits behind it; the action is remembered, and its later broadcasts start
 with a task per run. A run whose session group is busy (its lock taken) gets a task too.
+The socket writes of each stretch of inline runs are held back and go out together before
+the loop runs (a write batch, see :mod:`.outbox`).
 
 Order: a later broadcast's run for a group never starts before an earlier one's. The
 broadcasts are taken in turn by one worker at a time; tasks start in the order they were
@@ -29,6 +31,7 @@ from collections.abc import Callable, Coroutine, Generator, Iterable
 from typing import Any, NamedTuple, Protocol
 
 from .ops.logs import get_logger
+from .outbox import hold_writes, release_writes
 
 __all__ = ["Delivery", "FanOut"]
 
@@ -79,6 +82,7 @@ class FanOut:
             """The inline run waits: its broadcast's other runs get a task each, the
             broadcasts after it a new worker (started after those tasks)."""
             nonlocal retired
+            release_writes()  # the loop runs next
             broadcast = self._queue.popleft()
             self.waiting.add(broadcast.action)
             while broadcast.pending:
@@ -89,6 +93,7 @@ class FanOut:
             else:
                 self._worker = False
 
+        hold_writes()  # the socket writes of inline runs go out together, before the loop runs
         try:
             while self._queue:
                 broadcast = self._queue[0]
@@ -99,7 +104,9 @@ class FanOut:
                         started_tasks = True
                         continue
                     if started_tasks or done >= INLINE_BATCH:
+                        release_writes()
                         await asyncio.sleep(0)  # started tasks take their places in the locks' queues
+                        hold_writes()
                         started_tasks, done = False, 0
                     try:
                         await _Watched(delivery.run(), waits)
@@ -110,6 +117,7 @@ class FanOut:
                     done += 1
                 self._queue.popleft()
         finally:
+            release_writes()
             if not retired:
                 self._worker = False
 

@@ -10,6 +10,13 @@ makes the writer wait, a task of the outbox's own carries on, and exists only wh
 wait (an idle connection costs no task). A write that fails marks the outbox broken and
 drops what waits.
 
+While a *write batch* is held (:func:`hold_writes`, by the fan-out, for a stretch of
+runs that never yields to the event loop), frames put on outboxes that write directly are
+queued, and written when it is released (:func:`release_writes`): the socket writes of a
+broadcast go out one after the other, in a tight loop, instead of between runs of
+Python; the kernel's send path then stays in the CPU's caches. Anything else put or sent on
+such an outbox meanwhile queues behind them.
+
 Past its byte ``budget`` an outbox is *backed up*: the hub then stops rendering pushes for
 that connection and sends one update once it has drained (``on_drained``). A connection that
 stays backed up for ``stuck_after`` seconds is given up (``on_stuck``).
@@ -26,13 +33,33 @@ from typing import Any
 
 from .ops.logs import get_logger
 
-__all__ = ["Outbox"]
+__all__ = ["Outbox", "hold_writes", "release_writes"]
 
 logger = get_logger(__name__)
 
 Write = Callable[[bytes], Awaitable[None]]
 #: Writes a frame if the socket takes it without waiting; False (and nothing written) if not.
 WriteNow = Callable[[bytes], bool]
+
+
+#: The outboxes with frames held back by the open write batch (None: no batch is open).
+_held: list[Outbox] | None = None
+
+
+def hold_writes() -> None:
+    """Open a write batch: until :func:`release_writes`, direct writes wait. Only for code
+    that does not yield to the event loop meanwhile."""
+    global _held
+    if _held is None:
+        _held = []
+
+
+def release_writes() -> None:
+    """Close the write batch and write what it held back."""
+    global _held
+    held, _held = _held, None
+    for outbox in held or ():
+        outbox._release()
 
 
 class Outbox:
@@ -42,6 +69,7 @@ class Outbox:
         "_backed_up_since",
         "_busy",
         "_frames",
+        "_held",
         "_idle",
         "_task",
         "broken",
@@ -74,6 +102,7 @@ class Outbox:
         self.on_stuck: Callable[[], None] | None = None
         self._frames: deque[bytes] = deque()
         self._busy = False  # a task is writing
+        self._held = False  # its frames wait for the write batch to be released
         self._task: asyncio.Task[None] | None = None  # the background writer, while it runs
         self._idle: asyncio.Event | None = None
         self._backed_up_since: float | None = None
@@ -87,8 +116,14 @@ class Outbox:
         return self.pending_bytes > self.budget
 
     def put(self, frames: Iterable[bytes]) -> None:
-        """Queue ``frames``: written now while the socket takes them without waiting, then
-        in the background."""
+        """Queue ``frames``: written now while the socket takes them without waiting (or
+        when the write batch is released), then in the background."""
+        held = _held
+        if held is not None and self.write_now is not None and not self._busy:
+            if self._queue(frames) and not self._held:
+                self._held = True
+                held.append(self)
+            return
         if self._queue(self._written_now(frames)) and not self._busy:
             self._busy = True
             drain = self._drain()
@@ -97,6 +132,17 @@ class Outbox:
             except StopIteration:
                 return
             self._task = asyncio.get_running_loop().create_task(_carry_on(drain, waiting))
+
+    def _release(self) -> None:
+        """Write the frames the write batch held back (unless a writer took them meanwhile)."""
+        self._held = False
+        if self._busy or self.broken or not self._frames:
+            return
+        frames = list(self._frames)
+        self._frames.clear()
+        self.pending_bytes = 0
+        self._backed_up_since = None
+        self.put(frames)
 
     async def send(self, frames: Iterable[bytes]) -> None:
         """Queue ``frames`` and, when no write is under way, write them now in this task

@@ -11,6 +11,7 @@ from typing import Any, NamedTuple
 import pytest
 
 from livetemplate.fanout import INLINE_BATCH, Delivery, FanOut
+from livetemplate.outbox import Outbox
 
 pytestmark = pytest.mark.anyio
 
@@ -56,6 +57,66 @@ async def test_runs_that_never_wait_go_inline_in_one_task() -> None:
     await spawn.settle()
     assert done == list(range(10))
     assert len(spawn.tasks) == 1 and tasks == {spawn.tasks[0]}
+
+
+async def test_the_direct_writes_of_inline_runs_go_out_together_before_the_loop_runs() -> None:
+    spawn = Spawner()
+    written: list[int] = []
+    seen_by_runs: list[list[int]] = []
+    seen_by_others: list[list[int]] = []
+    count = INLINE_BATCH + 6  # two stretches of inline runs
+
+    async def never(frame: bytes) -> None:
+        raise AssertionError("frames go out by the direct write")
+
+    def run(i: int) -> Any:
+        outbox = Outbox(never, write_now=lambda frame: written.append(int(frame)) is None)
+
+        async def body() -> None:
+            seen_by_runs.append(list(written))
+            outbox.put([str(i).encode()])
+
+        return body
+
+    async def watch() -> None:  # a task of the loop: runs between the stretches only
+        while len(written) < count:
+            seen_by_others.append(list(written))
+            await asyncio.sleep(0)
+
+    watcher = asyncio.get_running_loop().create_task(watch())
+    FanOut(spawn).start("show", free(*(run(i) for i in range(count))))
+    await spawn.settle()
+    await watcher
+    assert written == list(range(count))
+    assert seen_by_runs[INLINE_BATCH - 1] == []  # held while the first stretch runs
+    assert seen_by_runs[INLINE_BATCH] == list(range(INLINE_BATCH))  # written before the loop ran
+    assert all(len(seen) in (0, INLINE_BATCH) for seen in seen_by_others)  # never half a stretch
+
+
+async def test_a_run_that_waits_first_lets_the_held_writes_go() -> None:
+    spawn = Spawner()
+    gate = asyncio.Event()
+    written: list[bytes] = []
+
+    async def never(frame: bytes) -> None:
+        raise AssertionError("frames go out by the direct write")
+
+    outbox = Outbox(never, write_now=lambda frame: written.append(frame) is None)
+
+    async def puts() -> None:
+        outbox.put([b"first"])
+
+    async def waits() -> None:
+        await gate.wait()  # an action waiting on I/O
+        outbox.put([b"second"])
+
+    FanOut(spawn).start("show", free(puts, waits))
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert written == [b"first"]  # out while the second run waits
+    gate.set()
+    await spawn.settle()
+    assert written == [b"first", b"second"]
 
 
 async def test_the_first_run_that_waits_hands_the_rest_to_a_task_each() -> None:

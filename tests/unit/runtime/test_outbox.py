@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from livetemplate.outbox import Outbox
+from livetemplate.outbox import Outbox, hold_writes, release_writes
 
 pytestmark = pytest.mark.anyio
 
@@ -166,3 +166,48 @@ async def test_a_direct_write_is_used_while_the_socket_takes_frames_and_order_ho
     assert socket.written == [b"1", b"2", b"3", b"4", b"5", b"6"]
     outbox.put([b"7"])  # drained: direct again
     assert direct == [b"1", b"2", b"7"]
+
+
+async def test_a_write_batch_holds_direct_writes_until_released_in_order() -> None:
+    socket = Socket()
+    direct: list[bytes] = []
+
+    def write_now(frame: bytes) -> bool:
+        direct.append(frame)
+        socket.written.append(frame)
+        return True
+
+    first, second = Outbox(socket.write, write_now=write_now), Outbox(socket.write, write_now=write_now)
+    queued_only = Outbox(socket.write)  # no direct write: the batch leaves it alone
+    hold_writes()
+    try:
+        first.put([b"a1"])
+        second.put([b"b1"])
+        first.put([b"a2"])
+        queued_only.put([b"q"])
+        assert direct == [] and len(first) == 2 and first.pending_bytes == 4 and first._task is None
+    finally:
+        release_writes()
+    assert direct == [b"a1", b"a2", b"b1"]  # outbox by outbox, each in order
+    assert len(first) == 0 and first.pending_bytes == 0 and first._task is None
+    assert await queued_only.flush(timeout=1) and b"q" in socket.written
+    first.put([b"a3"])  # released: direct again
+    assert direct[-1] == b"a3"
+
+
+async def test_a_reply_sent_while_frames_are_held_goes_after_them() -> None:
+    socket = Socket()
+
+    def write_now(frame: bytes) -> bool:
+        socket.written.append(frame)
+        return True
+
+    outbox = Outbox(socket.write, write_now=write_now)
+    hold_writes()
+    try:
+        outbox.put([b"push"])
+        await outbox.send([b"reply"])  # through the queue, behind the held frame
+    finally:
+        release_writes()
+    assert await outbox.flush(timeout=1)
+    assert socket.written == [b"push", b"reply"] and len(outbox) == 0

@@ -98,8 +98,10 @@ class _GroupRun:
 
     def busy(self) -> bool:
         """Whether the run would wait at once for a lock of the group or of a view."""
-        views = self.views
-        return views[0].group.lock.locked() or any(view.lock.locked() for view in views)
+        for view in self.views:
+            if view.lock.locked():
+                return True
+        return self.views[0].group.lock.locked()
 
 
 class Hub:

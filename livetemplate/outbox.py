@@ -59,7 +59,11 @@ def release_writes() -> None:
     global _held
     held, _held = _held, None
     for outbox in held or ():
-        outbox._release()
+        try:
+            outbox._release()
+        except Exception:  # a bug in a connection's writer: that connection only is given up
+            logger.exception("writing held frames failed; the connection's outbox is closed")
+            outbox.close()
 
 
 class Outbox:
@@ -125,24 +129,30 @@ class Outbox:
                 held.append(self)
             return
         if self._queue(self._written_now(frames)) and not self._busy:
-            self._busy = True
-            drain = self._drain()
-            try:
-                waiting = drain.send(None)
-            except StopIteration:
-                return
-            self._task = asyncio.get_running_loop().create_task(_carry_on(drain, waiting))
+            self._write_in_background()
+
+    def _write_in_background(self) -> None:
+        """Write what waits: in this call as far as it goes without waiting, then in a task."""
+        self._busy = True
+        drain = self._drain()
+        try:
+            waiting = drain.send(None)
+        except StopIteration:
+            return
+        self._task = asyncio.get_running_loop().create_task(_carry_on(drain, waiting))
 
     def _release(self) -> None:
         """Write the frames the write batch held back (unless a writer took them meanwhile)."""
         self._held = False
-        if self._busy or self.broken or not self._frames:
+        if self._busy or self.broken or self.write_now is None:
             return
-        frames = list(self._frames)
-        self._frames.clear()
-        self.pending_bytes = 0
-        self._backed_up_since = None
-        self.put(frames)
+        frames, write_now = self._frames, self.write_now
+        while frames and write_now(frames[0]):
+            self.pending_bytes -= len(frames.popleft())
+        if not frames:
+            self._backed_up_since = None
+        elif not self.broken:  # the socket pushes back: the rest in the background
+            self._write_in_background()
 
     async def send(self, frames: Iterable[bytes]) -> None:
         """Queue ``frames`` and, when no write is under way, write them now in this task

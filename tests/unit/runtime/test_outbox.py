@@ -211,3 +211,41 @@ async def test_a_reply_sent_while_frames_are_held_goes_after_them() -> None:
         release_writes()
     assert await outbox.flush(timeout=1)
     assert socket.written == [b"push", b"reply"] and len(outbox) == 0
+
+
+async def test_a_writer_that_fails_on_release_loses_its_connection_only() -> None:
+    socket = Socket()
+
+    def broken(frame: bytes) -> bool:
+        raise RuntimeError("a bug in the writer")
+
+    failing = Outbox(socket.write, write_now=broken)
+    healthy = Outbox(socket.write, write_now=lambda frame: socket.written.append(frame) is None)
+    hold_writes()
+    failing.put([b"lost"])
+    healthy.put([b"kept"])
+    release_writes()
+    assert failing.broken and len(failing) == 0
+    assert socket.written == [b"kept"]
+
+
+async def test_held_frames_the_socket_will_not_take_at_once_go_out_in_the_background() -> None:
+    socket = Socket()
+    taking = [True]
+
+    def write_now(frame: bytes) -> bool:
+        if taking[0]:
+            socket.written.append(frame)
+            taking[0] = False  # takes one frame, then pushes back
+            return True
+        return False
+
+    outbox = Outbox(socket.write, write_now=write_now)
+    hold_writes()
+    outbox.put([b"1", b"2", b"3"])
+    socket.gate.clear()  # the awaited write waits too
+    release_writes()
+    assert socket.written == [b"1"] and outbox._task is not None
+    socket.gate.set()
+    assert await outbox.flush(timeout=1)
+    assert socket.written == [b"1", b"2", b"3"] and outbox.pending_bytes == 0

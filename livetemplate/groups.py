@@ -22,6 +22,9 @@ __all__ = ["Group", "Groups"]
 
 logger = get_logger(__name__)
 
+#: Seconds a claim on a change holds: longer than any instance takes to hear of the change.
+CLAIM_TTL = 600.0
+
 
 class Group:
     """A session group in this process."""
@@ -122,6 +125,12 @@ class Groups:
         if version > group.version:  # a newer commit may have been heard of while saving
             group.snapshot = snapshot
         return snapshot
+
+    async def claim(self, group: Group, change: str) -> bool:
+        """Whether this instance is the one to commit ``change`` (an id that every instance
+        making the change knows, such as a topic message's) to the group's persisted fields;
+        raises :class:`~livetemplate.sessions.StoreUnavailable` on an outage."""
+        return await self.store.claim(f"{group.key}:{change}", ttl=CLAIM_TTL)
 
     def replace(self, group_id: str, snapshot: Snapshot) -> Group | None:
         """Take a snapshot another instance committed, if it is newer than ours; returns

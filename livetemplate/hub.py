@@ -84,17 +84,20 @@ class _GroupRun:
     """A session group's part of a delivery (a :class:`~livetemplate.fanout.Delivery`): the
     action to run on each of ``views``, one after the other."""
 
-    __slots__ = ("action", "commit", "data", "hub", "views")
+    __slots__ = ("action", "commit", "data", "hub", "once", "views")
 
-    def __init__(self, hub: Hub, views: list[LiveView], action: str, data: dict[str, Any], commit: bool) -> None:
+    def __init__(
+        self, hub: Hub, views: list[LiveView], action: str, data: dict[str, Any], commit: bool, once: str | None
+    ) -> None:
         self.hub = hub
         self.views = views
         self.action = action
         self.data = data
         self.commit = commit
+        self.once = once
 
     def run(self) -> Coroutine[Any, Any, None]:
-        return self.hub._deliver_group(self.views, self.action, self.data, self.commit)
+        return self.hub._deliver_group(self.views, self.action, self.data, self.commit, self.once)
 
     def busy(self) -> bool:
         """Whether the run would wait at once for a lock of the group or of a view."""
@@ -269,6 +272,10 @@ class Hub:
         payload = dict(data or {})
         if defer(lambda: self.publish(topic, action, payload)):
             return
+        envelope_id = self._new_id()
+        # Other instances run it for their tabs too: a session's persisted fields change once
+        # (the instance that claims the message commits).
+        once = envelope_id if self._others_listen(TOPIC_CHANNEL + topic) else None
         # PERF: the other instances' copy goes out before the local runs start. Started after
         # them, it waited (redis-py yields while it takes a pooled connection) until every local
         # subscriber had run, so other instances got it only after this one's whole fan-out.
@@ -276,9 +283,11 @@ class Hub:
         # share the CPU anyway: no gain shows there (B's first connection ~0.9 s either way at
         # load 6); on separate hosts B no longer waits for A's fan-out. A broadcaster that
         # does not answer holds the local delivery up for ``LOCAL_AFTER`` at most.
-        sending = asyncio.ensure_future(self._send(TOPIC_CHANNEL, topic, "topic", action=action, data=payload))
+        sending = asyncio.ensure_future(
+            self._send(TOPIC_CHANNEL, topic, "topic", action=action, data=payload, envelope_id=envelope_id)
+        )
         await asyncio.wait((sending,), timeout=LOCAL_AFTER)
-        self._deliver(self._by_topic.get(topic, ()), action, payload)
+        self._deliver(self._by_topic.get(topic, ()), action, payload, once=once)
         await sending
 
     # -- session groups ---------------------------------------------------------------------------
@@ -311,11 +320,20 @@ class Hub:
 
     # -- delivery --------------------------------------------------------------------------------
 
-    def _deliver(self, views: Collection[LiveView], action: str, data: dict[str, Any], *, commit: bool = True) -> None:
+    def _deliver(
+        self,
+        views: Collection[LiveView],
+        action: str,
+        data: dict[str, Any],
+        *,
+        commit: bool = True,
+        once: str | None = None,
+    ) -> None:
         """Run ``action`` on each view, the views of a session group one after the other
         (their runs take turns on the group's lock anyway); the group's persisted fields
-        change once, in the first run that changes them. See :mod:`.fanout` for how the
-        groups' runs share the loop."""
+        change once, in the first run that changes them (with ``once``, a change other
+        instances make too: in the first run of the instance that claims it). See
+        :mod:`.fanout` for how the groups' runs share the loop."""
         by_group: dict[str, list[LiveView]] = {}
         for view in views:
             targets = by_group.get(view.group.id)
@@ -324,11 +342,17 @@ class Hub:
             else:
                 targets.append(view)
         self.metrics.publishes_sent.inc(len(views))  # counted per receiving connection, as it is queued
-        self.fan_out.start(action, [_GroupRun(self, targets, action, data, commit) for targets in by_group.values()])
+        self.fan_out.start(
+            action, [_GroupRun(self, targets, action, data, commit, once) for targets in by_group.values()]
+        )
 
-    async def _deliver_group(self, views: list[LiveView], action: str, data: dict[str, Any], commit: bool) -> None:
+    async def _deliver_group(
+        self, views: list[LiveView], action: str, data: dict[str, Any], commit: bool, once: str | None
+    ) -> None:
         for index, view in enumerate(views):
-            reply = await view.push(action, data, commit=commit, render=functools.partial(self._keeping_up, view))
+            reply = await view.push(
+                action, data, commit=commit, once=once, render=functools.partial(self._keeping_up, view)
+            )
             if view.outbox is not None:
                 view.outbox.put(reply.frames)
             if reply.outcome is not None and reply.outcome.success:
@@ -350,6 +374,7 @@ class Hub:
         data: dict[str, Any] | None = None,
         snapshot: Snapshot | None = None,
         commit: bool = True,
+        envelope_id: str | None = None,
     ) -> None:
         name = self._group_channel(target) if channel == GROUP_CHANNEL else channel + target
         if not self._others_listen(name):  # PERF: alone in the process, nobody to tell (22 µs a commit)
@@ -358,7 +383,7 @@ class Hub:
             kind,
             target,
             self.instance_id,
-            f"{self.instance_id}:{next(self._ids)}",
+            envelope_id or self._new_id(),
             action,
             data or {},
             snapshot.data if snapshot is not None else None,
@@ -381,7 +406,9 @@ class Hub:
         if envelope.origin == self.instance_id or self._delivered_before(envelope.id):
             return
         if envelope.kind == "topic":
-            self._deliver(self._by_topic.get(envelope.target, ()), envelope.action, envelope.data)
+            self._deliver(
+                self._by_topic.get(envelope.target, ()), envelope.action, envelope.data, once=envelope.id or None
+            )
         elif envelope.kind == "push":
             self._deliver(self.views_of(envelope.target), envelope.action, envelope.data, commit=envelope.commit)
         elif envelope.kind == "commit" and envelope.snapshot is not None:
@@ -390,6 +417,10 @@ class Hub:
                 self._refresh(envelope.target)
         else:
             logger.warning("dropped a broadcaster message of unknown kind %r", envelope.kind)
+
+    def _new_id(self) -> str:
+        """An id for an envelope, unique across instances."""
+        return f"{self.instance_id}:{next(self._ids)}"
 
     def _delivered_before(self, envelope_id: str) -> bool:
         if not envelope_id:

@@ -86,6 +86,7 @@ class _Run(NamedTuple):
     data: Mapping[str, Any]
     query: Mapping[str, str]
     commit: bool
+    once: str | None
 
     @property
     def where(self) -> str:
@@ -148,11 +149,14 @@ class Runner:
         data: Mapping[str, Any] | None = None,
         query: Mapping[str, str] | None = None,
         commit: bool = True,
+        once: str | None = None,
     ) -> Outcome:
         """Run ``hooks`` (``mount``, ``on_connect``, ...), then ``action``, on a copy of
         ``state``. With ``commit=False`` changes to the persisted fields are dropped (a
-        pushed action changes them once, in its first run)."""
-        run = _Run(group, exchange, state, hooks, action, data or _EMPTY, query or _EMPTY, commit)
+        pushed action changes them once, in its first run). ``once`` names a change that
+        other instances make too (a topic message): only the instance that claims it in the
+        store commits its change of the persisted fields; the others drop theirs."""
+        run = _Run(group, exchange, state, hooks, action, data or _EMPTY, query or _EMPTY, commit, once)
         started = time.perf_counter()
         try:
             return await self._run(run)
@@ -163,6 +167,7 @@ class Runner:
 
     async def _run(self, run: _Run) -> Outcome:
         group = run.group
+        claimed: bool | None = None  # whether this instance commits the change named ``once``
         async with group.lock:
             for _ in range(self.max_attempts):
                 # The version this attempt runs on, and commits against: the group's snapshot
@@ -174,18 +179,20 @@ class Runner:
                 persisted = self.spec.dump(outcome.state)
                 base = read.data if read is not None else self._initial
                 if persisted is not None and base is not None and persisted != base:
-                    if not run.commit:
-                        outcome.state = self.spec.load(outcome.state, base)
-                    else:
-                        try:
+                    try:
+                        if run.commit and run.once is not None and claimed is None:
+                            claimed = await self.groups.claim(group, run.once)
+                        if run.commit and claimed is not False:
                             outcome.committed = await self.groups.commit(group, persisted, read)
-                        except StaleVersion:
-                            await self.groups.reload(group)  # another instance was first: run again on its state
-                            continue
-                        except StoreUnavailable as exc:
-                            logger.error("%s: the session store is unavailable: %s", run.where, exc)
-                            self.metrics.session_store_errors.labels("save").inc()
-                            return run.failed({GENERAL_ERROR: "Your change could not be saved; try again."})
+                        else:  # not this run's (or this instance's) to change: the fields stay
+                            outcome.state = self.spec.load(outcome.state, base)
+                    except StaleVersion:
+                        await self.groups.reload(group)  # another instance was first: run again on its state
+                        continue
+                    except StoreUnavailable as exc:
+                        logger.error("%s: the session store is unavailable: %s", run.where, exc)
+                        self.metrics.session_store_errors.labels("save").inc()
+                        return run.failed({GENERAL_ERROR: "Your change could not be saved; try again."})
                 effects.apply(run.exchange)
                 return outcome
         logger.warning(

@@ -187,15 +187,22 @@ class LiveView(Exchange):
             return Reply(self._forbidden(outcome) + self._render(reply_meta, outcome.errors), outcome)
 
     async def push(
-        self, action: str, data: Mapping[str, Any], *, commit: bool = True, render: Predicate = _always
+        self,
+        action: str,
+        data: Mapping[str, Any],
+        *,
+        commit: bool = True,
+        once: str | None = None,
+        render: Predicate = _always,
     ) -> Reply:
         """Run a pushed action (a server push, a topic message) on this view's state; when
-        ``render()`` says no (the client is not keeping up) the frames wait for :meth:`catch_up`."""
+        ``render()`` says no (the client is not keeping up) the frames wait for :meth:`catch_up`.
+        ``commit`` and ``once`` as in :meth:`Runner.run`."""
         async with self.lock:
             if self.phase is not Phase.OPEN:
                 return Reply([])
             outcome = await self.runner.run(
-                self.group, self, self.state, action=action, data=data, query=self.query, commit=commit
+                self.group, self, self.state, action=action, data=data, query=self.query, commit=commit, once=once
             )
             if outcome.success:
                 self.state = outcome.state

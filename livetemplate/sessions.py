@@ -61,6 +61,12 @@ class SessionStore(Protocol):
     async def delete(self, key: str) -> None:
         """Forget the group."""
 
+    async def claim(self, token: str, *, ttl: float) -> bool:
+        """Take ``token`` for ``ttl`` seconds: True for the first to take it (of every instance
+        sharing the store), False while it is taken. A change that each instance would make
+        (a topic action changing a session's persisted fields) is committed by the instance
+        that claims it only."""
+
     async def list(self) -> list[str]:
         """The keys of the stored groups."""
 

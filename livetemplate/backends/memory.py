@@ -44,6 +44,7 @@ class MemorySessionStore:
         self.on_evict: Callable[[], None] | None = None
         self._clock = clock
         self._entries: dict[str, tuple[Snapshot, float]] = {}
+        self._claims: dict[str, float] = {}  # token -> until when it is taken
         self._sweeper = Periodic(self.sweep, sweep_interval)
 
     async def get(self, key: str) -> Snapshot | None:
@@ -77,6 +78,14 @@ class MemorySessionStore:
     async def delete(self, key: str) -> None:
         self._entries.pop(key, None)
 
+    async def claim(self, token: str, *, ttl: float) -> bool:
+        self._sweeper.start()
+        now = self._clock()
+        if self._claims.get(token, now) > now:
+            return False
+        self._claims[token] = now + ttl
+        return True
+
     async def list(self) -> list[str]:
         now = self._clock()
         return [key for key, (_, seen) in self._entries.items() if now - seen <= self.ttl]
@@ -93,6 +102,8 @@ class MemorySessionStore:
         expired = [key for key, (_, seen) in self._entries.items() if now - seen > self.ttl]
         for key in expired:
             del self._entries[key]
+        for token in [token for token, until in self._claims.items() if until <= now]:
+            del self._claims[token]
         return len(expired)
 
     def _evict(self) -> None:

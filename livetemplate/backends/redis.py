@@ -157,6 +157,8 @@ class RedisSessionStore:
         self.fallback_to_memory = fallback_to_memory
         self.probe_interval = probe_interval
         self._ttl_ms = max(1, int(ttl.total_seconds() * 1000))
+        #: Claims live beside the sessions, not under their prefix (``list`` scans that).
+        self._claim_prefix = key_prefix.rstrip(":") + "-claim:"
         self._close_client = close_client
         self._name = name or describe(client)
         self._save: AsyncScript = client.register_script(SAVE_SCRIPT)
@@ -217,6 +219,20 @@ class RedisSessionStore:
             await self._call(self.client.delete, self.key_prefix + key)
         except StoreUnavailable:
             await self._local_delete(self._degrade(), key)
+
+    async def claim(self, token: str, *, ttl: float) -> bool:
+        """SET NX with a time to live; while degraded, this instance's memory decides."""
+        if self.degraded:
+            async with self._write_back:
+                if self._memory is not None:
+                    return await self._memory.claim(token, ttl=ttl)
+        try:
+            taken = await self._call(
+                self.client.set, self._claim_prefix + token, b"1", nx=True, px=max(1, int(ttl * 1000))
+            )
+        except StoreUnavailable:
+            return await self._degrade().claim(token, ttl=ttl)
+        return bool(taken)
 
     async def list(self) -> list[str]:
         """The keys under the prefix (SCAN; on a Cluster, over every master). While degraded,

@@ -28,7 +28,8 @@ class Board(msgspec.Struct):
 
 class BoardController:
     """``add`` appends an item (no de-duplication: an item twice is a change applied twice);
-    ``announce`` publishes news on a topic, which ``mount`` subscribes from the query."""
+    ``announce`` publishes news on a topic, which ``mount`` subscribes from the query;
+    ``share`` publishes an ``add`` on a topic (a topic action that changes persisted fields)."""
 
     def mount(self, state: Board, ctx: Context) -> None:
         topic = ctx.get_str("topic")
@@ -44,6 +45,9 @@ class BoardController:
 
     def announce(self, state: Board, ctx: Context) -> None:
         ctx.publish(ctx.get_str("topic"), "news", {"text": ctx.get_str("text")})
+
+    def share(self, state: Board, ctx: Context) -> None:
+        ctx.publish(ctx.get_str("topic"), "add", {"item": ctx.get_str("item")})
 
     def news(self, state: Board, ctx: Context) -> Board:
         state.news = ctx.get_str("text")

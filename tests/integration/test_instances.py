@@ -222,6 +222,21 @@ async def test_tabs_on_two_instances_adding_at_once_keep_every_acknowledged_item
     assert all(meta["errors"] == CONFLICT for meta in refused)
 
 
+async def test_a_topic_action_adds_once_to_a_session_with_tabs_on_both_instances(site: Instances) -> None:
+    a, b = await site.start(), await site.start()
+    cookie = await new_session(a.url)
+    tabs = [await Tab.open(instance.url, cookie, query="topic=shared") for instance in (a, b)]
+    sender = await Tab.open(b.url, await new_session(b.url))  # another browser, not subscribed
+    shared = [f"shared-{n}" for n in range(6)]
+    for item in shared:
+        assert (await sender.act("share", topic="shared", item=item))["success"]
+    for tab in tabs:  # each instance ran every message for its tab; one of them committed it
+        await tab.until(lambda tab=tab: sorted(tab.items()) == shared, "each shared item once")  # type: ignore[misc]
+    assert sorted(await page_items(a, cookie)) == shared
+    for tab in (*tabs, sender):
+        await tab.close()
+
+
 @pytest.mark.parametrize(
     "stored",
     [

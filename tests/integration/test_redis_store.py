@@ -112,6 +112,17 @@ async def test_list_scans_the_prefix_on_every_master(
         assert len(owners) == len(topology.nodes)
 
 
+async def test_a_claim_goes_to_one_instance_expires_and_is_not_a_session(
+    topology: Topology, stores: Callable[..., RedisSessionStore]
+) -> None:
+    one, two = stores(topology.url), stores(topology.url)  # two instances, two clients
+    taken = await asyncio.gather(*(store.claim("group:message", ttl=0.5) for store in (one, two, one, two)))
+    assert sorted(taken) == [False, False, False, True]
+    assert await one.list() == []  # beside the sessions, not among them
+    await eventually(lambda: two.claim("group:message", ttl=60), "the claim to expire")
+    assert not await one.claim("group:message", ttl=60)
+
+
 async def test_a_prefix_with_glob_characters_lists_only_its_keys(
     standalone: Standalone, stores: Callable[..., RedisSessionStore], clients: Clients, prefix: str
 ) -> None:
@@ -164,7 +175,15 @@ async def test_an_outage_without_fallback_raises_store_unavailable(
     store = stores(own_standalone.url, max_retries=2, retry_delay=0.01)
     await store.save("g", b"1", version=0)
     own_standalone.server.kill()
-    for operation in (store.get("g"), store.save("g", b"2", version=1), store.list(), store.delete("g"), store.ping()):
+    operations = (
+        store.get("g"),
+        store.save("g", b"2", version=1),
+        store.list(),
+        store.delete("g"),
+        store.claim("g:m", ttl=1),
+        store.ping(),
+    )
+    for operation in operations:
         with pytest.raises(StoreUnavailable, match="unreachable"):
             await operation
     assert not store.degraded
@@ -238,6 +257,8 @@ async def test_an_outage_with_fallback_degrades_to_memory_and_writes_back(
 
     proxy.disconnect()
     assert await local.save("kept", b"k2", version=1) == 2  # no error: degraded
+    assert await local.claim("kept:message", ttl=60)  # claims too: this instance decides alone
+    assert not await local.claim("kept:message", ttl=60)
     assert local.degraded
     await _ping_fails(local)
     assert await local.save("kept", b"k3", version=2) == 3

@@ -31,6 +31,12 @@ class RecordingStore:
     async def delete(self, key: str) -> None:
         self.data.pop(key, None)
 
+    async def claim(self, token: str, *, ttl: float) -> bool:
+        self.calls.append(("claim", token))
+        if self.fail_saves:
+            raise StoreUnavailable("store down")
+        return True
+
     async def list(self) -> list[str]:
         return list(self.data)
 

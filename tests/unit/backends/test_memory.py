@@ -104,6 +104,21 @@ async def test_memory_store_sweeps_in_the_background_until_closed() -> None:
     await store.close()
 
 
+async def test_a_claim_goes_to_its_first_taker_until_it_expires_and_is_swept() -> None:
+    clock = Clock()
+    store = MemorySessionStore(clock=clock)
+    assert await store.claim("group:message-1", ttl=60)
+    assert not await store.claim("group:message-1", ttl=60)  # taken
+    assert await store.claim("group:message-2", ttl=60)  # another change
+    clock.now += 61
+    assert await store.claim("group:message-1", ttl=60)  # expired: free again
+    clock.now += 61
+    store.sweep()
+    assert store._claims == {}
+    assert await store.list() == []  # claims are not sessions
+    await store.close()
+
+
 @pytest.mark.parametrize("options", [{"ttl": 0}, {"ttl": -1}, {"sweep_interval": 0}])
 def test_memory_store_rejects_bad_settings(options: dict[str, float]) -> None:
     with pytest.raises(ValueError, match="positive"):

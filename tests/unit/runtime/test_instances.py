@@ -148,6 +148,29 @@ async def test_a_push_changes_the_groups_fields_once_across_instances(cluster: C
         await until(there, "<p>once,remote</p>")
 
 
+async def test_a_topic_action_changes_a_browsers_fields_once_whatever_instances_hold_its_tabs(
+    cluster: Cluster,
+) -> None:
+    one, two = cluster.apps
+    async with LiveClient(one, shutdown=False) as a, LiveClient(two, shutdown=False) as b:
+        await a.get("/")
+        b.http.cookies.update(a.http.cookies)  # one browser, a subscribed tab on each instance
+        here, there = await tab(a, "/?topic=news"), await tab(b, "/?topic=news")
+        other = await tab(LiveClient(two, shutdown=False), "/?topic=news")  # another browser
+        for publisher, item in ((one, "first"), (two, "second")):
+            await publisher.publish("news", "add", {"item": item})
+        for ws in (here, there):
+            await until(ws, "<p>first,second</p>")
+        await until(other, "<p>first,second</p>")
+        snapshot = await cluster.store.get(one.groups.key(a.group_id))
+        assert snapshot is not None and snapshot.version == 2  # each message committed once
+        await asyncio.sleep(0.05)  # what is still on its way lands
+        for ws in (here, there):
+            await ws.sync()
+            assert "<p>first,second</p>" in ws.html()  # no tab shows an item twice later
+        await other.close()
+
+
 async def test_bad_and_own_messages_are_dropped(cluster: Cluster, caplog: pytest.LogCaptureFixture) -> None:
     one, two = cluster.apps
     async with LiveClient(two, shutdown=False) as b:

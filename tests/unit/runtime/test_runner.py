@@ -130,6 +130,40 @@ async def test_a_commit_heard_of_while_an_action_runs_is_not_overwritten() -> No
     await store.close()
 
 
+async def test_a_change_other_instances_make_too_is_committed_by_its_claimant_only() -> None:
+    """A topic message runs on each instance holding a tab of the session: the instance that
+    claims it commits, the other keeps the fields as stored, even across a re-run."""
+    store = MemorySessionStore()
+    one, two = Instance(store), Instance(store)
+    first, second = await one.groups.get(GROUP), await two.groups.get(GROUP)
+
+    async def meanwhile() -> None:
+        await two.add("theirs")  # an unrelated commit: one's run goes again, its claim held
+
+    one.controller.before_commit = meanwhile
+    won = await one.runner.run(
+        first, Exchange(), one.runner.new_state(first), action="add", data={"item": "news"}, once="m1"
+    )
+    assert won.success and won.committed is not None and won.state.items == ["theirs", "news"]
+    lost = await two.runner.run(
+        second, Exchange(), two.runner.new_state(second), action="add", data={"item": "news"}, once="m1"
+    )
+    assert lost.success and lost.committed is None
+    assert lost.state.items == ["theirs"]  # its copy of the change dropped: the fields it read
+    assert (await store.get("app:" + GROUP)) == Snapshot(won.committed.data, 2)
+    await store.close()
+
+
+async def test_a_claim_the_store_cannot_answer_fails_clearly() -> None:
+    instance = Instance(RecordingStore(fail_saves=True))
+    group = await instance.groups.get(GROUP)
+    outcome = await instance.runner.run(
+        group, Exchange(), instance.runner.new_state(group), action="add", data={"item": "x"}, once="m1"
+    )
+    assert not outcome.success and outcome.errors == {"_general": "Your change could not be saved; try again."}
+    assert outcome.state.items == []
+
+
 async def test_endless_conflicts_fail_clearly_and_change_nothing() -> None:
     class AlwaysStale(RecordingStore):
         async def save(self, key: str, data: bytes, *, version: int) -> int:

@@ -14,7 +14,8 @@ While a *write batch* is held (:func:`hold_writes`, by the fan-out, for a stretc
 runs that never yields to the event loop), frames put on outboxes that write directly are
 queued, and written when it is released (:func:`release_writes`): the socket writes of a
 broadcast go out one after the other, in a tight loop, instead of between runs of
-Python; the kernel's send path then stays in the CPU's caches. Anything else put or sent on
+Python (the kernel's send path then stays in the CPU's caches), and the frames one
+connection got in the stretch go out in one write. Anything else put or sent on
 such an outbox meanwhile queues behind them.
 
 Past its byte ``budget`` an outbox is *backed up*: the hub then stops rendering pushes for
@@ -38,9 +39,13 @@ __all__ = ["Outbox", "hold_writes", "release_writes"]
 logger = get_logger(__name__)
 
 Write = Callable[[bytes], Awaitable[None]]
-#: Writes a frame if the socket takes it without waiting; False (and nothing written) if not.
-WriteNow = Callable[[bytes], bool]
+#: Writes frames (in one write) if the socket takes them without waiting; False (and nothing
+#: written) if not.
+WriteNow = Callable[..., bool]
 
+
+#: Bytes of frames written together in one direct write at most (a frame larger goes alone).
+COALESCE_BYTES = 64 * 1024
 
 #: The outboxes with frames held back by the open write batch (None: no batch is open).
 _held: list[Outbox] | None = None
@@ -146,12 +151,12 @@ class Outbox:
         self._held = False
         if self._busy or self.broken or self.write_now is None:
             return
-        frames, write_now = self._frames, self.write_now
-        while frames and write_now(frames[0]):
+        frames = self._frames
+        for _ in range(self._write_direct(list(frames))):
             self.pending_bytes -= len(frames.popleft())
         if not frames:
             self._backed_up_since = None
-        elif not self.broken:  # the socket pushes back: the rest in the background
+        else:  # the socket pushes back: the rest in the background
             self._write_in_background()
 
     async def send(self, frames: Iterable[bytes]) -> None:
@@ -184,14 +189,27 @@ class Outbox:
     def _written_now(self, frames: Iterable[bytes]) -> Iterable[bytes]:
         """Write ``frames`` with ``write_now`` while nothing waits before them and the
         socket takes them; the frames left to queue."""
-        write_now = self.write_now
-        if write_now is None or self._busy or self._frames or self.broken:
+        if self.write_now is None or self._busy or self._frames or self.broken:
             return frames
         left = list(frames)
-        for index, frame in enumerate(left):
-            if not write_now(frame):
-                return left[index:]
-        return ()
+        return left[self._write_direct(left) :]
+
+    def _write_direct(self, frames: list[bytes]) -> int:
+        """Write ``frames`` with ``write_now`` while the socket takes them, several in one
+        write up to ``COALESCE_BYTES`` (so that its flow control sees the bytes as they
+        grow); how many were written."""
+        write_now = self.write_now
+        assert write_now is not None
+        done, count = 0, len(frames)
+        while done < count:
+            end, size = done + 1, len(frames[done])
+            while end < count and size + len(frames[end]) <= COALESCE_BYTES:
+                size += len(frames[end])
+                end += 1
+            if not write_now(*frames[done:end]):
+                break
+            done = end
+        return done
 
     def _queue(self, frames: Iterable[bytes]) -> bool:
         if self.broken:

@@ -3,10 +3,10 @@
 It is uvicorn's own ``websockets-sansio`` protocol (websockets' sans-I/O parser does the
 handshake, fragmentation, ping/pong, close codes, UTF-8 checks and size limits) with one
 addition: a direct write for the app's text frames, offered in the connection's scope as
-the ASGI extension ``livetemplate.write_text``. ``{"write": write}``, where ``write(payload)``
-frames ``payload`` and hands it to the socket at once when the socket takes it without
-waiting (returns True), and otherwise does nothing (returns False: the app then sends
-through ASGI, which waits for the socket). A broadcast to many connections writes each
+the ASGI extension ``livetemplate.write_text``. ``{"write": write}``, where ``write(*payloads)``
+frames each payload and hands them to the socket at once, in one write, when the socket takes
+them without waiting (returns True), and otherwise does nothing (returns False: the app then
+sends through ASGI, which waits for the socket). A broadcast to many connections writes each
 update in a call, without a coroutine, an ASGI message and a frame object per recipient.
 
 The extension is not offered when per-message deflate was negotiated (frames would need
@@ -41,9 +41,10 @@ class LiveWebSocketProtocol(WebSocketsSansIOProtocol):
         ):
             self.scope["extensions"][WRITE_TEXT] = {"write": self.write_text}
 
-    def write_text(self, payload: bytes) -> bool:
-        """Write ``payload`` (UTF-8 text) as one text frame if the socket takes it now:
-        the connection is open, no close was sent and the transport is not paused."""
+    def write_text(self, *payloads: bytes) -> bool:
+        """Write each of ``payloads`` (UTF-8 text) as a text frame, all in one write to the
+        socket, if it takes them now: the connection is open, no close was sent and the
+        transport is not paused."""
         if (
             self.writable.is_set()
             and self.handshake_complete
@@ -53,6 +54,9 @@ class LiveWebSocketProtocol(WebSocketsSansIOProtocol):
             and self.conn.state is State.OPEN
             and not self.transport.is_closing()
         ):
-            self.transport.write(websocket_text_frame(payload))
+            if len(payloads) == 1:
+                self.transport.write(websocket_text_frame(payloads[0]))
+            else:  # one system call for the frames of a stretch of broadcasts
+                self.transport.write(b"".join([websocket_text_frame(payload) for payload in payloads]))
             return True
         return False

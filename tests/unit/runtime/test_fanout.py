@@ -70,7 +70,7 @@ async def test_the_direct_writes_of_inline_runs_go_out_together_before_the_loop_
         raise AssertionError("frames go out by the direct write")
 
     def run(i: int) -> Any:
-        outbox = Outbox(never, write_now=lambda frame: written.append(int(frame)) is None)
+        outbox = Outbox(never, write_now=lambda *frames: written.extend(map(int, frames)) is None)
 
         async def body() -> None:
             seen_by_runs.append(list(written))
@@ -101,7 +101,7 @@ async def test_a_run_that_waits_first_lets_the_held_writes_go() -> None:
     async def never(frame: bytes) -> None:
         raise AssertionError("frames go out by the direct write")
 
-    outbox = Outbox(never, write_now=lambda frame: written.append(frame) is None)
+    outbox = Outbox(never, write_now=lambda *frames: written.extend(frames) is None)
 
     async def puts() -> None:
         outbox.put([b"first"])

@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from livetemplate.outbox import Outbox, hold_writes, release_writes
+from livetemplate.outbox import COALESCE_BYTES, Outbox, hold_writes, release_writes
 
 pytestmark = pytest.mark.anyio
 
@@ -145,10 +145,10 @@ async def test_a_direct_write_is_used_while_the_socket_takes_frames_and_order_ho
     taking = [True]
     direct: list[bytes] = []
 
-    def write_now(frame: bytes) -> bool:
+    def write_now(*frames: bytes) -> bool:
         if taking[0]:
-            direct.append(frame)
-            socket.written.append(frame)
+            direct.extend(frames)
+            socket.written.extend(frames)
         return taking[0]
 
     outbox = Outbox(socket.write, write_now=write_now)
@@ -171,10 +171,12 @@ async def test_a_direct_write_is_used_while_the_socket_takes_frames_and_order_ho
 async def test_a_write_batch_holds_direct_writes_until_released_in_order() -> None:
     socket = Socket()
     direct: list[bytes] = []
+    calls: list[int] = []
 
-    def write_now(frame: bytes) -> bool:
-        direct.append(frame)
-        socket.written.append(frame)
+    def write_now(*frames: bytes) -> bool:
+        calls.append(len(frames))
+        direct.extend(frames)
+        socket.written.extend(frames)
         return True
 
     first, second = Outbox(socket.write, write_now=write_now), Outbox(socket.write, write_now=write_now)
@@ -189,6 +191,7 @@ async def test_a_write_batch_holds_direct_writes_until_released_in_order() -> No
     finally:
         release_writes()
     assert direct == [b"a1", b"a2", b"b1"]  # outbox by outbox, each in order
+    assert calls == [2, 1]  # a connection's frames of the stretch in one write
     assert len(first) == 0 and first.pending_bytes == 0 and first._task is None
     assert await queued_only.flush(timeout=1) and b"q" in socket.written
     first.put([b"a3"])  # released: direct again
@@ -198,8 +201,8 @@ async def test_a_write_batch_holds_direct_writes_until_released_in_order() -> No
 async def test_a_reply_sent_while_frames_are_held_goes_after_them() -> None:
     socket = Socket()
 
-    def write_now(frame: bytes) -> bool:
-        socket.written.append(frame)
+    def write_now(*frames: bytes) -> bool:
+        socket.written.extend(frames)
         return True
 
     outbox = Outbox(socket.write, write_now=write_now)
@@ -216,11 +219,11 @@ async def test_a_reply_sent_while_frames_are_held_goes_after_them() -> None:
 async def test_a_writer_that_fails_on_release_loses_its_connection_only() -> None:
     socket = Socket()
 
-    def broken(frame: bytes) -> bool:
+    def broken(*frames: bytes) -> bool:
         raise RuntimeError("a bug in the writer")
 
     failing = Outbox(socket.write, write_now=broken)
-    healthy = Outbox(socket.write, write_now=lambda frame: socket.written.append(frame) is None)
+    healthy = Outbox(socket.write, write_now=lambda *frames: socket.written.extend(frames) is None)
     hold_writes()
     failing.put([b"lost"])
     healthy.put([b"kept"])
@@ -231,21 +234,28 @@ async def test_a_writer_that_fails_on_release_loses_its_connection_only() -> Non
 
 async def test_held_frames_the_socket_will_not_take_at_once_go_out_in_the_background() -> None:
     socket = Socket()
-    taking = [True]
-
-    def write_now(frame: bytes) -> bool:
-        if taking[0]:
-            socket.written.append(frame)
-            taking[0] = False  # takes one frame, then pushes back
-            return True
-        return False
-
-    outbox = Outbox(socket.write, write_now=write_now)
+    outbox = Outbox(socket.write, write_now=lambda *frames: False)  # the socket pushes back
     hold_writes()
     outbox.put([b"1", b"2", b"3"])
     socket.gate.clear()  # the awaited write waits too
     release_writes()
-    assert socket.written == [b"1"] and outbox._task is not None
+    assert socket.written == [] and outbox._task is not None
     socket.gate.set()
     assert await outbox.flush(timeout=1)
     assert socket.written == [b"1", b"2", b"3"] and outbox.pending_bytes == 0
+
+
+async def test_frames_written_together_stay_within_the_coalescing_bound() -> None:
+    socket = Socket()
+    writes: list[list[int]] = []
+
+    def write_now(*frames: bytes) -> bool:
+        writes.append([len(frame) for frame in frames])
+        socket.written.extend(frames)
+        return True
+
+    outbox = Outbox(socket.write, write_now=write_now)
+    quarter = COALESCE_BYTES // 4
+    outbox.put([b"a" * quarter] * 5 + [b"b" * (COALESCE_BYTES * 2), b"c"])
+    assert writes == [[quarter] * 4, [quarter], [COALESCE_BYTES * 2], [1]]  # a big frame goes alone
+    assert len(socket.written) == 7 and len(outbox) == 0

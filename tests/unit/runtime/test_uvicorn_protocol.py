@@ -49,8 +49,8 @@ class FrameApp:
         async def write(frame: bytes) -> None:
             await send({"type": "websocket.send", "text": frame.decode()})
 
-        def write_now(frame: bytes) -> bool:
-            taken: bool = direct["write"](frame)
+        def write_now(*frames: bytes) -> bool:
+            taken: bool = direct["write"](*frames)
             self.refused += not taken
             return taken
 
@@ -63,6 +63,9 @@ class FrameApp:
                     self.written.append(direct["write"](payload) if direct else False)
                     if not direct:
                         await write(payload)
+            elif "together" in order:
+                payloads = [f"frame {n}".encode() for n in range(order["together"])]
+                self.written.append(direct["write"](*payloads))
             elif "flood" in order:
                 outbox.put(json.dumps([n, "x" * order["size"]]).encode() for n in range(order["flood"]))
             elif "close" in order:
@@ -96,6 +99,15 @@ async def test_text_frames_of_every_length_arrive_whole() -> None:
     assert [len(text.encode()) for text in received] == sizes
     assert received[2] == "é" * 62
     assert app.offered == [True] and app.written == [True] * len(sizes)
+
+
+async def test_frames_written_together_arrive_as_separate_messages_in_order() -> None:
+    app = FrameApp()
+    async with serving(app) as port, connect(f"ws://127.0.0.1:{port}/") as ws:
+        await ws.send(json.dumps({"together": 5}))
+        received = [await ws.recv() for _ in range(5)]
+    assert received == [f"frame {n}" for n in range(5)]
+    assert app.written == [True]
 
 
 async def test_a_client_that_does_not_read_gets_every_frame_in_order_once_it_does() -> None:

@@ -29,7 +29,7 @@ import asyncio
 import contextlib
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from typing import Any
 
 from .ops.logs import get_logger
@@ -152,7 +152,7 @@ class Outbox:
         if self._busy or self.broken or self.write_now is None:
             return
         frames = self._frames
-        for _ in range(self._write_direct(list(frames))):
+        for _ in range(self._write_direct(frames)):
             self.pending_bytes -= len(frames.popleft())
         if not frames:
             self._backed_up_since = None
@@ -194,13 +194,17 @@ class Outbox:
         left = list(frames)
         return left[self._write_direct(left) :]
 
-    def _write_direct(self, frames: list[bytes]) -> int:
+    def _write_direct(self, frames: Sequence[bytes]) -> int:
         """Write ``frames`` with ``write_now`` while the socket takes them, several in one
         write up to ``COALESCE_BYTES`` (so that its flow control sees the bytes as they
         grow); how many were written."""
         write_now = self.write_now
         assert write_now is not None
-        done, count = 0, len(frames)
+        count = len(frames)
+        if count == 1:  # PERF: the usual case, without slicing
+            return 1 if write_now(frames[0]) else 0
+        frames = list(frames)
+        done = 0
         while done < count:
             end, size = done + 1, len(frames[done])
             while end < count and size + len(frames[end]) <= COALESCE_BYTES:

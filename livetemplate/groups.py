@@ -22,8 +22,9 @@ __all__ = ["Group", "Groups"]
 
 logger = get_logger(__name__)
 
-#: Seconds a claim on a change holds: longer than any instance takes to hear of the change.
-CLAIM_TTL = 600.0
+#: Seconds a claim on a change holds: far longer than an instance takes to hear of the
+#: change and run it (a message missed while disconnected is not replayed).
+CLAIM_TTL = 60.0
 
 
 class Group:

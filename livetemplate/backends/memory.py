@@ -5,6 +5,7 @@ They are the defaults of a single instance (tier 1) and the test doubles of the 
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable
 from urllib.parse import parse_qsl, urlsplit
@@ -81,9 +82,14 @@ class MemorySessionStore:
     async def claim(self, token: str, *, ttl: float) -> bool:
         self._sweeper.start()
         now = self._clock()
-        if self._claims.get(token, now) > now:
+        claims = self._claims
+        for oldest, until in list(itertools.islice(claims.items(), 2)):  # the oldest expire first
+            if until <= now:
+                del claims[oldest]
+        if claims.get(token, now) > now:
             return False
-        self._claims[token] = now + ttl
+        claims.pop(token, None)
+        claims[token] = now + ttl  # kept in the order they expire (one time to live for all)
         return True
 
     async def list(self) -> list[str]:

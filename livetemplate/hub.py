@@ -336,11 +336,7 @@ class Hub:
         :mod:`.fanout` for how the groups' runs share the loop."""
         by_group: dict[str, list[LiveView]] = {}
         for view in views:
-            targets = by_group.get(view.group.id)
-            if targets is None:
-                by_group[view.group.id] = [view]
-            else:
-                targets.append(view)
+            by_group.setdefault(view.group.id, []).append(view)
         self.metrics.publishes_sent.inc(len(views))  # counted per receiving connection, as it is queued
         self.fan_out.start(
             action, [_GroupRun(self, targets, action, data, commit, once) for targets in by_group.values()]

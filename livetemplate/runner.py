@@ -283,7 +283,7 @@ class Runner:
             return working
         if isinstance(result, FieldError):
             raise result
-        return result if type(result) is self.spec.type else self.spec.check(result, hook or run.where)
+        return self.spec.check(result, lambda: hook or run.where)
 
 
 def _hint(exc: BaseException) -> str:

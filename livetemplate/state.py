@@ -8,6 +8,7 @@ read back from a shared store is validated, never unpickled.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Annotated, Any, Generic, TypeVar, get_args, get_origin, get_type_hints
 
 import msgspec
@@ -92,7 +93,8 @@ class StateSpec(Generic[S]):
             setattr(state, name, getattr(saved, name))
         return state
 
-    def check(self, value: Any, where: str) -> S:
+    def check(self, value: Any, where: Callable[[], str]) -> S:
+        """``value`` if it is a state; a TypeError naming ``where()`` (what returned it) if not."""
         if type(value) is not self.type:
-            raise TypeError(f"{where} must return a {self.type.__name__} (or None), not {type(value).__name__}")
+            raise TypeError(f"{where()} must return a {self.type.__name__} (or None), not {type(value).__name__}")
         return value

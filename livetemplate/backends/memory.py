@@ -50,26 +50,19 @@ class MemorySessionStore:
 
     async def get(self, key: str) -> Snapshot | None:
         self._sweeper.start()
-        entry = self._entries.get(key)
-        if entry is None:
-            return None
         now = self._clock()
-        if now - entry[1] > self.ttl:
-            del self._entries[key]
-            return None
-        del self._entries[key]  # most recently used last
-        self._entries[key] = (entry[0], now)
-        return entry[0]
+        snapshot = self._take(key, now)
+        if snapshot is not None:
+            self._entries[key] = (snapshot, now)  # most recently used last
+        return snapshot
 
     async def save(self, key: str, data: bytes, *, version: int) -> int:
         self._sweeper.start()
-        entry = self._entries.pop(key, None)
         now = self._clock()
-        if entry is not None and now - entry[1] > self.ttl:
-            entry = None  # expired: as if never stored
-        if (entry[0].version if entry is not None else 0) != version:
-            if entry is not None:
-                self._entries[key] = (entry[0], now)  # most recently used last
+        current = self._take(key, now)
+        if (current.version if current is not None else 0) != version:
+            if current is not None:
+                self._entries[key] = (current, now)  # most recently used last
             raise StaleVersion(key, version)
         self._entries[key] = (Snapshot(bytes(data), version + 1), now)
         if len(self._entries) > self.max_sessions:
@@ -101,6 +94,11 @@ class MemorySessionStore:
 
     async def close(self) -> None:
         await self._sweeper.stop()
+
+    def _take(self, key: str, now: float) -> Snapshot | None:
+        """Remove ``key``'s entry and return its snapshot, or None if there is none or it expired."""
+        entry = self._entries.pop(key, None)
+        return entry[0] if entry is not None and now - entry[1] <= self.ttl else None
 
     def sweep(self) -> int:
         """Remove expired entries now; returns how many."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -76,17 +75,16 @@ class Publish(msgspec.Struct, frozen=True):
     data: dict[str, Any]
 
 
-@dataclass(slots=True)
-class Effects:
+class Effects(msgspec.Struct):
     """What the contexts of one run asked for; applied to the exchange when it commits."""
 
     flash: dict[str, str]
-    set_cookies: list[str] = field(default_factory=list)
+    set_cookies: list[str] = []
     redirect: tuple[str, int] | None = None
-    subscribe: list[str] = field(default_factory=list)
-    unsubscribe: list[str] = field(default_factory=list)
-    publishes: list[Publish] = field(default_factory=list)
-    consumed: list[UploadedFile] = field(default_factory=list)
+    subscribe: list[str] = []
+    unsubscribe: list[str] = []
+    publishes: list[Publish] = []
+    consumed: list[UploadedFile] = []
 
     def apply(self, exchange: Exchange) -> None:
         exchange.flash = self.flash

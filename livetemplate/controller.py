@@ -122,8 +122,18 @@ class Call:
                 value, error = None, exc
 
 
+#: Types whose values are never awaitable (no ``__await__``, not generators): the results
+#: actions usually return, the state types and None. Bounded: a program has few of them.
+_never_awaitable: set[type] = {type(None)}
+
+
 def _awaitable(value: Any) -> bool:
     """``inspect.isawaitable``, answered at once for the usual result (a state, None)."""
-    if not hasattr(type(value), "__await__") and type(value) is not types.GeneratorType:
+    kind = type(value)
+    if kind in _never_awaitable:
         return False  # PERF: isawaitable's ABC check costs more than the sync action it follows
-    return inspect.isawaitable(value)
+    if hasattr(kind, "__await__") or kind is types.GeneratorType:
+        return inspect.isawaitable(value)
+    if len(_never_awaitable) < 256:
+        _never_awaitable.add(kind)
+    return False

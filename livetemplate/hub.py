@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import functools
 import itertools
 from collections.abc import Callable, Collection, Coroutine, Iterable, Mapping
 from typing import Any
@@ -230,7 +229,7 @@ class Hub:
                 self.spawn(self._refresh_view(view))
 
     async def _refresh_view(self, view: LiveView) -> None:
-        reply = await view.refresh(render=functools.partial(self._keeping_up, view))
+        reply = await view.refresh(render=self._keeping_up)
         if view.outbox is not None:
             view.outbox.put(reply.frames)
 
@@ -346,14 +345,12 @@ class Hub:
         self, views: list[LiveView], action: str, data: dict[str, Any], commit: bool, once: str | None
     ) -> None:
         for index, view in enumerate(views):
-            reply = await view.push(
-                action, data, commit=commit, once=once, render=functools.partial(self._keeping_up, view)
-            )
+            reply = await view.push(action, data, commit=commit, once=once, render=self._keeping_up)
             if view.outbox is not None:
                 view.outbox.put(reply.frames)
             if reply.outcome is not None and reply.outcome.success:
                 commit = commit and reply.outcome.committed is None
-                await self.settle(view, reply.outcome, running=views[index + 1 :])
+                await self.settle(view, reply.outcome, running=views[index + 1 :] if len(views) > 1 else ())
 
     # -- other instances ------------------------------------------------------------------------------
 

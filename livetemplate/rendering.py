@@ -112,8 +112,13 @@ def split_range_ops(tree: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any
     up the siblings and replaces the live list with the placeholder (client 0.25.1).
     Apart, each update is applied correctly.
     """
+    for value in tree.values():
+        if isinstance(value, list) and value and isinstance(value[0], list):
+            break
+    else:  # PERF: the usual update, with no range operation, is answered without building a dict
+        return {}, tree
     ops = {k: v for k, v in tree.items() if isinstance(v, list) and v and isinstance(v[0], list)}
-    if not ops or len(ops) == len(tree):
+    if len(ops) == len(tree):
         return {}, tree
     rest = {k: v for k, v in tree.items() if k not in ops}
     if not any(_restructures(v) for v in rest.values()):

@@ -13,7 +13,9 @@ from __future__ import annotations
 import asyncio
 import enum
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import Any
+
+import msgspec
 
 from .context import Exchange
 from .frames import encode_frame
@@ -59,11 +61,11 @@ _NEXT = {
 }
 
 
-#: Asked, with the view locked, whether to render now.
-Predicate = Callable[[], bool]
+#: Asked, with the view locked, whether to render the view now.
+Predicate = Callable[["LiveView"], bool]
 
 
-def _always() -> bool:
+def _always(view: LiveView) -> bool:
     return True
 
 
@@ -71,7 +73,7 @@ def _always() -> bool:
 _NO_CHANGE = encode_frame({}, None)
 
 
-class Reply(NamedTuple):
+class Reply(msgspec.Struct, frozen=True):
     """The frames to send, and what running the action did (None when nothing ran)."""
 
     frames: list[bytes]
@@ -196,7 +198,7 @@ class LiveView(Exchange):
         render: Predicate = _always,
     ) -> Reply:
         """Run a pushed action (a server push, a topic message) on this view's state; when
-        ``render()`` says no (the client is not keeping up) the frames wait for :meth:`catch_up`.
+        ``render(view)`` says no (the client is not keeping up) the frames wait for :meth:`catch_up`.
         ``commit`` and ``once`` as in :meth:`Runner.run`."""
         async with self.lock:
             if self.phase is not Phase.OPEN:
@@ -206,7 +208,7 @@ class LiveView(Exchange):
             )
             if outcome.success:
                 self.state = outcome.state
-            if not render():
+            if not render(self):
                 self.behind = self.behind or outcome.success
                 return Reply([], outcome)
             return Reply(self._render(meta(outcome.success, outcome.errors), outcome.errors), outcome)
@@ -217,7 +219,7 @@ class LiveView(Exchange):
             if self.phase is not Phase.OPEN:
                 return Reply([])
             self.state = self.runner.take_snapshot(self.state, self.group)
-            if not render():
+            if not render(self):
                 self.behind = True
                 return Reply([])
             return Reply(self._render(meta(True), {}))

@@ -77,7 +77,7 @@ class StateSpec(Generic[S]):
         """The persisted fields of ``state``, encoded; None when it has none."""
         if self._saved is None:
             return None
-        return self._encoder.encode(self._saved(**{name: getattr(state, name) for name in self.persisted}))
+        return self._encoder.encode(self._saved(*[getattr(state, name) for name in self.persisted]))
 
     def load(self, state: S, data: bytes) -> S:
         """``state`` with its persisted fields set from ``data``. Data that no longer

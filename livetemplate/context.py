@@ -90,12 +90,14 @@ class Effects(msgspec.Struct):
         exchange.flash = self.flash
         if self.consumed and exchange.uploads is not None:
             exchange.uploads.consume(self.consumed)
-        exchange.set_cookies.extend(self.set_cookies)
+        if self.set_cookies:
+            exchange.set_cookies.extend(self.set_cookies)
         if self.redirect is not None:
             exchange.redirect = self.redirect
         for topic in self.unsubscribe:
             exchange.topics.discard(topic)
-        exchange.topics.update(self.subscribe)
+        if self.subscribe:
+            exchange.topics.update(self.subscribe)
 
 
 #: Decides whether a context may subscribe to a topic; raises TopicForbidden if not.

@@ -195,7 +195,9 @@ class Hub:
             return
         assert group_id is not None
         if outcome.committed is not None:
-            self._refresh(group_id, exclude=(view, *running))
+            members = self._by_group.get(group_id, ())
+            if len(members) > 1 or (members and members[0] is not view):  # PERF: else no other tab is here
+                self._refresh(group_id, exclude=(view, *running))
             await self._send(GROUP_CHANNEL, group_id, "commit", snapshot=outcome.committed)
         for publish in outcome.publishes:
             self.spawn(self.publish(publish.topic, publish.action, publish.data))

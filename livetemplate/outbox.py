@@ -221,7 +221,7 @@ class Outbox:
         for frame in frames:
             self._frames.append(frame)
             self.pending_bytes += len(frame)
-        if self.backed_up and self._backed_up_since is None:
+        if self._backed_up_since is None and self.pending_bytes > self.budget:  # backed up now
             self._backed_up_since = time.monotonic()
             if self.stuck_after != float("inf"):
                 asyncio.get_running_loop().call_later(self.stuck_after, self._check_stuck)

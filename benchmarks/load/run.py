@@ -1,12 +1,15 @@
 """The orchestrator: for each connection count and each target, start the server process and
-the client processes, run the phases, stop every process, then print a table and write JSON.
+the client processes and run the phases; then take the fan-out rounds of every target in turn,
+stop every process, print a table and write JSON.
 
 Phases, per target: warm-up (20 connections opened and closed), baseline, N connections
 opened (page GET + HEAD + upgrade, first render received), idle figures (RSS, tasks, GC-tracked
 objects by type, a forced full collection), sequential round trips with the server's CPU per
-action, actions at a set rate, bursts of concurrent actions, broadcast fan-out (publish to
-the last receive). ``floor`` is a bare asyncio server writing the same bytes to the same
-number of sockets in the same run; the ratios are the figures to read.
+action, actions at a set rate, bursts of concurrent actions. Then broadcast fan-out (publish
+to the last receive), one round of each target after the other, so that the ratio of two
+targets compares rounds taken seconds apart (a target's idle connections stay open
+meanwhile). ``floor`` is a bare asyncio server writing the same bytes to the same number of
+sockets in the same run; the ratios are the figures to read.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -223,58 +226,83 @@ def running(target: Target, settings: Settings, logs: str) -> Iterator[tuple[Ser
         server.stop()
 
 
-def measure(target: Target, settings: Settings, logs: str) -> dict[str, Any]:
+class Measured:
+    """A target whose processes may still be up (``close`` stops them): its figures so far,
+    its server and clients."""
+
+    def __init__(self, result: dict[str, Any], server: Server, clients: Clients, close: Callable[[], None]) -> None:
+        self.result = result
+        self.server = server
+        self.clients = clients
+        self.close = close
+        self.fanouts: list[float] = []
+        self.firsts: list[float] = []
+        self.received: list[int] = []
+        self.cpus: list[float] = []
+
+
+def measure(target: Target, settings: Settings, logs: str) -> Measured:
+    """Every phase but the fan-out; the processes stay up so that the fan-out rounds of every
+    target can be taken in turn (:func:`fan_out`)."""
     n = settings.connections
     result: dict[str, Any] = {"target": target.name, "connections": n, "load_before": os.getloadavg()[0]}
-    with running(target, settings, logs) as (server, clients):
-        clients.first({"cmd": "open", "count": 20, "concurrency": 20})
-        clients.first({"cmd": "close"})
-        time.sleep(1)
-        before = server.get("stats", objects=1, types="mark")
-        if settings.tracemalloc:
-            server.get("tracemalloc", mark=1)
-        started = time.monotonic()
-        opened = clients.split("open", n, concurrency=100)
-        result["open_seconds"] = round(time.monotonic() - started, 1)
-        result["opened"] = sum(o["opened"] for o in opened)
-        errors: dict[str, int] = {}
-        for o in opened:
-            for k, v in o["errors"].items():
-                errors[k] = errors.get(k, 0) + v
-        result["open_errors"] = errors
-        time.sleep(settings.settle)
-        idle = server.get("stats")
-        counted = server.get("stats", objects=1, types="diff")
-        m = result["opened"] or 1
-        result["server_connections"] = idle["connections"]
-        result["rss_before_mib"] = round(before["rss"] / KIB / KIB, 1)
-        result["rss_after_mib"] = round(idle["rss"] / KIB / KIB, 1)
-        result["kib_per_connection"] = round((idle["rss"] - before["rss"]) / KIB / m, 2)
-        result["tasks_per_connection"] = round((idle["tasks"] - before["tasks"]) / m, 3)
-        # frozen objects (the heap policy freezes open connections') count: they are still held
-        tracked = counted["objects"] + counted["frozen"] - before["objects"] - before["frozen"]
-        result["gc_objects_per_connection"] = round(tracked / m, 1)
-        result["gc_unfrozen_objects_per_connection"] = round((counted["objects"] - before["objects"]) / m, 1)
-        result["gc_types_per_connection"] = {
-            k: round(v / m, 2) for k, v in counted.get("types", {}).items() if v >= m / 2
-        }
-        result["full_collection_ms"] = counted["full_collection_ms"]
-        result["full_collection_cpu_ms"] = counted["full_collection_cpu_ms"]
-        result["gc_while_opening"] = idle["gc"]
-        if settings.tracemalloc:
-            traced = server.get("tracemalloc", top=40)
-            result["traced_bytes_per_connection"] = round(traced["total"] / m, 1)
-            result["traced_rows_per_connection"] = [
-                {"where": r["where"], "bytes": round(r["bytes"] / m, 1), "blocks": round(r["blocks"] / m, 2)}
-                for r in traced["rows"]
-                if r["bytes"] >= m * 16
-            ]
-        if target.freeze:
-            result["frozen_objects"] = server.get("freeze")["frozen"]
-        if not (target.idle_only or settings.idle_only):
-            result.update(load_phases(server, clients, settings))
-        result["load_after"] = os.getloadavg()[0]
-    return result
+    with contextlib.ExitStack() as stack:
+        server, clients = stack.enter_context(running(target, settings, logs))
+        measured = Measured(result, server, clients, stack.pop_all().close)
+    try:
+        _idle_and_load_phases(target, settings, measured)
+    except BaseException:
+        measured.close()
+        raise
+    return measured
+
+
+def _idle_and_load_phases(target: Target, settings: Settings, measured: Measured) -> None:
+    n, result, server, clients = settings.connections, measured.result, measured.server, measured.clients
+    clients.first({"cmd": "open", "count": 20, "concurrency": 20})
+    clients.first({"cmd": "close"})
+    time.sleep(1)
+    before = server.get("stats", objects=1, types="mark")
+    if settings.tracemalloc:
+        server.get("tracemalloc", mark=1)
+    started = time.monotonic()
+    opened = clients.split("open", n, concurrency=100)
+    result["open_seconds"] = round(time.monotonic() - started, 1)
+    result["opened"] = sum(o["opened"] for o in opened)
+    errors: dict[str, int] = {}
+    for o in opened:
+        for k, v in o["errors"].items():
+            errors[k] = errors.get(k, 0) + v
+    result["open_errors"] = errors
+    time.sleep(settings.settle)
+    idle = server.get("stats")
+    counted = server.get("stats", objects=1, types="diff")
+    m = result["opened"] or 1
+    result["server_connections"] = idle["connections"]
+    result["rss_before_mib"] = round(before["rss"] / KIB / KIB, 1)
+    result["rss_after_mib"] = round(idle["rss"] / KIB / KIB, 1)
+    result["kib_per_connection"] = round((idle["rss"] - before["rss"]) / KIB / m, 2)
+    result["tasks_per_connection"] = round((idle["tasks"] - before["tasks"]) / m, 3)
+    # frozen objects (the heap policy freezes open connections') count: they are still held
+    tracked = counted["objects"] + counted["frozen"] - before["objects"] - before["frozen"]
+    result["gc_objects_per_connection"] = round(tracked / m, 1)
+    result["gc_unfrozen_objects_per_connection"] = round((counted["objects"] - before["objects"]) / m, 1)
+    result["gc_types_per_connection"] = {k: round(v / m, 2) for k, v in counted.get("types", {}).items() if v >= m / 2}
+    result["full_collection_ms"] = counted["full_collection_ms"]
+    result["full_collection_cpu_ms"] = counted["full_collection_cpu_ms"]
+    result["gc_while_opening"] = idle["gc"]
+    if settings.tracemalloc:
+        traced = server.get("tracemalloc", top=40)
+        result["traced_bytes_per_connection"] = round(traced["total"] / m, 1)
+        result["traced_rows_per_connection"] = [
+            {"where": r["where"], "bytes": round(r["bytes"] / m, 1), "blocks": round(r["blocks"] / m, 2)}
+            for r in traced["rows"]
+            if r["bytes"] >= m * 16
+        ]
+    if target.freeze:
+        result["frozen_objects"] = server.get("freeze")["frozen"]
+    if not (target.idle_only or settings.idle_only):
+        result.update(load_phases(server, clients, settings))
 
 
 def load_phases(server: Server, clients: Clients, settings: Settings) -> dict[str, Any]:
@@ -321,35 +349,48 @@ def load_phases(server: Server, clients: Clients, settings: Settings) -> dict[st
         "missing": missing,
     }
     out["gc_under_load"] = server.get("stats")["gc"]
-    # fan-out: publish to the last receive, over all connections
-    server.get("gc-reset")
-    fanouts, firsts, received, cpus = [], [], [], []
-    for index in range(settings.fanout_rounds):
-        profiled = settings.profile and index == settings.fanout_rounds - 1
-        if profiled:
-            server.get("profile", action="start")
-        clients.all({"cmd": "arm"})
-        cpu0 = server.cpu()
-        published = server.get("publish")
-        answers = clients.all({"cmd": "pushed", "timeout": 60.0})
-        cpus.append(server.cpu() - cpu0)
-        if profiled:
-            out["fanout_profile"] = server.get("profile", action="stop")["text"]
-        got = sum(a["received"] for a in answers)
-        received.append(got)
-        if got:
-            fanouts.append((max(a["last"] for a in answers if a["received"]) - published["t0"]) * 1e3)
-            firsts.append((min(a["first"] for a in answers if a["received"]) - published["t0"]) * 1e3)
-        time.sleep(0.5)
-    out["fanout"] = {
-        "best_ms": round(min(fanouts), 2) if fanouts else None,
-        "median_ms": round(statistics.median(fanouts), 2) if fanouts else None,
-        "first_ms": round(statistics.median(firsts), 2) if firsts else None,
-        "received": received,
-        "cpu_us_per_recipient": round(min(cpus) / settings.connections * 1e6, 1),
-    }
-    out["gc_fanout"] = server.get("stats")["gc"]
     return out
+
+
+def fan_out(targets: list[Measured], settings: Settings) -> None:
+    """Broadcast fan-out (publish to the last receive, over all connections), the targets'
+    rounds taken in turn: the machine's speed drifts (a shared VM's by 2x within minutes), and
+    rounds of each target seconds apart see the same machine, so their ratio holds still."""
+    targets = [t for t in targets if "sequential" in t.result]  # the idle-only ones have no load phases
+    for target in targets:
+        target.server.get("gc-reset")
+    for index in range(settings.fanout_rounds):
+        for target in targets:
+            _fan_out_round(target, settings.profile and index == settings.fanout_rounds - 1)
+            time.sleep(0.5)
+    for target in targets:
+        fanouts, firsts = target.fanouts, target.firsts
+        target.result["fanout"] = {
+            "best_ms": round(min(fanouts), 2) if fanouts else None,
+            "median_ms": round(statistics.median(fanouts), 2) if fanouts else None,
+            "first_ms": round(statistics.median(firsts), 2) if firsts else None,
+            "received": target.received,
+            "cpu_us_per_recipient": round(min(target.cpus) / settings.connections * 1e6, 1),
+        }
+        target.result["gc_fanout"] = target.server.get("stats")["gc"]
+
+
+def _fan_out_round(target: Measured, profiled: bool) -> None:
+    server, clients = target.server, target.clients
+    if profiled:
+        server.get("profile", action="start")
+    clients.all({"cmd": "arm"})
+    cpu0 = server.cpu()
+    published = server.get("publish")
+    answers = clients.all({"cmd": "pushed", "timeout": 60.0})
+    target.cpus.append(server.cpu() - cpu0)
+    if profiled:
+        target.result["fanout_profile"] = server.get("profile", action="stop")["text"]
+    got = sum(a["received"] for a in answers)
+    target.received.append(got)
+    if got:
+        target.fanouts.append((max(a["last"] for a in answers if a["received"]) - published["t0"]) * 1e3)
+        target.firsts.append((min(a["first"] for a in answers if a["received"]) - published["t0"]) * 1e3)
 
 
 # -- report -----------------------------------------------------------------------------------
@@ -529,10 +570,20 @@ def main(argv: list[str] | None = None) -> int:
             idle_only=args.idle_only,
             clients=args.clients,
         )
-        results = []
-        for name in args.targets:
-            print(f"-- {name}, {n:,} connections (load {os.getloadavg()[0]:.1f})", file=sys.stderr, flush=True)
-            results.append(measure(TARGETS[name], settings, args.logs))
+        measured: list[Measured] = []
+        try:
+            for name in args.targets:
+                print(f"-- {name}, {n:,} connections (load {os.getloadavg()[0]:.1f})", file=sys.stderr, flush=True)
+                measured.append(measure(TARGETS[name], settings, args.logs))
+                if "sequential" not in measured[-1].result:  # idle figures only: no fan-out to wait for
+                    measured[-1].close()
+            print(f"-- fan-out, the targets in turn (load {os.getloadavg()[0]:.1f})", file=sys.stderr, flush=True)
+            fan_out(measured, settings)
+        finally:
+            for target in measured:
+                target.result["load_after"] = os.getloadavg()[0]
+                target.close()
+        results = [target.result for target in measured]
         everything += results
         print(table(results), flush=True)
         if args.gate or args.quick:

@@ -198,7 +198,9 @@ class Hub:
             members = self._by_group.get(group_id, ())
             if len(members) > 1 or (members and members[0] is not view):  # PERF: else no other tab is here
                 self._refresh(group_id, exclude=(view, *running))
-            await self._send(GROUP_CHANNEL, group_id, "commit", snapshot=outcome.committed)
+            channel = self._group_channel(group_id)
+            if self._others_listen(channel):  # PERF: alone in the process, nobody to tell (22 µs a commit)
+                await self._send(channel, group_id, "commit", snapshot=outcome.committed)
         for publish in outcome.publishes:
             self.spawn(self.publish(publish.topic, publish.action, publish.data))
         for push in outcome.deferred:
@@ -273,10 +275,13 @@ class Hub:
         payload = dict(data or {})
         if defer(lambda: self.publish(topic, action, payload)):
             return
+        channel = TOPIC_CHANNEL + topic
+        if not self._others_listen(channel):
+            self._deliver(self._by_topic.get(topic, ()), action, payload)
+            return
         envelope_id = self._new_id()
         # Other instances run it for their tabs too: a session's persisted fields change once
         # (the instance that claims the message commits).
-        once = envelope_id if self._others_listen(TOPIC_CHANNEL + topic) else None
         # PERF: the other instances' copy goes out before the local runs start. Started after
         # them, it waited (redis-py yields while it takes a pooled connection) until every local
         # subscriber had run, so other instances got it only after this one's whole fan-out.
@@ -285,10 +290,10 @@ class Hub:
         # load 6); on separate hosts B no longer waits for A's fan-out. A broadcaster that
         # does not answer holds the local delivery up for ``LOCAL_AFTER`` at most.
         sending = asyncio.ensure_future(
-            self._send(TOPIC_CHANNEL, topic, "topic", action=action, data=payload, envelope_id=envelope_id)
+            self._send(channel, topic, "topic", action=action, data=payload, envelope_id=envelope_id)
         )
         await asyncio.wait((sending,), timeout=LOCAL_AFTER)
-        self._deliver(self._by_topic.get(topic, ()), action, payload, once=once)
+        self._deliver(self._by_topic.get(topic, ()), action, payload, once=envelope_id)
         await sending
 
     # -- session groups ---------------------------------------------------------------------------
@@ -302,15 +307,14 @@ class Hub:
         if defer(lambda: self.trigger(group_id, action, data)):
             return
         views = self.views_of(group_id)
-        if not views and not self._may_be_elsewhere(group_id):
+        channel = self._group_channel(group_id)
+        elsewhere = self._others_listen(channel)  # another instance may have a view of the group
+        if not views and not elsewhere:
             raise NotAvailable(f"session group {group_id} has no open connection")
         self._deliver(views, action, data)
-        # the persisted fields change once: here when a view is here, else where the push lands
-        await self._send(GROUP_CHANNEL, group_id, "push", action=action, data=data, commit=not views)
-
-    def _may_be_elsewhere(self, group_id: str) -> bool:
-        """Whether another instance may have a view of the group."""
-        return self._others_listen(self._group_channel(group_id))
+        if elsewhere:
+            # the persisted fields change once: here when a view is here, else where the push lands
+            await self._send(channel, group_id, "push", action=action, data=data, commit=not views)
 
     def _others_listen(self, channel: str) -> bool:
         """Whether anyone but this hub may hear ``channel``: always with a shared broadcaster;
@@ -371,9 +375,7 @@ class Hub:
         commit: bool = True,
         envelope_id: str | None = None,
     ) -> None:
-        name = self._group_channel(target) if channel == GROUP_CHANNEL else channel + target
-        if not self._others_listen(name):  # PERF: alone in the process, nobody to tell (22 µs a commit)
-            return
+        """Tell the other instances, on ``channel`` (callers first ask :meth:`_others_listen`)."""
         envelope = Envelope(
             kind,
             target,
@@ -386,9 +388,9 @@ class Hub:
             commit,
         )
         try:
-            await self.broadcaster.publish(name, _encode(envelope))
+            await self.broadcaster.publish(channel, _encode(envelope))
         except Exception as exc:
-            logger.warning("publishing on %r failed: %s", name, exc)
+            logger.warning("publishing on %r failed: %s", channel, exc)
             self.metrics.errors.labels("broadcast_publish").inc()
 
     async def _on_envelope(self, message: bytes) -> None:

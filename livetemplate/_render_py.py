@@ -502,7 +502,7 @@ def snapshot(gate, F, C, access):
         if v is NOT_SCALAR:
             return None
         values[i] = v
-    return values
+    return tuple(values)  # a tuple of atoms, which the garbage collector stops tracking (a list it walks)
 
 
 def unchanged(gate, F, C, access, old):

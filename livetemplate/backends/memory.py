@@ -44,27 +44,30 @@ class MemorySessionStore:
         self.keepers: list[Callable[[str], bool]] = []
         self.on_evict: Callable[[], None] | None = None
         self._clock = clock
-        self._entries: dict[str, tuple[Snapshot, float]] = {}
+        # key -> (data, version, last use): a plain tuple of atoms, which the garbage collector
+        # stops tracking (a Snapshot, a tuple subclass, it would walk in every full collection)
+        self._entries: dict[str, tuple[bytes, int, float]] = {}
         self._claims: dict[str, float] = {}  # token -> until when it is taken
         self._sweeper = Periodic(self.sweep, sweep_interval)
 
     async def get(self, key: str) -> Snapshot | None:
         self._sweeper.start()
         now = self._clock()
-        snapshot = self._take(key, now)
-        if snapshot is not None:
-            self._entries[key] = (snapshot, now)  # most recently used last
-        return snapshot
+        entry = self._take(key, now)
+        if entry is None:
+            return None
+        self._entries[key] = (entry[0], entry[1], now)  # most recently used last
+        return Snapshot(entry[0], entry[1])
 
     async def save(self, key: str, data: bytes, *, version: int) -> int:
         self._sweeper.start()
         now = self._clock()
         current = self._take(key, now)
-        if (current.version if current is not None else 0) != version:
+        if (current[1] if current is not None else 0) != version:
             if current is not None:
-                self._entries[key] = (current, now)  # most recently used last
+                self._entries[key] = (current[0], current[1], now)  # most recently used last
             raise StaleVersion(key, version)
-        self._entries[key] = (Snapshot(bytes(data), version + 1), now)
+        self._entries[key] = (bytes(data), version + 1, now)
         if len(self._entries) > self.max_sessions:
             self._evict()
         return version + 1
@@ -87,7 +90,7 @@ class MemorySessionStore:
 
     async def list(self) -> list[str]:
         now = self._clock()
-        return [key for key, (_, seen) in self._entries.items() if now - seen <= self.ttl]
+        return [key for key, (_, _, seen) in self._entries.items() if now - seen <= self.ttl]
 
     async def ping(self) -> None:
         return None
@@ -95,15 +98,15 @@ class MemorySessionStore:
     async def close(self) -> None:
         await self._sweeper.stop()
 
-    def _take(self, key: str, now: float) -> Snapshot | None:
-        """Remove ``key``'s entry and return its snapshot, or None if there is none or it expired."""
+    def _take(self, key: str, now: float) -> tuple[bytes, int, float] | None:
+        """Remove ``key``'s entry and return it, or None if there is none or it expired."""
         entry = self._entries.pop(key, None)
-        return entry[0] if entry is not None and now - entry[1] <= self.ttl else None
+        return entry if entry is not None and now - entry[2] <= self.ttl else None
 
     def sweep(self) -> int:
         """Remove expired entries now; returns how many."""
         now = self._clock()
-        expired = [key for key, (_, seen) in self._entries.items() if now - seen > self.ttl]
+        expired = [key for key, (_, _, seen) in self._entries.items() if now - seen > self.ttl]
         for key in expired:
             del self._entries[key]
         for token in [token for token, until in self._claims.items() if until <= now]:

@@ -4,6 +4,9 @@ subscriptions in mount and the topic ACL."""
 from __future__ import annotations
 
 import asyncio
+import collections
+import gc
+import types
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -12,6 +15,8 @@ import pytest
 
 import livetemplate
 from livetemplate import Context, NotAvailable, Persist, Session
+from livetemplate.outbox import Outbox
+from livetemplate.session import LiveView
 from livetemplate.testing import LiveClient, LiveSocket, settle
 
 pytestmark = pytest.mark.anyio
@@ -461,3 +466,53 @@ async def test_a_push_never_overtakes_an_earlier_broadcast_that_waits() -> None:
     for client in clients:
         await client.__aexit__(None, None, None)
     await app.shutdown()
+
+
+# -- what a broadcast leaves for the garbage collector ---------------------------------------------
+
+
+class Tally(msgspec.Struct):
+    count: Annotated[int, Persist] = 0
+
+
+class Counting:
+    def mount(self, state: Tally, ctx: Context) -> Tally:
+        ctx.subscribe("tick")
+        return state
+
+    def bump(self, state: Tally, ctx: Context) -> Tally:
+        state.count += 1
+        return state
+
+
+async def test_a_broadcast_leaves_the_collector_about_one_object_per_tab() -> None:
+    """Every object a broadcast leaves alive is walked by each full collection from then on
+    (the heap policy freezes what connections hold, not what broadcasts renew): the store's
+    entries and the renderer's remembered values are tuples of atoms, which the collector stops
+    tracking; only the group's new snapshot stays tracked."""
+    app = livetemplate.mount(Counting(), Tally(), template="<p>{{ count }}</p>", open_topics=True)
+    rt, hub, tabs = app.runtime, app.hub, 100
+    for index in range(tabs):
+        group = await rt.groups.get(f"group-{index:04d}")
+        outbox = Outbox(lambda frame: asyncio.sleep(0), write_now=lambda *frames: True)
+        view = LiveView(rt.runner, rt.pipeline, group, query={}, outbox=outbox)
+        await hub.attach(view)
+        await hub.settle(view, (await view.open()).outcome)
+
+    async def broadcast() -> None:
+        await app.publish("tick", "bump")
+        while hub.fan_out._worker or hub._tasks:
+            await asyncio.sleep(0)
+
+    await broadcast()
+    gc.collect()
+    gc.freeze()
+    try:
+        await broadcast()
+        gc.collect()
+        left = [o for o in gc.get_objects() if not isinstance(o, (types.FrameType, types.CoroutineType))]
+        assert all(view.state.count == 2 for view in hub.views)
+        assert len(left) < 2 * tabs, collections.Counter(type(o).__name__ for o in left).most_common(5)
+    finally:
+        gc.unfreeze()
+        await app.shutdown()

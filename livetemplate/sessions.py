@@ -11,15 +11,19 @@ Implementations live in :mod:`livetemplate.backends`: the embedded memory store 
 
 from __future__ import annotations
 
-from typing import NamedTuple, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
+
+import msgspec
 
 __all__ = ["CorruptSnapshot", "SessionStore", "Snapshot", "StaleVersion", "StoreUnavailable"]
 
 
-class Snapshot(NamedTuple):
+class Snapshot(msgspec.Struct, frozen=True, gc=False):
     """A group's persisted fields as stored, and the version they were stored under (1 for
     the first write)."""
 
+    # PERF: never tracked by the garbage collector (bytes and an int make no cycle): every
+    # commit replaces its group's, and a tracked one would be walked by every full collection
     data: bytes
     version: int
 

@@ -10,6 +10,8 @@ import time
 from collections.abc import Callable
 from urllib.parse import parse_qsl, urlsplit
 
+import msgspec
+
 from ..broadcast import Handler
 from ..ops.logs import get_logger
 from ..periodic import Periodic
@@ -19,6 +21,14 @@ from . import Backend
 __all__ = ["InProcessBroadcaster", "MemorySessionStore", "from_url"]
 
 logger = get_logger(__name__)
+
+
+class _Entry(msgspec.Struct, gc=False):
+    """A stored snapshot and when it was last used; never tracked by the garbage collector
+    (every commit makes one)."""
+
+    snapshot: Snapshot
+    seen: float
 
 
 class MemorySessionStore:
@@ -44,9 +54,7 @@ class MemorySessionStore:
         self.keepers: list[Callable[[str], bool]] = []
         self.on_evict: Callable[[], None] | None = None
         self._clock = clock
-        # key -> (data, version, last use): a plain tuple of atoms, which the garbage collector
-        # stops tracking (a Snapshot, a tuple subclass, it would walk in every full collection)
-        self._entries: dict[str, tuple[bytes, int, float]] = {}
+        self._entries: dict[str, _Entry] = {}
         self._claims: dict[str, float] = {}  # token -> until when it is taken
         self._sweeper = Periodic(self.sweep, sweep_interval)
 
@@ -56,18 +64,20 @@ class MemorySessionStore:
         entry = self._take(key, now)
         if entry is None:
             return None
-        self._entries[key] = (entry[0], entry[1], now)  # most recently used last
-        return Snapshot(entry[0], entry[1])
+        entry.seen = now
+        self._entries[key] = entry  # most recently used last
+        return entry.snapshot
 
     async def save(self, key: str, data: bytes, *, version: int) -> int:
         self._sweeper.start()
         now = self._clock()
         current = self._take(key, now)
-        if (current[1] if current is not None else 0) != version:
+        if (current.snapshot.version if current is not None else 0) != version:
             if current is not None:
-                self._entries[key] = (current[0], current[1], now)  # most recently used last
+                current.seen = now
+                self._entries[key] = current  # most recently used last
             raise StaleVersion(key, version)
-        self._entries[key] = (bytes(data), version + 1, now)
+        self._entries[key] = _Entry(Snapshot(bytes(data), version + 1), now)
         if len(self._entries) > self.max_sessions:
             self._evict()
         return version + 1
@@ -90,7 +100,7 @@ class MemorySessionStore:
 
     async def list(self) -> list[str]:
         now = self._clock()
-        return [key for key, (_, _, seen) in self._entries.items() if now - seen <= self.ttl]
+        return [key for key, entry in self._entries.items() if now - entry.seen <= self.ttl]
 
     async def ping(self) -> None:
         return None
@@ -98,15 +108,15 @@ class MemorySessionStore:
     async def close(self) -> None:
         await self._sweeper.stop()
 
-    def _take(self, key: str, now: float) -> tuple[bytes, int, float] | None:
+    def _take(self, key: str, now: float) -> _Entry | None:
         """Remove ``key``'s entry and return it, or None if there is none or it expired."""
         entry = self._entries.pop(key, None)
-        return entry if entry is not None and now - entry[2] <= self.ttl else None
+        return entry if entry is not None and now - entry.seen <= self.ttl else None
 
     def sweep(self) -> int:
         """Remove expired entries now; returns how many."""
         now = self._clock()
-        expired = [key for key, (_, _, seen) in self._entries.items() if now - seen > self.ttl]
+        expired = [key for key, entry in self._entries.items() if now - entry.seen > self.ttl]
         for key in expired:
             del self._entries[key]
         for token in [token for token, until in self._claims.items() if until <= now]:

@@ -280,8 +280,6 @@ class Hub:
             self._deliver(self._by_topic.get(topic, ()), action, payload)
             return
         envelope_id = self._new_id()
-        # Other instances run it for their tabs too: a session's persisted fields change once
-        # (the instance that claims the message commits).
         # PERF: the other instances' copy goes out before the local runs start. Started after
         # them, it waited (redis-py yields while it takes a pooled connection) until every local
         # subscriber had run, so other instances got it only after this one's whole fan-out.
@@ -293,6 +291,8 @@ class Hub:
             self._send(channel, topic, "topic", action=action, data=payload, envelope_id=envelope_id)
         )
         await asyncio.wait((sending,), timeout=LOCAL_AFTER)
+        # Other instances run it for their tabs too: a session's persisted fields change once
+        # (the instance that claims the message commits).
         self._deliver(self._by_topic.get(topic, ()), action, payload, once=envelope_id)
         await sending
 

@@ -195,9 +195,7 @@ class Hub:
             return
         assert group_id is not None
         if outcome.committed is not None:
-            members = self._by_group.get(group_id, ())
-            if len(members) > 1 or (members and members[0] is not view):  # PERF: else no other tab is here
-                self._refresh(group_id, exclude=(view, *running))
+            self._refresh(group_id, exclude=(view, *running))
             channel = self._group_channel(group_id)
             if self._others_listen(channel):  # PERF: alone in the process, nobody to tell (22 µs a commit)
                 await self._send(channel, group_id, "commit", snapshot=outcome.committed)

@@ -112,13 +112,13 @@ def split_range_ops(tree: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any
     up the siblings and replaces the live list with the placeholder (client 0.25.1).
     Apart, each update is applied correctly.
     """
-    for value in tree.values():
-        if isinstance(value, list) and value and isinstance(value[0], list):
-            break
-    else:  # PERF: the usual update, with no range operation, is answered without building a dict
-        return {}, tree
-    ops = {k: v for k, v in tree.items() if isinstance(v, list) and v and isinstance(v[0], list)}
-    if len(ops) == len(tree):
+    ops: dict[str, Any] | None = None  # PERF: the usual update has none, and builds no dict
+    for k, v in tree.items():
+        if isinstance(v, list) and v and isinstance(v[0], list):
+            if ops is None:
+                ops = {}
+            ops[k] = v
+    if ops is None or len(ops) == len(tree):
         return {}, tree
     rest = {k: v for k, v in tree.items() if k not in ops}
     if not any(_restructures(v) for v in rest.values()):

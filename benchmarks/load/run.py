@@ -231,7 +231,7 @@ class Measured:
     its server and clients."""
 
     def __init__(self, result: dict[str, Any], server: Server, clients: Clients, close: Callable[[], None]) -> None:
-        self.result = result
+        self.result = result  # with its load phases' figures unless the target is idle-only
         self.server = server
         self.clients = clients
         self.close = close
@@ -240,15 +240,20 @@ class Measured:
         self.received: list[int] = []
         self.cpus: list[float] = []
 
+    @property
+    def loaded(self) -> bool:
+        """Whether the load phases ran (an idle-only target has no fan-out to take)."""
+        return "sequential" in self.result
+
 
 def measure(target: Target, settings: Settings, logs: str) -> Measured:
     """Every phase but the fan-out; the processes stay up so that the fan-out rounds of every
     target can be taken in turn (:func:`fan_out`)."""
     n = settings.connections
     result: dict[str, Any] = {"target": target.name, "connections": n, "load_before": os.getloadavg()[0]}
-    with contextlib.ExitStack() as stack:
-        server, clients = stack.enter_context(running(target, settings, logs))
-        measured = Measured(result, server, clients, stack.pop_all().close)
+    stack = contextlib.ExitStack()
+    server, clients = stack.enter_context(running(target, settings, logs))
+    measured = Measured(result, server, clients, stack.close)
     try:
         _idle_and_load_phases(target, settings, measured)
     except BaseException:
@@ -356,7 +361,7 @@ def fan_out(targets: list[Measured], settings: Settings) -> None:
     """Broadcast fan-out (publish to the last receive, over all connections), the targets'
     rounds taken in turn: the machine's speed drifts (a shared VM's by 2x within minutes), and
     rounds of each target seconds apart see the same machine, so their ratio holds still."""
-    targets = [t for t in targets if "sequential" in t.result]  # the idle-only ones have no load phases
+    targets = [t for t in targets if t.loaded]
     for target in targets:
         target.server.get("gc-reset")
     for index in range(settings.fanout_rounds):
@@ -575,7 +580,7 @@ def main(argv: list[str] | None = None) -> int:
             for name in args.targets:
                 print(f"-- {name}, {n:,} connections (load {os.getloadavg()[0]:.1f})", file=sys.stderr, flush=True)
                 measured.append(measure(TARGETS[name], settings, args.logs))
-                if "sequential" not in measured[-1].result:  # idle figures only: no fan-out to wait for
+                if not measured[-1].loaded:  # idle figures only: no fan-out to wait for
                     measured[-1].close()
             print(f"-- fan-out, the targets in turn (load {os.getloadavg()[0]:.1f})", file=sys.stderr, flush=True)
             fan_out(measured, settings)

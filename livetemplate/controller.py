@@ -20,7 +20,7 @@ from typing import Any
 
 from .wire import HOOKS, MAX_ACTION_NAME
 
-__all__ = ["Actions", "Call", "action_name"]
+__all__ = ["Actions", "Call", "action_name", "awaitable"]
 
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 _VALID = re.compile(r"[a-z][a-z0-9_]*\Z")
@@ -97,15 +97,23 @@ class Call:
         if self.in_thread and not inspect.iscoroutinefunction(self.function):
             result = yield from asyncio.to_thread(self.function, *self.args).__await__()
         else:
-            started = time.perf_counter()
-            result = self.function(*self.args)
-            self.held = time.perf_counter() - started
-        if not _awaitable(result):
+            result = self.inline()
+        if not awaitable(result):
             return result
-        return (yield from self._steps(result.__await__()))
+        return (yield from self.timed(result))
 
-    def _steps(self, steps: Generator[Any, Any, Any]) -> Generator[Any, Any, Any]:
-        """Drive a coroutine as ``await`` does, timing each stretch it runs."""
+    def inline(self) -> Any:
+        """Call the function in this thread, timing it: its result, which :meth:`timed`
+        awaits when it is awaitable (an async function's coroutine)."""
+        started = time.perf_counter()
+        result = self.function(*self.args)
+        self.held = time.perf_counter() - started
+        return result
+
+    @types.coroutine
+    def timed(self, result: Any) -> Generator[Any, Any, Any]:
+        """Await ``result`` as ``await`` does, timing each stretch it runs."""
+        steps = result.__await__()
         value: Any = None
         error: BaseException | None = None
         while True:
@@ -127,7 +135,7 @@ class Call:
 _never_awaitable: set[type] = {type(None)}
 
 
-def _awaitable(value: Any) -> bool:
+def awaitable(value: Any) -> bool:
     """``inspect.isawaitable``, answered at once for the usual result (a state, None)."""
     kind = type(value)
     if kind in _never_awaitable:

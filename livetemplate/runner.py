@@ -20,7 +20,7 @@ from typing import Any
 import msgspec
 
 from .context import Context, Effects, Exchange, Publish, SessionHandle, TopicPolicy
-from .controller import Actions, Call
+from .controller import Actions, Call, awaitable
 from .errors import FieldError, NotAvailable, TopicForbidden
 from .groups import Group, Groups
 from .ops.logs import fingerprint, get_logger
@@ -159,52 +159,51 @@ class Runner:
         store commits its change of the persisted fields; the others drop theirs."""
         run = _Run(group, exchange, state, hooks, action, data or _EMPTY, query or _EMPTY, commit, once)
         started = time.perf_counter()
+        claimed: bool | None = None  # whether this instance commits the change named ``once``
         try:
-            return await self._run(run)
+            async with group.lock:
+                for _ in range(self.max_attempts):
+                    # The version this attempt runs on, and commits against: the group's snapshot
+                    # may move on meanwhile (another instance's commit heard of), unseen by it.
+                    read = group.snapshot
+                    outcome, effects = await self._attempt(run)
+                    if effects is None:
+                        return outcome
+                    persisted = self.spec.dump(outcome.state)
+                    base = read.data if read is not None else self._initial
+                    if persisted is not None and base is not None and persisted != base:
+                        try:
+                            if commit and once is not None and claimed is None:
+                                claimed = await self.groups.claim(group, once)
+                            if commit and claimed is not False:
+                                outcome.committed = await self.groups.commit(group, persisted, read)
+                            else:  # not this run's (or this instance's) to change: the fields stay
+                                outcome.state = self.spec.load(outcome.state, base)
+                        except StaleVersion:
+                            await self.groups.reload(group)  # another instance was first: run again on its state
+                            continue
+                        except StoreUnavailable as exc:
+                            logger.error("%s: the session store is unavailable: %s", run.where, exc)
+                            self.metrics.session_store_errors.labels("save").inc()
+                            return run.failed({GENERAL_ERROR: "Your change could not be saved; try again."})
+                    effects.apply(exchange)
+                    return outcome
+            logger.warning(
+                "%s: gave up after %d conflicting changes of group %s",
+                run.where,
+                self.max_attempts,
+                fingerprint(group.id),
+            )
+            return run.failed({GENERAL_ERROR: "The page changed meanwhile; please try again."})
         finally:
             if action is not None:
                 self.metrics.actions_processed.inc()
                 self.metrics.action_duration.observe(time.perf_counter() - started)
 
-    async def _run(self, run: _Run) -> Outcome:
-        group = run.group
-        claimed: bool | None = None  # whether this instance commits the change named ``once``
-        async with group.lock:
-            for _ in range(self.max_attempts):
-                # The version this attempt runs on, and commits against: the group's snapshot
-                # may move on meanwhile (another instance's commit heard of), unseen by it.
-                read = group.snapshot
-                outcome, effects = await self._attempt(run)
-                if effects is None:
-                    return outcome
-                persisted = self.spec.dump(outcome.state)
-                base = read.data if read is not None else self._initial
-                if persisted is not None and base is not None and persisted != base:
-                    try:
-                        if run.commit and run.once is not None and claimed is None:
-                            claimed = await self.groups.claim(group, run.once)
-                        if run.commit and claimed is not False:
-                            outcome.committed = await self.groups.commit(group, persisted, read)
-                        else:  # not this run's (or this instance's) to change: the fields stay
-                            outcome.state = self.spec.load(outcome.state, base)
-                    except StaleVersion:
-                        await self.groups.reload(group)  # another instance was first: run again on its state
-                        continue
-                    except StoreUnavailable as exc:
-                        logger.error("%s: the session store is unavailable: %s", run.where, exc)
-                        self.metrics.session_store_errors.labels("save").inc()
-                        return run.failed({GENERAL_ERROR: "Your change could not be saved; try again."})
-                effects.apply(run.exchange)
-                return outcome
-        logger.warning(
-            "%s: gave up after %d conflicting changes of group %s", run.where, self.max_attempts, fingerprint(group.id)
-        )
-        return run.failed({GENERAL_ERROR: "The page changed meanwhile; please try again."})
-
     async def _attempt(self, run: _Run) -> tuple[Outcome, Effects | None]:
         """One run of the hooks and the action; the effects are None when it failed."""
         working = self.take_snapshot(self.spec.clone(run.state), run.group)
-        effects = Effects(flash=dict(run.exchange.flash))
+        effects = Effects(dict(run.exchange.flash))
         pending = _Pending()
         token = _pending.set(pending)
         try:
@@ -252,7 +251,12 @@ class Runner:
         mode = self.sync_actions
         in_thread = mode == "thread" or (mode == "auto" and function in self._threaded)
         call = Call(method, state, ctx, in_thread=in_thread)
-        result = await call
+        if in_thread:
+            result = await call
+        else:  # PERF: the usual sync action, called here without a generator
+            result = call.inline()
+            if awaitable(result):
+                result = await call.timed(result)
         if call.held > self.slow_action:
             where = hook or run.where
             self.metrics.errors.labels("slow_action").inc()

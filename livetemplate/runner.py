@@ -77,7 +77,7 @@ class Outcome(msgspec.Struct):
 
 
 class _Run(msgspec.Struct, frozen=True):
-    """What one call of :meth:`Runner.run` was asked to do."""
+    """What one attempt of :meth:`Runner.run` runs (the commit's terms stay with ``run``)."""
 
     group: Group
     exchange: Exchange
@@ -86,8 +86,6 @@ class _Run(msgspec.Struct, frozen=True):
     action: str | None
     data: Mapping[str, Any]
     query: Mapping[str, str]
-    commit: bool
-    once: str | None
 
     @property
     def where(self) -> str:
@@ -157,7 +155,7 @@ class Runner:
         pushed action changes them once, in its first run). ``once`` names a change that
         other instances make too (a topic message): only the instance that claims it in the
         store commits its change of the persisted fields; the others drop theirs."""
-        run = _Run(group, exchange, state, hooks, action, data or _EMPTY, query or _EMPTY, commit, once)
+        run = _Run(group, exchange, state, hooks, action, data or _EMPTY, query or _EMPTY)
         started = time.perf_counter()
         claimed: bool | None = None  # whether this instance commits the change named ``once``
         try:

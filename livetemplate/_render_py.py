@@ -1769,6 +1769,83 @@ class View:
         self.state = None
 
 
+def clone_view(view):
+    """A new view holding a copy of ``view``'s state, to render on without changing it."""
+    copy = View()
+    copy.state = clone_state(view.state)
+    return copy
+
+
+def same_view(a, b):
+    """Whether two views hold equal states: any render then gives both the same update
+    and leaves them equal."""
+    return same_state(a.state, b.state)
+
+
+def clone_state(st):
+    """A copy of a node or loop state (what is shared with it: immutable values and the
+    compiled blocks)."""
+    tp = type(st)
+    if tp is NodeState:
+        node = NodeState.__new__(NodeState)
+        node.block = st.block
+        node.vals = [clone_state(v) for v in st.vals]
+        node.snaps = None if st.snaps is None else list(st.snaps)
+        node.key = st.key
+        node.gsnap = st.gsnap
+        node.pos = st.pos
+        node.digest = st.digest
+        return node
+    if tp is RangeState:
+        rs = RangeState()
+        rs.keys = list(st.keys)
+        rs.items = {k: clone_state(v) for k, v in st.items.items()}
+        rs.else_state = clone_state(st.else_state)
+        rs.suffixed = st.suffixed
+        return rs
+    return st  # None, or a slot's text
+
+
+def same_state(a, b):
+    """Whether two node or loop states are equal, value for value and type for type."""
+    if a is b:
+        return True
+    tp = type(a)
+    if tp is not type(b):
+        return False
+    if tp is NodeState:
+        if a.block is not b.block or a.pos != b.pos or a.key != b.key or a.digest != b.digest:
+            return False
+        if not _same_snaps(a.gsnap, b.gsnap):
+            return False
+        if a.snaps is None or b.snaps is None:
+            if a.snaps is not b.snaps:
+                return False
+        else:
+            for i in range(len(a.snaps)):
+                if not _same_snaps(a.snaps[i], b.snaps[i]):
+                    return False
+        for i in range(len(a.vals)):
+            if not same_state(a.vals[i], b.vals[i]):
+                return False
+        return True
+    if tp is RangeState:
+        if a.suffixed != b.suffixed or a.keys != b.keys or len(a.items) != len(b.items):
+            return False
+        for k in a.keys:
+            if not same_state(a.items[k], b.items[k]):
+                return False
+        return same_state(a.else_state, b.else_state)
+    return a == b  # slot texts of one type
+
+
+def _same_snaps(a, b):
+    """Whether two remembered snapshots (None: none could be taken) are equal."""
+    if a is None or b is None:
+        return a is b
+    return same_snapshot(a, b)
+
+
 def render_text(rt, block, F, C):
     """Render ``block`` to markup text (a macro called from an expression, a filter
     block, a block assignment), whatever mode the surrounding render is in."""

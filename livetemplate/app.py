@@ -146,7 +146,7 @@ class LiveApp:
             SessionIds(secret.encode() if isinstance(secret, str) else secret),
             self.groups,
             runner,
-            Pipeline(template, metrics=self.metrics, dev_mode=options.dev_mode),
+            Pipeline(template, metrics=self.metrics, dev_mode=options.dev_mode, share=options.shared_renders),
             self.hub,
             self.metrics,
             capabilities=("change",) if actions.find("change") is not None else (),

@@ -11,7 +11,8 @@ still to come to a task each at that moment, and the broadcasts queued after it 
 worker, so nobody waits behind it; the action is remembered, and its later broadcasts start
 with a task per run. A run whose session group is busy (its lock taken) gets a task too.
 The socket writes of each stretch of inline runs are held back and go out together before
-the loop runs (a write batch, see :mod:`.outbox`).
+the loop runs (a write batch, see :mod:`.outbox`), and its renders are shared by the views
+brought from equal states to equal inputs (a render batch, see :mod:`.rendering`).
 
 Order: a later broadcast's run for a group never starts before an earlier one's. The
 broadcasts are taken in turn by one worker at a time; tasks start in the order they were
@@ -30,8 +31,8 @@ import collections
 from collections.abc import Callable, Coroutine, Generator, Iterable
 from typing import Any, NamedTuple, Protocol
 
+from . import outbox, rendering
 from .ops.logs import get_logger
-from .outbox import hold_writes, release_writes
 
 __all__ = ["Delivery", "FanOut"]
 
@@ -82,7 +83,7 @@ class FanOut:
             """The inline run waits: its broadcast's other runs get a task each, the
             broadcasts after it a new worker (started after those tasks)."""
             nonlocal retired
-            release_writes()  # the loop runs next
+            _release()  # the loop runs next
             broadcast = self._queue.popleft()
             self.waiting.add(broadcast.action)
             while broadcast.pending:
@@ -93,7 +94,7 @@ class FanOut:
             else:
                 self._worker = False
 
-        hold_writes()  # the socket writes of inline runs go out together, before the loop runs
+        _hold()  # the socket writes of inline runs go out together, before the loop runs
         try:
             while self._queue:
                 broadcast = self._queue[0]
@@ -104,9 +105,9 @@ class FanOut:
                         started_tasks = True
                         continue
                     if started_tasks or done >= INLINE_BATCH:
-                        release_writes()
+                        _release()
                         await asyncio.sleep(0)  # started tasks take their places in the locks' queues
-                        hold_writes()
+                        _hold()
                         started_tasks, done = False, 0
                     try:
                         await _Watched(delivery.run(), waits)
@@ -117,9 +118,20 @@ class FanOut:
                     done += 1
                 self._queue.popleft()
         finally:
-            release_writes()
+            _release()
             if not retired:
                 self._worker = False
+
+
+def _hold() -> None:
+    """Open the write and render batches of a stretch of inline runs."""
+    outbox.hold_writes()
+    rendering.open_batch()
+
+
+def _release() -> None:
+    rendering.close_batch()
+    outbox.release_writes()
 
 
 class _Watched:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from markupsafe import Markup, escape
 
@@ -48,6 +48,12 @@ class Helpers:
         self._csrf = csrf
         self.dev_mode = dev_mode
         self._uploads = uploads
+
+    def values(self) -> tuple[Any, ...] | None:
+        """What templates can read here, as a key (None with uploads: those are the tab's own)."""
+        if self._uploads is not None:
+            return None
+        return tuple(self.errors.items()), tuple(self.flashes.items()), self._csrf, self.dev_mode
 
     def error(self, field: str) -> str:
         """The error message for ``field``, or an empty string."""

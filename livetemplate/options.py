@@ -69,6 +69,7 @@ class Options:
     name: str | None = None
     group_idle_timeout: float = 300.0
     sync_actions: Literal["auto", "thread", "inline"] = "auto"
+    shared_renders: bool = True  # a broadcast renders once per distinct transition (see rendering)
     slow_action_threshold: float = 0.25
     uploads: Mapping[str, Upload] = dataclasses.field(default_factory=dict)
     upload_dir: str | None = None  # where volume uploads are staged (default: the temporary directory)

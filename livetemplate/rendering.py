@@ -3,6 +3,16 @@
 State -> the template's tree (with the ``lvt`` helpers) -> the live region's part of it ->
 range operations split off where the client needs them apart -> encoded frames. A template
 error is logged once, answered with one message, and resets the client's view.
+
+While a *render batch* is open (:func:`open_batch`, by the fan-out, for a stretch of runs
+that never yields to the event loop), a render is done once per distinct transition: a
+client that holds what another one held and is brought to an equal input (the state, by
+its msgpack encoding, a ``msgspec.Struct``; the ``lvt`` helpers when the template reads
+them; the frame's meta) gets the same frames, bytes for bytes, and shares the other's
+state from then on (one copy in memory; a later render on it copies it first). Clients
+whose renders from different states give equal frames and equal states are merged so.
+This relies on what the template's filters and globals already promise: equal inputs
+render alike.
 """
 
 from __future__ import annotations
@@ -11,16 +21,18 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+import msgspec
+
 from .errors import TemplateError
 from .frames import encode_frame
 from .helpers import Helpers, UploadEntries
 from .ops.logs import get_logger
 from .ops.metrics import Metrics
 from .page import LiveRegion, live_region
-from .template import Renderer, Template
+from .template import Held, Renderer, Template
 from .wire import STATICS, error_meta
 
-__all__ = ["Pipeline", "RenderFailed", "error_frame", "split_range_ops"]
+__all__ = ["Pipeline", "RenderFailed", "close_batch", "error_frame", "open_batch", "split_range_ops"]
 
 logger = get_logger(__name__)
 
@@ -33,14 +45,64 @@ class RenderFailed(Exception):
         super().__init__(detail)
 
 
-class Pipeline:
-    """Renders states of one app's template for its clients."""
+#: An input of a render that a batch can look up: the state's encoding, the helpers' values
+#: (when the template reads them) and the meta's encoding.
+Input = tuple[bytes, tuple[Any, ...] | None, bytes]
 
-    def __init__(self, template: Template, *, metrics: Metrics, dev_mode: bool = False) -> None:
+_encode = msgspec.msgpack.Encoder().encode
+
+
+class _Batch:
+    """The renders of one render batch: by (held state, its version, input), the state held
+    after and the frames; by (pipeline, input, frames), a state held after, to merge into."""
+
+    __slots__ = ("after", "pinned", "results")
+
+    def __init__(self) -> None:
+        self.after: dict[tuple[Held, int, Input], tuple[Held, list[bytes], bool]] = {}
+        self.results: dict[tuple[Any, ...], Held] = {}
+        self.pinned: list[Held] = []  # held by the batch too: a render on them copies first
+
+    def pin(self, held: Held) -> None:
+        held.sharers += 1
+        self.pinned.append(held)
+
+    def close(self) -> None:
+        for held in self.pinned:
+            held.sharers -= 1
+
+
+#: The open render batch (None: none is open).
+_batch: _Batch | None = None
+
+
+def open_batch() -> None:
+    """Open a render batch: until :func:`close_batch`, equal transitions render once. Only
+    for code that does not yield to the event loop meanwhile."""
+    global _batch
+    if _batch is None:
+        _batch = _Batch()
+
+
+def close_batch() -> None:
+    global _batch
+    batch, _batch = _batch, None
+    if batch is not None:
+        batch.close()
+
+
+class Pipeline:
+    """Renders states of one app's template for its clients; with ``share``, the clients
+    of a render batch share equal renders (see above)."""
+
+    def __init__(self, template: Template, *, metrics: Metrics, dev_mode: bool = False, share: bool = True) -> None:
         self.template = template
         self.metrics = metrics
         self.region: LiveRegion | None = live_region(template)
         self.dev_mode = dev_mode
+        self.share = share
+        self.reads_helpers = "lvt" in template.names
+        self._shareable: dict[type, bool] = {}  # state type -> whether its encoding stands for it
 
     def helpers(
         self, csrf: str, errors: Mapping[str, str], flash: Mapping[str, str], uploads: UploadEntries | None = None
@@ -53,7 +115,21 @@ class Pipeline:
         """The frames that bring ``renderer``'s client to ``state``: usually one, two when
         range operations must go first. A template error resets the client's view (its next
         frame is a complete tree) and is answered with an error frame."""
+        batch = _batch
+        key = None
+        if batch is not None and self.share:
+            key = self._input(state, helpers, meta)
+            if key is not None:
+                held = renderer.held
+                done = batch.after.get((held, held.version, key))
+                if done is not None:
+                    after, frames, complete = done
+                    renderer.take(after)
+                    self._count(frames, complete)
+                    return list(frames)
         metrics = self.metrics
+        held = renderer.held
+        version = held.version
         started = time.perf_counter()
         try:
             tree = renderer.render(state, {"lvt": helpers})
@@ -65,13 +141,59 @@ class Pipeline:
         region = self.region
         if region is not None:
             tree = region.tree(tree) if complete else region.update(tree)
-        (metrics.full_tree_sends if complete else metrics.dynamics_only_sends).inc()
         ops, tree = split_range_ops(tree)
         frames = [encode_frame(ops, None)] if ops else []
         frames.append(encode_frame(tree, meta))
+        self._count(frames, complete)
+        if batch is not None and key is not None:
+            self._remember(batch, renderer, (held, version, key), frames, complete)
+        return frames
+
+    def _count(self, frames: list[bytes], complete: bool) -> None:
+        metrics = self.metrics
+        (metrics.full_tree_sends if complete else metrics.dynamics_only_sends).inc()
         for frame in frames:
             metrics.update_payload.observe(len(frame))
-        return frames
+
+    def _input(self, state: Any, helpers: Helpers, meta: dict[str, Any] | None) -> Input | None:
+        """What a render of ``state`` with ``helpers`` and ``meta`` is a function of, or
+        None when it cannot be told so (then the render is not shared)."""
+        shareable = self._shareable.get(type(state))
+        if shareable is None:
+            kind = type(state)
+            shareable = self._shareable[kind] = issubclass(kind, msgspec.Struct) and not kind.__struct_config__.dict
+        if not shareable:
+            return None
+        values = None
+        if self.reads_helpers:
+            values = helpers.values()
+            if values is None:
+                return None
+        try:
+            return _encode(state), values, b"" if meta is None else _encode(meta)
+        except (TypeError, msgspec.EncodeError):  # a value msgpack cannot hold: not shared
+            return None
+
+    def _remember(
+        self,
+        batch: _Batch,
+        renderer: Renderer,
+        transition: tuple[Held, int, Input],
+        frames: list[bytes],
+        complete: bool,
+    ) -> None:
+        """Keep what the render did for the batch's other clients; merge into an equal state
+        another client was brought to."""
+        after = renderer.held
+        result = (self, transition[2], *frames)
+        twin = batch.results.get(result)
+        if twin is None:
+            batch.results[result] = after
+            batch.pin(after)
+        elif renderer.share(twin):
+            after = twin
+        batch.after[transition] = (after, frames, complete)
+        batch.pin(after)
 
     def tree_frame(self, state: Any, helpers: Helpers, meta: dict[str, Any]) -> bytes:
         """A frame with the complete tree (HTTP answers: they cannot know what a tab holds).

@@ -15,7 +15,7 @@ from . import _engine
 from ._compiler import Compiler
 from .errors import TemplateError
 
-__all__ = ["Environment", "Renderer", "Template"]
+__all__ = ["Environment", "Held", "Renderer", "Template"]
 
 #: Recursion allowed through macros, includes and recursive loops before rendering fails.
 DEFAULT_MAX_DEPTH = 64
@@ -137,6 +137,9 @@ class Template:
         self._engine = _engine.current()
         compiler = Compiler(environment.jinja, self._engine, environment.max_depth)
         self._program = compiler.compile(source, name, filename)
+        #: The names the template (with what it includes) looks up in its data and ``extra``.
+        self.names = compiler.context_names()
+        self._empty = Held(self._engine.View())  # what a new client holds: nothing (shared by all)
 
     @classmethod
     def from_file(
@@ -177,26 +180,68 @@ class Template:
         return f"<Template {self.name or '<string>'}>"
 
 
+class Held:
+    """What one or more clients hold of a template: an engine view, how many renderers
+    (and render batches, see :mod:`.rendering`) share it, and a version that changes with
+    every render on it in place."""
+
+    __slots__ = ("sharers", "version", "view")
+
+    def __init__(self, view: Any) -> None:
+        self.view = view
+        self.sharers = 1
+        self.version = 0
+
+
 class Renderer:
     """One client's view of a template: the first :meth:`render` returns the complete
     tree (statics included), later calls only the minimal update (``{}`` when nothing
-    changed). :meth:`reset` forgets what the client holds, as after a reconnect."""
+    changed). :meth:`reset` forgets what the client holds, as after a reconnect.
 
-    __slots__ = ("_engine", "_program", "_view", "template")
+    Renderers whose clients hold equal states may share one (:meth:`share`); a render
+    on a shared state copies it first, so the others keep theirs."""
+
+    __slots__ = ("_engine", "_program", "held", "template")
 
     def __init__(self, template: Template) -> None:
         self.template = template
         self._program = template._program
         self._engine = template._engine
-        self._view = template._engine.View()
+        self.held = template._empty
+        self.held.sharers += 1
 
     def render(self, data: Any, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """The tree (first call) or update for ``data``; ``extra`` as in :meth:`Template.render`."""
         _check_data(data)
-        return self._engine.render_tree(self._program, data, self._view, _extra(extra))
+        held = self.held
+        if held.sharers > 1:
+            held.sharers -= 1
+            held = self.held = Held(self._engine.clone_view(held.view))
+        else:
+            held.version += 1
+        return self._engine.render_tree(self._program, data, held.view, _extra(extra))
 
     def reset(self) -> None:
-        self._view.state = None
+        self.take(self.template._empty)
+
+    def share(self, held: Held) -> bool:
+        """Hold ``held`` from now on, if it holds what this renderer's client holds."""
+        if held is self.held:
+            return True
+        if not self._engine.same_view(held.view, self.held.view):
+            return False
+        self.take(held)
+        return True
+
+    def take(self, held: Held) -> None:
+        """Hold ``held`` from now on: its client was sent what brings it there."""
+        if held is not self.held:
+            self._leave()
+            held.sharers += 1
+            self.held = held
+
+    def _leave(self) -> None:
+        self.held.sharers -= 1
 
 
 def _extra(extra: Mapping[str, Any] | None) -> dict[str, Any] | None:

@@ -11,7 +11,7 @@ from typing import Any, NoReturn
 import jinja2
 from jinja2 import nodes
 from jinja2.compiler import Frame
-from jinja2.idtracking import Symbols
+from jinja2.idtracking import VAR_LOAD_RESOLVE, Symbols
 
 from .._engine import Engine
 from ..errors import TemplateError
@@ -70,6 +70,13 @@ class CompilerBase:
         self.finish()
         assert unit.scope is not None
         return self.engine.Program(name, self.env, self.exprs.access, unit.block, unit.scope.runtime, self.max_depth)
+
+    def context_names(self) -> frozenset[str]:
+        """The names the compiled templates look up in their context (the data, ``extra``
+        and the globals)."""
+        return frozenset(
+            param for scope in self.scopes for kind, param in scope.symbols.loads.values() if kind == VAR_LOAD_RESOLVE
+        )
 
     def unit(self, tree: nodes.Template, name: str | None, boundary: Boundary | None = None) -> Unit:
         raise NotImplementedError  # templates.Templates

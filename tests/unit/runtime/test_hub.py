@@ -18,6 +18,7 @@ from livetemplate import Context, NotAvailable, Persist, Session
 from livetemplate.outbox import Outbox
 from livetemplate.session import LiveView
 from livetemplate.testing import LiveClient, LiveSocket, settle
+from livetemplate.wire import Incoming
 
 pytestmark = pytest.mark.anyio
 
@@ -516,3 +517,59 @@ async def test_a_broadcast_leaves_the_collector_nothing_to_walk_per_tab() -> Non
     finally:
         gc.unfreeze()
         await app.shutdown()
+
+
+# -- shared renders ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shared", [True, False])
+async def test_a_broadcast_renders_once_for_tabs_brought_to_equal_states(shared: bool) -> None:
+    """Tabs of different groups with equal states get the same frame bytes from one render
+    and share what their clients hold; a tab that acts on its own copies it first."""
+    app = livetemplate.mount(
+        Counting(), Tally(), template="<p>{{ count }}</p>", open_topics=True, shared_renders=shared
+    )
+    rt, hub = app.runtime, app.hub
+    sent: dict[LiveView, list[bytes]] = {}
+    for index in range(10):
+        group = await rt.groups.get(f"group-{index:04d}")
+        frames: list[bytes] = []
+        outbox = Outbox(lambda frame: asyncio.sleep(0), write_now=lambda *f, frames=frames: not frames.extend(f))
+        view = LiveView(rt.runner, rt.pipeline, group, query={}, outbox=outbox)
+        sent[view] = frames
+        await hub.attach(view)
+        await hub.settle(view, (await view.open()).outcome)
+
+    async def broadcast() -> None:
+        await app.publish("tick", "bump")
+        while hub.fan_out._worker or hub._tasks:
+            await asyncio.sleep(0)
+
+    opened = _renders(rt.metrics)
+    await broadcast()
+    await broadcast()
+    renders = _renders(rt.metrics) - opened
+    views = list(sent)
+    pushed = [b'{"tree":{"0":"%d"},"meta":{"success":true,"errors":{}}}' % count for count in (1, 2)]
+    assert all(frames == pushed for frames in sent.values())
+    helds = {id(view.renderer.held) for view in views}
+    if shared:
+        assert renders == 11 and len(helds) == 1  # the second broadcast: one render for all
+        assert sent[views[0]][1] is sent[views[1]][1]  # the same bytes object
+    else:
+        assert renders == 20 and len(helds) == 10
+    mine = views[3]
+    reply = await mine.handle(Incoming(action="bump"))
+    assert reply.frames[0].startswith(b'{"tree":{"0":"3"}')
+    await broadcast()
+    assert [frames[-1][:18] for frames in sent.values()] == [
+        b'{"tree":{"0":"4"},' if view is mine else b'{"tree":{"0":"3"},' for view in views
+    ]
+    await app.shutdown()
+
+
+def _renders(metrics: Any) -> float:
+    """Renders done so far (template durations observed)."""
+    metrics.flush()
+    samples = metrics.template_duration.histogram.collect()[0].samples
+    return next(sample.value for sample in samples if sample.name.endswith("_count"))

@@ -62,6 +62,7 @@ def test_every_option_is_accepted(tmp_path: Path) -> None:
         "name": "counter",
         "group_idle_timeout": 5.0,
         "sync_actions": "inline",
+        "shared_renders": False,
         "slow_action_threshold": 0.5,
         "frame_ancestors": ["https://a.example"],
         "max_connections": 5,

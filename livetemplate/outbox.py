@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
@@ -47,22 +48,26 @@ WriteNow = Callable[..., bool]
 #: Bytes of frames written together in one direct write at most (a frame larger goes alone).
 COALESCE_BYTES = 64 * 1024
 
-#: The outboxes with frames held back by the open write batch (None: no batch is open).
-_held: list[Outbox] | None = None
+class _WriteBatch(threading.local):
+    """The write batch of this thread's event loop: the outboxes with frames held back
+    (None: no batch is open)."""
+
+    held: list[Outbox] | None = None
+
+
+_batch = _WriteBatch()
 
 
 def hold_writes() -> None:
-    """Open a write batch: until :func:`release_writes`, direct writes wait. Only for code
-    that does not yield to the event loop meanwhile."""
-    global _held
-    if _held is None:
-        _held = []
+    """Open a write batch (in this thread): until :func:`release_writes`, direct writes
+    wait. Only for code that does not yield to the event loop meanwhile."""
+    if _batch.held is None:
+        _batch.held = []
 
 
 def release_writes() -> None:
     """Close the write batch and write what it held back."""
-    global _held
-    held, _held = _held, None
+    held, _batch.held = _batch.held, None
     for outbox in held or ():
         try:
             outbox._release()
@@ -127,7 +132,7 @@ class Outbox:
     def put(self, frames: Iterable[bytes]) -> None:
         """Queue ``frames``: written now while the socket takes them without waiting (or
         when the write batch is released), then in the background."""
-        held = _held
+        held = _batch.held
         if held is not None and self.write_now is not None and not self._busy:
             if self._queue(frames) and not self._held:
                 self._held = True

@@ -17,6 +17,7 @@ render alike.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -72,21 +73,24 @@ class _Batch:
             held.sharers -= 1
 
 
-#: The open render batch (None: none is open).
-_batch: _Batch | None = None
+class _Open(threading.local):
+    """The render batch open in this thread (None: none is)."""
+
+    batch: _Batch | None = None
+
+
+_open = _Open()
 
 
 def open_batch() -> None:
-    """Open a render batch: until :func:`close_batch`, equal transitions render once. Only
-    for code that does not yield to the event loop meanwhile."""
-    global _batch
-    if _batch is None:
-        _batch = _Batch()
+    """Open a render batch (in this thread): until :func:`close_batch`, equal transitions
+    render once. Only for code that does not yield to the event loop meanwhile."""
+    if _open.batch is None:
+        _open.batch = _Batch()
 
 
 def close_batch() -> None:
-    global _batch
-    batch, _batch = _batch, None
+    batch, _open.batch = _open.batch, None
     if batch is not None:
         batch.close()
 
@@ -115,7 +119,7 @@ class Pipeline:
         """The frames that bring ``renderer``'s client to ``state``: usually one, two when
         range operations must go first. A template error resets the client's view (its next
         frame is a complete tree) and is answered with an error frame."""
-        batch = _batch
+        batch = _open.batch
         key = None
         if batch is not None and self.share:
             key = self._input(state, helpers, meta)

@@ -4,6 +4,7 @@ equal states, and inside a render batch equal transitions render once, with the 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -329,3 +330,18 @@ def test_clients_in_batches_get_what_each_would_get_alone(case: tuple[str, dict[
             note(f"state {which} is now {pool[which]!r}")
     finally:
         close_batch()
+
+
+def test_a_render_batch_is_shared_by_the_renders_of_its_own_thread_only(batch: None) -> None:
+    pipe = pipeline()
+    here = pipe.template.renderer()
+    pipe.update_frames(here, page(1), Helpers(), None)
+
+    def elsewhere() -> None:
+        for renderer in (pipe.template.renderer(), pipe.template.renderer()):
+            pipe.update_frames(renderer, page(1), Helpers(), None)
+
+    other = threading.Thread(target=elsewhere)
+    other.start()
+    other.join()
+    assert renders(pipe) == 3

@@ -4,6 +4,7 @@ breaks it, idle outboxes hold no task."""
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import pytest
 
@@ -259,3 +260,24 @@ async def test_frames_written_together_stay_within_the_coalescing_bound() -> Non
     outbox.put([b"a" * quarter] * 5 + [b"b" * (COALESCE_BYTES * 2), b"c"])
     assert writes == [[quarter] * 4, [quarter], [COALESCE_BYTES * 2], [1]]  # a big frame goes alone
     assert len(socket.written) == 7 and len(outbox) == 0
+
+
+async def test_a_write_batch_holds_the_writes_of_its_own_thread_only() -> None:
+    """Another thread's event loop (a second server in the process) writes at once while
+    this thread holds a batch: its outboxes are not released from here."""
+    written: list[tuple[str, bytes]] = []
+
+    def direct(where: str) -> Outbox:
+        return Outbox(Socket().write, write_now=lambda *frames: written.extend((where, f) for f in frames) is None)
+
+    here = direct("here")
+    hold_writes()
+    try:
+        here.put([b"held"])
+        other = threading.Thread(target=lambda: direct("there").put([b"at once"]))
+        other.start()
+        other.join()
+        assert written == [("there", b"at once")]
+    finally:
+        release_writes()
+    assert written == [("there", b"at once"), ("here", b"held")]

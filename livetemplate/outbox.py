@@ -48,6 +48,7 @@ WriteNow = Callable[..., bool]
 #: Bytes of frames written together in one direct write at most (a frame larger goes alone).
 COALESCE_BYTES = 64 * 1024
 
+
 class _WriteBatch(threading.local):
     """The write batch of this thread's event loop: the outboxes with frames held back
     (None: no batch is open)."""

@@ -26,7 +26,7 @@ from websockets.protocol import State
 from ..frames import websocket_text_frame
 from .websocket import WRITE_TEXT
 
-__all__ = ["LiveWebSocketProtocol"]
+__all__ = ["LiveWebSocketProtocol", "text_frame"]
 
 
 class LiveWebSocketProtocol(WebSocketsSansIOProtocol):
@@ -55,8 +55,24 @@ class LiveWebSocketProtocol(WebSocketsSansIOProtocol):
             and not self.transport.is_closing()
         ):
             if len(payloads) == 1:
-                self.transport.write(websocket_text_frame(payloads[0]))
+                self.transport.write(text_frame(payloads[0]))
             else:  # one system call for the frames of a stretch of broadcasts
-                self.transport.write(b"".join([websocket_text_frame(payload) for payload in payloads]))
+                self.transport.write(b"".join([text_frame(payload) for payload in payloads]))
             return True
         return False
+
+
+#: The payload framed last and its frame (a server's frames are not masked: the same for
+#: every connection).
+_last_framed: tuple[bytes, bytes] = (b"", websocket_text_frame(b""))
+
+
+def text_frame(payload: bytes) -> bytes:
+    """``payload`` as a text frame. A broadcast's update is one bytes object for all its
+    recipients (see :mod:`livetemplate.rendering`): it is framed once, for the first."""
+    global _last_framed
+    last, frame = _last_framed
+    if payload is not last:
+        frame = websocket_text_frame(payload)
+        _last_framed = (payload, frame)
+    return frame

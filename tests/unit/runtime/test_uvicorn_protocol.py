@@ -20,8 +20,10 @@ import uvicorn
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
+from livetemplate.frames import websocket_text_frame
 from livetemplate.outbox import Outbox
 from livetemplate.server import recommended_settings
+from livetemplate.transports.uvicorn_protocol import text_frame
 from livetemplate.transports.websocket import WRITE_TEXT
 
 pytestmark = pytest.mark.anyio
@@ -208,3 +210,15 @@ async def _read_close(read: Callable[[int], Any]) -> int:
         payload = await read(size)
         if first & 0x0F == 0x8:
             return int(struct.unpack("!H", payload[:2])[0])
+
+
+def test_a_payload_shared_by_a_broadcasts_recipients_is_framed_once() -> None:
+    shared = json.dumps({"tree": {"0": "1"}}).encode()
+    first = text_frame(shared)
+    assert first == websocket_text_frame(shared)
+    assert text_frame(shared) is first  # the same object: framed once
+    equal = bytes(bytearray(shared))  # equal bytes, another object: framed again, the same frame
+    assert text_frame(equal) == first and text_frame(equal) is not first
+    other = b'{"tree":{"0":"2"}}'
+    assert text_frame(other) == websocket_text_frame(other)
+    assert text_frame(shared) == first

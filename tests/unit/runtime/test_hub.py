@@ -486,30 +486,39 @@ class Counting:
         return state
 
 
+async def open_tabs(app: livetemplate.LiveApp, writers: list[Callable[..., bool]]) -> list[LiveView]:
+    """A tab of its own session group for each of ``writers`` (its outbox's direct write)."""
+    rt, views = app.runtime, []
+    for index, write_now in enumerate(writers):
+        group = await rt.groups.get(f"group-{index:04d}")
+        outbox = Outbox(lambda frame: asyncio.sleep(0), write_now=write_now)
+        view = LiveView(rt.runner, rt.pipeline, group, query={}, outbox=outbox)
+        await app.hub.attach(view)
+        await app.hub.settle(view, (await view.open()).outcome)
+        views.append(view)
+    return views
+
+
+async def broadcast(app: livetemplate.LiveApp) -> None:
+    """Publish ``bump`` on ``tick`` and wait until every tab has run it."""
+    await app.publish("tick", "bump")
+    while app.hub.fan_out._worker or app.hub._tasks:
+        await asyncio.sleep(0)
+
+
 async def test_a_broadcast_leaves_the_collector_nothing_to_walk_per_tab() -> None:
     """Every object a broadcast leaves alive is walked by each full collection from then on
     (the heap policy freezes what connections hold, not what broadcasts renew): snapshots and
     the memory store's entries are never tracked, and the renderer's remembered values are
     tuples of atoms, which the collector stops tracking once it has seen them."""
     app = livetemplate.mount(Counting(), Tally(), template="<p>{{ count }}</p>", open_topics=True)
-    rt, hub, tabs = app.runtime, app.hub, 100
-    for index in range(tabs):
-        group = await rt.groups.get(f"group-{index:04d}")
-        outbox = Outbox(lambda frame: asyncio.sleep(0), write_now=lambda *frames: True)
-        view = LiveView(rt.runner, rt.pipeline, group, query={}, outbox=outbox)
-        await hub.attach(view)
-        await hub.settle(view, (await view.open()).outcome)
-
-    async def broadcast() -> None:
-        await app.publish("tick", "bump")
-        while hub.fan_out._worker or hub._tasks:
-            await asyncio.sleep(0)
-
-    await broadcast()
+    hub, tabs = app.hub, 100
+    await open_tabs(app, [lambda *frames: True for _ in range(tabs)])
+    await broadcast(app)
     gc.collect()
     gc.freeze()
     try:
-        await broadcast()
+        await broadcast(app)
         gc.collect()
         left = [o for o in gc.get_objects() if not isinstance(o, (types.FrameType, types.CoroutineType))]
         assert all(view.state.count == 2 for view in hub.views)
@@ -529,27 +538,14 @@ async def test_a_broadcast_renders_once_for_tabs_brought_to_equal_states(shared:
     app = livetemplate.mount(
         Counting(), Tally(), template="<p>{{ count }}</p>", open_topics=True, shared_renders=shared
     )
-    rt, hub = app.runtime, app.hub
-    sent: dict[LiveView, list[bytes]] = {}
-    for index in range(10):
-        group = await rt.groups.get(f"group-{index:04d}")
-        frames: list[bytes] = []
-        outbox = Outbox(lambda frame: asyncio.sleep(0), write_now=lambda *f, frames=frames: not frames.extend(f))
-        view = LiveView(rt.runner, rt.pipeline, group, query={}, outbox=outbox)
-        sent[view] = frames
-        await hub.attach(view)
-        await hub.settle(view, (await view.open()).outcome)
-
-    async def broadcast() -> None:
-        await app.publish("tick", "bump")
-        while hub.fan_out._worker or hub._tasks:
-            await asyncio.sleep(0)
-
+    rt = app.runtime
+    received: list[list[bytes]] = [[] for _ in range(10)]
+    views = await open_tabs(app, [lambda *f, frames=frames: not frames.extend(f) for frames in received])
+    sent = dict(zip(views, received, strict=True))
     opened = _renders(rt.metrics)
-    await broadcast()
-    await broadcast()
+    await broadcast(app)
+    await broadcast(app)
     renders = _renders(rt.metrics) - opened
-    views = list(sent)
     pushed = [b'{"tree":{"0":"%d"},"meta":{"success":true,"errors":{}}}' % count for count in (1, 2)]
     assert all(frames == pushed for frames in sent.values())
     helds = {id(view.renderer.held) for view in views}
@@ -561,7 +557,7 @@ async def test_a_broadcast_renders_once_for_tabs_brought_to_equal_states(shared:
     mine = views[3]
     reply = await mine.handle(Incoming(action="bump"))
     assert reply.frames[0].startswith(b'{"tree":{"0":"3"}')
-    await broadcast()
+    await broadcast(app)
     assert [frames[-1][:18] for frames in sent.values()] == [
         b'{"tree":{"0":"4"},' if view is mine else b'{"tree":{"0":"3"},' for view in views
     ]

@@ -41,6 +41,12 @@ class LiveWebSocketProtocol(WebSocketsSansIOProtocol):
         ):
             self.scope["extensions"][WRITE_TEXT] = {"write": self.write_text}
 
+    def start_keepalive(self) -> None:
+        """Called once the handshake's response went out: its request and response are not
+        read again, and an open connection need not keep their headers."""
+        super().start_keepalive()
+        self.request = self.response = None  # type: ignore[assignment]
+
     def write_text(self, *payloads: bytes) -> bool:
         """Write each of ``payloads`` (UTF-8 text) as a text frame, all in one write to the
         socket, if it takes them now: the connection is open, no close was sent and the

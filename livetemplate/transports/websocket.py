@@ -63,7 +63,6 @@ class WebSocketConnection:
         options = runtime.options
         self.runtime = runtime
         self.scope = scope
-        self.request = Request(scope, options.trust_forwarded_headers)
         self._receive = receive
         self._send = send
         direct = (scope.get("extensions") or {}).get(WRITE_TEXT)  # offered by the project's uvicorn protocol
@@ -89,11 +88,14 @@ class WebSocketConnection:
         message = await self._receive()
         if message["type"] != "websocket.connect":
             return
-        refusal = self._refusal()
+        request = Request(self.scope, rt.options.trust_forwarded_headers)
+        refusal = self._refusal(request)
         if refusal is not None:
             await self._refuse(*refusal)
             return
-        group_id, set_cookie = rt.ids.of(self.request, rt.options.cookie_max_age)
+        group_id, set_cookie = rt.ids.of(request, rt.options.cookie_max_age)
+        query, secure = request.query, request.secure
+        del request  # an open connection keeps none of its request's headers and cookies
         if not rt.admit(self, group_id):
             await self._refuse("max_connections_per_group", 503, "Too many tabs of this session are open.")
             return
@@ -102,20 +104,20 @@ class WebSocketConnection:
             headers = [(b"set-cookie", set_cookie.encode("latin-1"))] if set_cookie else []
             await self._send({"type": "websocket.accept", "headers": headers})
             self.accepted = True
-            await self._serve(group_id)
+            await self._serve(group_id, query, secure)
         finally:
             self.closed = True
             rt.release(self, group_id)
             self.outbox.close()
 
-    def _refusal(self) -> tuple[str, int, str] | None:
+    def _refusal(self, request: Request) -> tuple[str, int, str] | None:
         """Why the upgrade is refused before anything else happens, if it is."""
         rt, options = self.runtime, self.runtime.options
         if rt.closing:
             return "shutting_down", 503, "The server is shutting down."
         if options.websocket_disabled:
             return "websocket_disabled", 403, "WebSockets are disabled; use HTTP."
-        if not origin_allowed(self.request, options.allowed_origins, dev_mode=options.dev_mode):
+        if not origin_allowed(request, options.allowed_origins, dev_mode=options.dev_mode):
             return "origin", 403, "Cross-origin WebSocket refused."
         if options.max_connections is not None and len(rt.connections) >= options.max_connections:
             return "max_connections", 503, "Too many connections; try again shortly."
@@ -133,7 +135,7 @@ class WebSocketConnection:
         else:
             await self._send({"type": "websocket.close", "code": POLICY_VIOLATION})  # a 403 to the client
 
-    async def _serve(self, group_id: str) -> None:
+    async def _serve(self, group_id: str, query: dict[str, str], secure: bool) -> None:
         rt = self.runtime
         try:
             group = await rt.groups.get(group_id)
@@ -147,9 +149,9 @@ class WebSocketConnection:
             rt.runner,
             rt.pipeline,
             group,
-            query=self.request.query,
+            query=query,
             csrf=rt.ids.csrf_token(group_id),
-            secure=self.request.secure,
+            secure=secure,
             capabilities=rt.capabilities,
             outbox=self.outbox,
             uploads=rt.uploads.tab(group_id) if rt.uploads is not None else None,

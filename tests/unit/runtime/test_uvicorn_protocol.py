@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import gc
 import json
 import os
 import socket
@@ -222,3 +223,14 @@ def test_a_payload_shared_by_a_broadcasts_recipients_is_framed_once() -> None:
     other = b'{"tree":{"0":"2"}}'
     assert text_frame(other) == websocket_text_frame(other)
     assert text_frame(shared) == first
+
+
+async def test_an_open_connection_keeps_no_handshake_response() -> None:
+    app = FrameApp()
+    async with serving(app) as port, connect(f"ws://127.0.0.1:{port}/") as ws:
+        await ws.send(json.dumps({"send": [3]}))
+        assert await ws.recv() == "éx"
+        protocols = [p for p in gc.get_objects() if type(p).__name__ == "LiveWebSocketProtocol" and not p.disconnected]
+        assert len(protocols) == 1  # this test's (earlier tests' closed ones may linger)
+        assert protocols[0].response is None and protocols[0].request is None
+        await ws.ping()  # the connection goes on as before

@@ -4,6 +4,7 @@ updates, ``__ping__``, ``__navigate__``, lifecycle hooks, ordering, the Origin c
 from __future__ import annotations
 
 import asyncio
+import gc
 import re
 from typing import Annotated, Any
 
@@ -12,6 +13,7 @@ import pytest
 
 import livetemplate
 from livetemplate import Context, Persist
+from livetemplate.request import Request
 from livetemplate.session import LiveView
 from livetemplate.testing import LiveClient
 
@@ -110,6 +112,17 @@ async def test_connect_pushes_the_complete_tree() -> None:
     content = WRAPPER.search(page)
     assert content is not None
     assert ws.html() == content.group(1)
+
+
+async def test_an_open_connection_keeps_none_of_its_request() -> None:
+    """The upgrade's headers and cookies are read while the connection opens, then dropped
+    (kept, they cost every idle connection a few KiB)."""
+    async with LiveClient(make()) as client, client.websocket("/?filter=done") as ws:
+        first = await ws.receive_json()
+        gc.collect()
+        kept = [o for o in gc.get_objects() if isinstance(o, Request) and o.scope.get("type") == "websocket"]
+        assert kept == []
+        assert first["tree"]["1"] == "done"  # what the view needed of it, it has
 
 
 async def test_connect_advertises_change() -> None:

@@ -85,8 +85,7 @@ class WebSocketConnection:
     async def run(self) -> None:
         """Serve the connection until the client goes away or the app closes it."""
         rt = self.runtime
-        message = await self._receive()
-        if message["type"] != "websocket.connect":
+        if (await self._receive())["type"] != "websocket.connect":
             return
         request = Request(self.scope, rt.options.trust_forwarded_headers)
         refusal = self._refusal(request)
@@ -158,27 +157,38 @@ class WebSocketConnection:
         )
         await rt.hub.attach(view)
         try:
-            reply = await view.open()
-            await self.outbox.send(reply.frames)
-            await rt.hub.settle(view, reply.outcome)
-            while not self.closed:
-                message = await self._receive()
-                if message["type"] == "websocket.disconnect":
-                    break
-                self.idle.clear()
-                try:
-                    await self._on_message(view, message)
-                except Exception:
-                    # a bug must not take the connection down: report it and go on
-                    logger.exception("handling a message failed")
-                    await self.outbox.send([error_frame("the server failed to handle the message")])
-                finally:
-                    self.idle.set()
+            await self._open(view)
+            while not self.closed and await self._next(view):
+                pass
         finally:
             outcome = await view.close()
             await rt.hub.detach(view)
             if outcome is not None:
                 await rt.hub.settle(None, outcome, group_id=group.id)
+
+    # What these two leave in their frames (the first reply, the last message) goes with them:
+    # an idle connection keeps none of it.
+
+    async def _open(self, view: LiveView) -> None:
+        reply = await view.open()
+        await self.outbox.send(reply.frames)
+        await self.runtime.hub.settle(view, reply.outcome)
+
+    async def _next(self, view: LiveView) -> bool:
+        """Handle the client's next message; False once it went away."""
+        message = await self._receive()
+        if message["type"] == "websocket.disconnect":
+            return False
+        self.idle.clear()
+        try:
+            await self._on_message(view, message)
+        except Exception:
+            # a bug must not take the connection down: report it and go on
+            logger.exception("handling a message failed")
+            await self.outbox.send([error_frame("the server failed to handle the message")])
+        finally:
+            self.idle.set()
+        return True
 
     async def _on_message(self, view: LiveView, message: Message) -> None:
         text = message.get("text")

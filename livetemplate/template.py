@@ -222,6 +222,7 @@ class Renderer:
         return self._engine.render_tree(self._program, data, held.view, _extra(extra))
 
     def reset(self) -> None:
+        """Forget what the client holds: the next render is a complete tree."""
         self.take(self.template._empty)
 
     def share(self, held: Held) -> bool:
@@ -236,12 +237,9 @@ class Renderer:
     def take(self, held: Held) -> None:
         """Hold ``held`` from now on: its client was sent what brings it there."""
         if held is not self.held:
-            self._leave()
+            self.held.sharers -= 1
             held.sharers += 1
             self.held = held
-
-    def _leave(self) -> None:
-        self.held.sharers -= 1
 
 
 def _extra(extra: Mapping[str, Any] | None) -> dict[str, Any] | None:

@@ -1,0 +1,132 @@
+"""Shared renders end to end: the same random mix of broadcasts and tabs' own actions (items
+persisted per session group, flash messages, field errors) played on two apps, one sharing
+renders and one rendering each tab on its own; after every step each tab shows the same
+HTML in both, as the official client's tree model applies the frames."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from typing import Annotated
+
+import msgspec
+import pytest
+
+import livetemplate
+from livetemplate import Context, FieldError, Persist
+from livetemplate.testing import LiveClient, LiveSocket
+
+pytestmark = pytest.mark.anyio
+
+TOPIC = "board"
+TEMPLATE = (
+    '<ul>{% for item in items %}<li data-key="{{ item }}">{{ item }}</li>{% else %}<li>none</li>{% endfor %}</ul>'
+    '<p>{{ count }}</p><i>{{ note }}</i><b>{{ lvt.flash("done") }}</b><s>{{ lvt.error("note") }}</s>'
+)
+ITEMS = ("a", "b", "c")
+
+
+class Board(msgspec.Struct):
+    items: Annotated[list[str], Persist] = []
+    count: int = 0
+    note: str = ""
+
+
+class Controller:
+    def mount(self, state: Board, ctx: Context) -> Board:
+        ctx.subscribe(TOPIC)
+        return state
+
+    def bump(self, state: Board, ctx: Context) -> Board:
+        state.count += 1
+        return state
+
+    def add(self, state: Board, ctx: Context) -> Board:
+        item = ctx.get_str("item")
+        if item not in state.items:
+            state.items.append(item)
+        return state
+
+    def drop(self, state: Board, ctx: Context) -> Board:
+        state.items = state.items[1:]
+        return state
+
+    def note_it(self, state: Board, ctx: Context) -> Board:
+        text = ctx.get_str("text")
+        if not text:
+            raise FieldError("note", "Say something.")
+        state.note = text
+        ctx.set_flash("done", f"noted {text}")
+        return state
+
+
+class Side:
+    """One app and its tabs: five session groups, the first with two tabs."""
+
+    def __init__(self, shared: bool) -> None:
+        self.app = livetemplate.mount(Controller(), Board(), template=TEMPLATE, open_topics=True, shared_renders=shared)
+        self.clients: list[LiveClient] = []
+        self.tabs: list[LiveSocket] = []
+
+    async def open(self) -> None:
+        self.clients = [LiveClient(self.app, shutdown=index == 0) for index in range(5)]
+        for client in self.clients:
+            await client.__aenter__()
+        for client in (self.clients[0], *self.clients):
+            tab = client.websocket("/")
+            await tab.__aenter__()
+            await tab.receive_json()
+            self.tabs.append(tab)
+
+    async def settled(self, acting: LiveSocket | None) -> list[str]:
+        """What every tab shows once the app has done everything the last step started: the
+        acting tab's message answered (messages are handled in order), then the runs and
+        refreshes it started, then whatever they sent."""
+        if acting is not None:
+            await acting.sync()
+        hub = self.app.hub
+        while hub.fan_out._worker or hub._tasks:
+            await asyncio.sleep(0)
+        for tab in self.tabs:
+            await tab.sync()
+        return [tab.html() for tab in self.tabs]
+
+    def renders(self) -> float:
+        """Renders done so far (template durations observed)."""
+        metrics = self.app.runtime.metrics
+        metrics.flush()
+        samples = metrics.template_duration.histogram.collect()[0].samples
+        return next(sample.value for sample in samples if sample.name.endswith("_count"))
+
+    async def close(self) -> None:
+        for tab in self.tabs:
+            await tab.close()
+        for client in reversed(self.clients):
+            await client.__aexit__(None, None, None)
+
+
+@pytest.mark.parametrize("seed", range(4))
+async def test_tabs_show_the_same_with_and_without_shared_renders(seed: int) -> None:
+    shared, alone = Side(True), Side(False)
+    steps = random.Random(seed)
+    try:
+        for side in (shared, alone):
+            await side.open()
+        for step in range(30):
+            kind = steps.choice(("publish", "publish", "tab"))
+            action = steps.choice(("bump", "add", "drop", "note_it"))
+            data = {"item": steps.choice(ITEMS), "text": steps.choice(("", "x"))}
+            tab = steps.randrange(len(shared.tabs))
+            for side in (shared, alone):
+                if kind == "publish":
+                    await side.app.publish(TOPIC, action, data)
+                else:
+                    await side.tabs[tab].send_json({"action": action, "data": data})
+            shown = await shared.settled(shared.tabs[tab] if kind == "tab" else None)
+            expected = await alone.settled(alone.tabs[tab] if kind == "tab" else None)
+            assert shown == expected, f"seed {seed}, step {step}: {kind} {action} {data} (tab {tab})"
+        assert len(set(shown)) > 1  # the tabs did not all end alike: their own actions told them apart
+        assert shared.renders() < alone.renders()  # and the shared side did share
+    finally:
+        for side in (shared, alone):
+            await side.close()

@@ -19,6 +19,7 @@ from livetemplate.outbox import Outbox
 from livetemplate.session import LiveView
 from livetemplate.testing import LiveClient, LiveSocket, settle
 from livetemplate.wire import Incoming
+from tests.support.metrics import renders
 
 pytestmark = pytest.mark.anyio
 
@@ -542,18 +543,18 @@ async def test_a_broadcast_renders_once_for_tabs_brought_to_equal_states(shared:
     received: list[list[bytes]] = [[] for _ in range(10)]
     views = await open_tabs(app, [lambda *f, frames=frames: not frames.extend(f) for frames in received])
     sent = dict(zip(views, received, strict=True))
-    opened = _renders(rt.metrics)
+    opened = renders(rt.metrics)
     await broadcast(app)
     await broadcast(app)
-    renders = _renders(rt.metrics) - opened
+    rendered = renders(rt.metrics) - opened
     pushed = [b'{"tree":{"0":"%d"},"meta":{"success":true,"errors":{}}}' % count for count in (1, 2)]
     assert all(frames == pushed for frames in sent.values())
     helds = {id(view.renderer.held) for view in views}
     if shared:
-        assert renders == 11 and len(helds) == 1  # the second broadcast: one render for all
+        assert rendered == 11 and len(helds) == 1  # the second broadcast: one render for all
         assert sent[views[0]][1] is sent[views[1]][1]  # the same bytes object
     else:
-        assert renders == 20 and len(helds) == 10
+        assert rendered == 20 and len(helds) == 10
     mine = views[3]
     reply = await mine.handle(Incoming(action="bump"))
     assert reply.frames[0].startswith(b'{"tree":{"0":"3"}')
@@ -562,10 +563,3 @@ async def test_a_broadcast_renders_once_for_tabs_brought_to_equal_states(shared:
         b'{"tree":{"0":"4"},' if view is mine else b'{"tree":{"0":"3"},' for view in views
     ]
     await app.shutdown()
-
-
-def _renders(metrics: Any) -> float:
-    """Renders done so far (template durations observed)."""
-    metrics.flush()
-    samples = metrics.template_duration.histogram.collect()[0].samples
-    return next(sample.value for sample in samples if sample.name.endswith("_count"))

@@ -15,6 +15,7 @@ import pytest
 import livetemplate
 from livetemplate import Context, FieldError, Persist
 from livetemplate.testing import LiveClient, LiveSocket
+from tests.support.metrics import renders
 
 pytestmark = pytest.mark.anyio
 
@@ -91,13 +92,6 @@ class Side:
             await tab.sync()
         return [tab.html() for tab in self.tabs]
 
-    def renders(self) -> float:
-        """Renders done so far (template durations observed)."""
-        metrics = self.app.runtime.metrics
-        metrics.flush()
-        samples = metrics.template_duration.histogram.collect()[0].samples
-        return next(sample.value for sample in samples if sample.name.endswith("_count"))
-
     async def close(self) -> None:
         for tab in self.tabs:
             await tab.close()
@@ -126,7 +120,7 @@ async def test_tabs_show_the_same_with_and_without_shared_renders(seed: int) -> 
             expected = await alone.settled(alone.tabs[tab] if kind == "tab" else None)
             assert shown == expected, f"seed {seed}, step {step}: {kind} {action} {data} (tab {tab})"
         assert len(set(shown)) > 1  # the tabs did not all end alike: their own actions told them apart
-        assert shared.renders() < alone.renders()  # and the shared side did share
+        assert renders(shared.app.runtime.metrics) < renders(alone.app.runtime.metrics)  # and the shared side did share
     finally:
         for side in (shared, alone):
             await side.close()

@@ -130,6 +130,7 @@ def _hold() -> None:
 
 
 def _release() -> None:
+    """Close them (the held writes go out) before the event loop runs."""
     rendering.close_batch()
     outbox.release_writes()
 

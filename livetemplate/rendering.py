@@ -120,20 +120,17 @@ class Pipeline:
         range operations must go first. A template error resets the client's view (its next
         frame is a complete tree) and is answered with an error frame."""
         batch = _open.batch
-        key = None
-        if batch is not None and self.share:
-            key = self._input(state, helpers, meta)
-            if key is not None:
-                held = renderer.held
-                done = batch.after.get((held, held.version, key))
-                if done is not None:
-                    after, frames, complete = done
-                    renderer.take(after)
-                    self._count(frames, complete)
-                    return list(frames)
-        metrics = self.metrics
+        key = self._input(state, helpers, meta) if batch is not None and self.share else None
         held = renderer.held
-        version = held.version
+        transition = (held, held.version, key) if key is not None else None  # what it held, and the input
+        if batch is not None and transition is not None:
+            done = batch.after.get(transition)
+            if done is not None:
+                after, frames, complete = done
+                renderer.take(after)
+                self._count(frames, complete)
+                return list(frames)
+        metrics = self.metrics
         started = time.perf_counter()
         try:
             tree = renderer.render(state, {"lvt": helpers})
@@ -149,8 +146,8 @@ class Pipeline:
         frames = [encode_frame(ops, None)] if ops else []
         frames.append(encode_frame(tree, meta))
         self._count(frames, complete)
-        if batch is not None and key is not None:
-            self._remember(batch, renderer, (held, version, key), frames, complete)
+        if batch is not None and transition is not None:
+            self._remember(batch, renderer, transition, frames, complete)
         return frames
 
     def _count(self, frames: list[bytes], complete: bool) -> None:

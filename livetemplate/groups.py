@@ -10,10 +10,10 @@ other; when another instance changed a group, :meth:`Groups.replace` takes the n
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 
+from .locks import Lock
 from .ops.logs import get_logger
 from .periodic import Periodic
 from .sessions import CorruptSnapshot, SessionStore, Snapshot
@@ -36,7 +36,7 @@ class Group:
         self.id = group_id
         self.key = key
         self.snapshot = snapshot
-        self.lock = asyncio.Lock()
+        self.lock = Lock()
         self.stale = False  # another instance changed it: read the store again before use
         self.touched = time.monotonic()
 

@@ -100,10 +100,14 @@ class _GroupRun:
 
     def busy(self) -> bool:
         """Whether the run would wait at once for a lock of the group or of a view."""
-        for view in self.views:
+        views = self.views
+        if len(views) == 1:  # PERF: the usual group, one tab
+            view = views[0]
+            return view.lock.locked() or view.group.lock.locked()
+        for view in views:
             if view.lock.locked():
                 return True
-        return self.views[0].group.lock.locked()
+        return views[0].group.lock.locked()
 
 
 class Hub:
@@ -195,7 +199,9 @@ class Hub:
             return
         assert group_id is not None
         if outcome.committed is not None:
-            self._refresh(group_id, exclude=(view, *running))
+            members = self._by_group.get(group_id)
+            if members is not None and (len(members) > 1 or members[0] is not view):  # PERF: others to refresh
+                self._refresh(group_id, exclude=(view, *running))
             channel = self._group_channel(group_id)
             if self._others_listen(channel):  # PERF: alone in the process, nobody to tell (22 µs a commit)
                 await self._send(channel, group_id, "commit", snapshot=outcome.committed)

@@ -10,7 +10,6 @@ are handled strictly in order and pushes slot in between.
 
 from __future__ import annotations
 
-import asyncio
 import enum
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -20,6 +19,7 @@ import msgspec
 from .context import Exchange
 from .frames import encode_frame
 from .groups import Group
+from .locks import Lock
 from .outbox import Outbox
 from .rendering import Pipeline, error_frame
 from .runner import Outcome, Runner
@@ -112,7 +112,7 @@ class LiveView(Exchange):
         self.state: Any = None
         self.behind = False  # changed since the last render: the client was not keeping up
         self.renderer = pipeline.template.renderer()
-        self.lock = asyncio.Lock()
+        self.lock = Lock()
         self.csrf = csrf
 
     def __repr__(self) -> str:

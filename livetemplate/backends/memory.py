@@ -5,6 +5,7 @@ They are the defaults of a single instance (tier 1) and the test doubles of the 
 
 from __future__ import annotations
 
+import collections
 import itertools
 import time
 from collections.abc import Callable
@@ -144,6 +145,8 @@ class InProcessBroadcaster:
 
     def __init__(self) -> None:
         self._handlers: dict[str, list[Handler]] = {}
+        #: How many channels each handler is subscribed to.
+        self._uses: collections.Counter[Handler] = collections.Counter()
 
     async def publish(self, channel: str, message: bytes) -> None:
         for handler in list(self._handlers.get(channel, ())):
@@ -154,6 +157,7 @@ class InProcessBroadcaster:
 
     async def subscribe(self, channel: str, handler: Handler) -> None:
         self._handlers.setdefault(channel, []).append(handler)
+        self._uses[handler] += 1
 
     async def unsubscribe(self, channel: str, handler: Handler) -> None:
         handlers = self._handlers.get(channel)
@@ -161,9 +165,13 @@ class InProcessBroadcaster:
             handlers.remove(handler)
             if not handlers:
                 del self._handlers[channel]
+            self._uses[handler] -= 1
+            if not self._uses[handler]:
+                del self._uses[handler]
 
     async def close(self) -> None:
         self._handlers.clear()
+        self._uses.clear()
 
     def channels(self) -> list[str]:
         """Channels with at least one handler."""
@@ -171,6 +179,9 @@ class InProcessBroadcaster:
 
     def heard_besides(self, channel: str, handler: Handler) -> bool:
         """Whether a handler other than ``handler`` is subscribed to ``channel``."""
+        uses = self._uses
+        if not uses or (len(uses) == 1 and handler in uses):  # PERF: one app in the process, the usual case
+            return False
         handlers = self._handlers.get(channel)
         return handlers is not None and (len(handlers) > 1 or handlers[0] != handler)
 

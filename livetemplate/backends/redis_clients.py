@@ -251,7 +251,7 @@ def create_client(config: RedisURL) -> RedisClient:
     assert config.service_name is not None
     timeouts = {name: options[name] for name in ("socket_timeout", "socket_connect_timeout")}
     sentinel_kwargs = {**timeouts, "retry": Retry(NoBackoff(), 0)}
-    sentinel = Sentinel(list(config.hosts), sentinel_kwargs=sentinel_kwargs)  # type: ignore[no-untyped-call]
+    sentinel = Sentinel(list(config.hosts), sentinel_kwargs=sentinel_kwargs)  # type: ignore[no-untyped-call,unused-ignore]  # typed from redis-py 8
     client: Redis = sentinel.master_for(config.service_name, db=config.db, **options)
     return client
 

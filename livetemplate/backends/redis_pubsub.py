@@ -327,7 +327,7 @@ class _Subscriber:
                 await self._reader
             self._reader = None
         with contextlib.suppress(Exception):
-            await self.pubsub.aclose()  # type: ignore[no-untyped-call]
+            await self.pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]  # typed from redis-py 8
         if self.node:  # the cluster subscriber's own pool
             await self.pubsub.connection_pool.disconnect()
 

@@ -177,3 +177,29 @@ def test_memory_backend_by_url() -> None:
 def test_bad_backend_urls_fail_clearly(url: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         from_url(url)
+
+
+async def test_in_process_broadcaster_tells_whether_another_handler_hears_a_channel() -> None:
+    broadcaster = InProcessBroadcaster()
+
+    async def ours(message: bytes) -> None: ...
+
+    async def theirs(message: bytes) -> None: ...
+
+    assert not broadcaster.heard_besides("c", ours)  # nobody subscribed
+    await broadcaster.subscribe("c", ours)
+    await broadcaster.subscribe("d", ours)
+    assert not broadcaster.heard_besides("c", ours)  # only ours, anywhere
+    assert broadcaster.heard_besides("c", theirs)
+    await broadcaster.subscribe("d", theirs)  # another app in the process, on another channel
+    assert not broadcaster.heard_besides("c", ours)
+    assert broadcaster.heard_besides("d", ours)
+    await broadcaster.subscribe("c", theirs)
+    assert broadcaster.heard_besides("c", ours)
+    await broadcaster.unsubscribe("c", theirs)
+    await broadcaster.unsubscribe("d", theirs)
+    assert not broadcaster.heard_besides("d", ours)
+    await broadcaster.unsubscribe("c", ours)
+    await broadcaster.unsubscribe("d", ours)
+    assert not broadcaster.heard_besides("c", theirs)  # nobody left
+    await broadcaster.close()

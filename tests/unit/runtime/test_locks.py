@@ -1,0 +1,109 @@
+"""The session and tab lock: mutual exclusion, turns in the order asked (a late arrival does
+not jump the queue), cancellation of a waiter (before and after the lock was handed to it)
+never leaks the lock."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from livetemplate.locks import Lock
+
+pytestmark = pytest.mark.anyio
+
+#: A lock that leaks would make a test wait forever: a bound against hanging.
+HANG = 5.0
+
+
+async def test_a_free_lock_is_taken_and_given_back() -> None:
+    lock = Lock()
+    assert not lock.locked()
+    async with lock:
+        assert lock.locked()
+    assert not lock.locked()
+
+
+async def test_an_error_inside_gives_it_back_and_propagates() -> None:
+    lock = Lock()
+    with pytest.raises(ValueError, match="inside"):
+        async with lock:
+            raise ValueError("inside")
+    assert not lock.locked()
+
+
+async def test_releasing_a_free_lock_is_an_error() -> None:
+    with pytest.raises(RuntimeError, match="not held"):
+        Lock().release()
+
+
+async def _holder(lock: Lock, name: str, order: list[str], inside: asyncio.Event | None = None) -> None:
+    async with lock:
+        order.append(name)
+        if inside is not None:
+            await inside.wait()
+        await asyncio.sleep(0)
+        order.append(f"/{name}")
+
+
+async def test_tasks_take_turns_in_the_order_they_came() -> None:
+    lock = Lock()
+    order: list[str] = []
+    go = asyncio.Event()
+    first = asyncio.create_task(_holder(lock, "a", order, go))
+    await asyncio.sleep(0)
+    waiting = [asyncio.create_task(_holder(lock, name, order)) for name in "bcd"]
+    await asyncio.sleep(0)
+    go.set()
+    await asyncio.sleep(0)  # "a" leaves; "b" is handed the lock but has not run yet
+    late = asyncio.create_task(_holder(lock, "late", order))
+    await asyncio.wait_for(asyncio.gather(first, *waiting, late), HANG)
+    assert order == ["a", "/a", "b", "/b", "c", "/c", "d", "/d", "late", "/late"]
+    assert not lock.locked()
+
+
+async def test_a_waiter_cancelled_before_its_turn_leaves_the_queue() -> None:
+    lock = Lock()
+    order: list[str] = []
+    go = asyncio.Event()
+    first = asyncio.create_task(_holder(lock, "a", order, go))
+    await asyncio.sleep(0)
+    cancelled = asyncio.create_task(_holder(lock, "b", order))
+    after = asyncio.create_task(_holder(lock, "c", order))
+    await asyncio.sleep(0)
+    cancelled.cancel()
+    await asyncio.sleep(0)
+    go.set()
+    await asyncio.wait_for(asyncio.gather(first, after), HANG)
+    assert cancelled.cancelled()
+    assert order == ["a", "/a", "c", "/c"]
+    assert not lock.locked()
+
+
+async def test_a_waiter_cancelled_after_the_lock_was_handed_to_it_passes_it_on() -> None:
+    lock = Lock()
+    order: list[str] = []
+    await lock.__aenter__()  # held by this test
+    handed = asyncio.create_task(_holder(lock, "b", order))
+    after = asyncio.create_task(_holder(lock, "c", order))
+    await asyncio.sleep(0)  # both wait
+    lock.release()  # handed to "b", which has not run yet
+    handed.cancel()
+    await asyncio.wait_for(after, HANG)
+    assert handed.cancelled()
+    assert order == ["c", "/c"]
+    assert not lock.locked()
+
+
+async def test_the_last_waiter_cancelled_after_the_hand_over_frees_it() -> None:
+    lock = Lock()
+    await lock.__aenter__()
+    handed = asyncio.create_task(_holder(lock, "b", []))
+    await asyncio.sleep(0)
+    lock.release()
+    handed.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await handed
+    assert not lock.locked()
+    async with asyncio.timeout(HANG), lock:  # free for the next
+        assert lock.locked()

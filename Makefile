@@ -49,11 +49,16 @@ check: lint typecheck
 prerequisites:
 	@PYTHON=$(PYTHON) scripts/check-prerequisites
 
-# The compiled engine's regression gate (its speed-up over the twin, measured in the same run,
-# against the stored one: benchmarks/test_regression.py) runs with the tests: 5 seconds.
+# The performance gates run with the tests (docs/performance.md): the compiled engine's
+# regression gate (its speed-up over the twin, measured in the same run, against the stored
+# one), 5 seconds, with the load harness's own tests; then the quick load run (2,000
+# connections beside the bare asyncio floor) against the M3 floor, about a minute. Its fan-out
+# gate is advisory there (reported, not counted) until it passes on every run: it is at 3x
+# of the floor on this machine, give or take the machine's noise.
 test: prerequisites build check
 	$(PY) -m pytest
-	$(PY) -m pytest benchmarks/test_regression.py -q -p no:cacheprovider --benchmark-disable-gc
+	$(PY) -m pytest benchmarks/test_regression.py benchmarks/load/test_harness.py -q -p no:cacheprovider --benchmark-disable-gc
+	$(PY) -m benchmarks.load --quick --gate --advisory fanout_ratio --json perf-gate.json
 	$(MAKE) --no-print-directory test-pure
 
 $(PURE_DEPS): pyproject.toml setup.py
@@ -88,10 +93,9 @@ $(BENCH_DEPS): $(DEPS)
 	$(PY) -m pip install --quiet -e '.[dev,bench]'
 	touch $@
 
-# The performance gates (docs/performance.md): the compiled engine's speed-up over its twin
-# against the stored one, then the quick load run (2,000 connections, this project beside the
-# bare asyncio floor) against the M3 floor. About a minute; `test` runs the first only, as the
-# fan-out gate of the second does not pass yet (docs/performance.md).
+# The performance gates (docs/performance.md) with every gate counted: the compiled engine's
+# speed-up over its twin against the stored one, then the quick load run (2,000 connections,
+# this project beside the bare asyncio floor) against the M3 floor. About a minute.
 perf-gate: build
 	$(PY) -m pytest benchmarks/test_regression.py -q -p no:cacheprovider --benchmark-disable-gc
 	$(PY) -m benchmarks.load --quick --gate --json perf-gate.json

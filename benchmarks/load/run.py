@@ -25,7 +25,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -503,7 +503,9 @@ REPORTED: list[tuple[str, str, float]] = [
 ]
 
 
-def gate(results: list[dict[str, Any]]) -> tuple[bool, str]:
+def gate(results: list[dict[str, Any]], advisory: Collection[str] = ()) -> tuple[bool, str]:
+    """Whether the run passes the gates (an ``advisory`` one, by key, is reported but does
+    not count), and the table that says so."""
     by = {r["target"]: r for r in results}
     lt, floor = by["livetemplate"], by["floor"]
     figures = {
@@ -518,9 +520,10 @@ def gate(results: list[dict[str, Any]]) -> tuple[bool, str]:
     passed = True
     for label, key, limit, goal in GATES:
         ok = figures[key] <= limit
-        passed &= ok
+        passed &= ok or key in advisory
         met = "goal met" if figures[key] <= goal else ""
-        lines.append(f"| {label} | {figures[key]:.2f} | <= {limit:g} | {goal:g} | {'PASS' if ok else 'FAIL'} {met} |")
+        verdict = "PASS" if ok else "FAIL (advisory)" if key in advisory else "FAIL"
+        lines.append(f"| {label} | {figures[key]:.2f} | <= {limit:g} | {goal:g} | {verdict} {met} |")
     for label, key, goal in REPORTED:
         met = "goal met" if figures[key] <= goal else "reported"
         lines.append(f"| {label} | {figures[key]:.2f} | | {goal:g} | {met} |")
@@ -552,6 +555,13 @@ def main(argv: list[str] | None = None) -> int:
         "--quick", action="store_true", help="the gate's run: 2,000 connections, livetemplate and floor"
     )
     parser.add_argument("--gate", action="store_true", help="exit 1 when a gate fails")
+    parser.add_argument(
+        "--advisory",
+        nargs="+",
+        default=[],
+        choices=[key for _, key, _, _ in GATES],
+        help="gates reported but not counted for the exit status",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.connections, args.targets, args.rate_seconds = [2000], ["livetemplate", "floor"], 6.0
@@ -592,7 +602,7 @@ def main(argv: list[str] | None = None) -> int:
         everything += results
         print(table(results), flush=True)
         if args.gate or args.quick:
-            ok, text = gate(results)
+            ok, text = gate(results, args.advisory)
             passed &= ok
             print("\n" + text + "\n", flush=True)
         if args.json:

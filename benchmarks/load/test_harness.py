@@ -59,3 +59,27 @@ def test_gate_fails_on_fanout_and_passes_the_rest() -> None:
     assert "| fan-out to N ÷ raw floor, same run | 4.00 | <= 3 | 1.5 | FAIL" in text
     lt["fanout"] = {"best_ms": 20.0}
     assert gate([lt, floor])[0]
+
+
+def test_an_advisory_gate_is_reported_and_does_not_count() -> None:
+    gc = {"longest_ms": [1.0]}
+    lt = {
+        "target": "livetemplate",
+        "connections": 10,
+        "opened": 10,
+        "kib_per_connection": 25.0,
+        "tasks_per_connection": 1.0,
+        "rate": {"p95": 4.0},
+        "fanout": {"best_ms": 40.0},
+        "gc_objects_per_connection": 50.0,
+        "gc_under_load": gc,
+        "gc_fanout": gc,
+    }
+    floor = {"target": "floor", "fanout": {"best_ms": 10.0}}
+    passed, text = gate([lt, floor], advisory=["fanout_ratio"])
+    assert passed
+    assert "| fan-out to N ÷ raw floor, same run | 4.00 | <= 3 | 1.5 | FAIL (advisory)" in text
+    lt["kib_per_connection"] = 31.0  # the others still count
+    passed, text = gate([lt, floor], advisory=["fanout_ratio"])
+    assert not passed
+    assert "| memory per idle connection (KiB) | 31.00 | <= 30 | 12 | FAIL" in text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zlib
+from typing import Any
 
 from tests.support.engine_independent import engine  # noqa: F401  (nothing engine-specific)
 
@@ -39,7 +40,8 @@ def test_percentiles_in_milliseconds() -> None:
     assert percentiles([]) == {"n": 0}
 
 
-def test_gate_fails_on_fanout_and_passes_the_rest() -> None:
+def _results() -> tuple[dict[str, Any], dict[str, Any]]:
+    """A run's figures that pass every gate but the fan-out's (4x the floor)."""
     gc = {"longest_ms": [1.0, 2.0, 3.0]}
     lt = {
         "target": "livetemplate",
@@ -53,7 +55,11 @@ def test_gate_fails_on_fanout_and_passes_the_rest() -> None:
         "gc_under_load": gc,
         "gc_fanout": gc,
     }
-    floor = {"target": "floor", "fanout": {"best_ms": 10.0}}
+    return lt, {"target": "floor", "fanout": {"best_ms": 10.0}}
+
+
+def test_gate_fails_on_fanout_and_passes_the_rest() -> None:
+    lt, floor = _results()
     passed, text = gate([lt, floor])
     assert not passed
     assert "| fan-out to N ÷ raw floor, same run | 4.00 | <= 3 | 1.5 | FAIL" in text
@@ -62,20 +68,7 @@ def test_gate_fails_on_fanout_and_passes_the_rest() -> None:
 
 
 def test_an_advisory_gate_is_reported_and_does_not_count() -> None:
-    gc = {"longest_ms": [1.0]}
-    lt = {
-        "target": "livetemplate",
-        "connections": 10,
-        "opened": 10,
-        "kib_per_connection": 25.0,
-        "tasks_per_connection": 1.0,
-        "rate": {"p95": 4.0},
-        "fanout": {"best_ms": 40.0},
-        "gc_objects_per_connection": 50.0,
-        "gc_under_load": gc,
-        "gc_fanout": gc,
-    }
-    floor = {"target": "floor", "fanout": {"best_ms": 10.0}}
+    lt, floor = _results()
     passed, text = gate([lt, floor], advisory=["fanout_ratio"])
     assert passed
     assert "| fan-out to N ÷ raw floor, same run | 4.00 | <= 3 | 1.5 | FAIL (advisory)" in text

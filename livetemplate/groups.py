@@ -13,9 +13,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from .locks import Lock
 from .ops.logs import get_logger
 from .periodic import Periodic
+from .primitives import Lock
 from .sessions import CorruptSnapshot, SessionStore, Snapshot
 
 __all__ = ["Group", "Groups"]

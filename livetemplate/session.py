@@ -19,8 +19,8 @@ import msgspec
 from .context import Exchange
 from .frames import encode_frame
 from .groups import Group
-from .locks import Lock
 from .outbox import Outbox
+from .primitives import Lock
 from .rendering import Pipeline, error_frame
 from .runner import Outcome, Runner
 from .uploads.protocol import Step, TabUploads, completion_action

@@ -13,6 +13,10 @@ The extension is not offered when per-message deflate was negotiated (frames wou
 compressing) or when the installed uvicorn lacks the write flow control this relies on
 (``writable``, uvicorn 0.52.1); without it the app sends through ASGI as with any server.
 :func:`livetemplate.server.recommended_settings` selects this class (``ws=``, an import path).
+
+Every open connection holds the protocol's queue of incoming messages and its ``writable``
+event; they are this project's :mod:`~livetemplate.primitives` (same behaviour), which make
+their waiters' lists only when a task waits: asyncio's allocate four deques, 3 KiB a connection.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from websockets.protocol import State
 
 from ..frames import websocket_text_frame
+from ..primitives import Event, Queue
 from .websocket import WRITE_TEXT
 
 __all__ = ["LiveWebSocketProtocol", "text_frame"]
@@ -32,12 +37,19 @@ __all__ = ["LiveWebSocketProtocol", "text_frame"]
 class LiveWebSocketProtocol(WebSocketsSansIOProtocol):
     """uvicorn's sans-I/O WebSocket protocol, offering the app a direct write of text frames."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.queue = Queue()  # type: ignore[assignment]  # the same methods as asyncio.Queue's
+        if isinstance(getattr(self, "writable", None), asyncio.Event):  # uvicorn's write flow control
+            self.writable = Event()  # type: ignore[assignment]  # the same methods as asyncio.Event's
+            self.writable.set()
+
     def handle_connect(self, event: Any) -> None:
         super().handle_connect(event)
         if (
             self.response.status_code == 101
             and not self.conn.extensions
-            and isinstance(getattr(self, "writable", None), asyncio.Event)
+            and isinstance(getattr(self, "writable", None), Event)
         ):
             self.scope["extensions"][WRITE_TEXT] = {"write": self.write_text}
 

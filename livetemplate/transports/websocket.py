@@ -9,6 +9,7 @@ import time
 from ..frames import encode_frame
 from ..ops.logs import get_logger
 from ..outbox import Outbox
+from ..primitives import Event
 from ..rendering import error_frame
 from ..request import Request, origin_allowed
 from ..runtime import Runtime
@@ -76,7 +77,7 @@ class WebSocketConnection:
         limit = options.message_rate_limit
         self.bucket = TokenBucket(*limit) if limit is not None else None
         self.view: LiveView | None = None
-        self.idle = asyncio.Event()  # no message is being handled (its reply is queued)
+        self.idle = Event()  # no message is being handled (its reply is queued)
         self.idle.set()
         self.group_id = ""
         self.accepted = False

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import collections
 import contextlib
 import gc
 import json
@@ -234,3 +235,20 @@ async def test_an_open_connection_keeps_no_handshake_response() -> None:
         assert len(protocols) == 1  # this test's (earlier tests' closed ones may linger)
         assert protocols[0].response is None and protocols[0].request is None
         await ws.ping()  # the connection goes on as before
+
+
+async def test_an_idle_connection_holds_no_deque_for_waiters() -> None:
+    """Its queue of incoming messages and its writable event are the lean primitives: no
+    ``collections.deque`` (760 bytes each) is reachable from the protocol while nothing waits."""
+    app = FrameApp()
+    async with serving(app) as port, connect(f"ws://127.0.0.1:{port}/") as ws:
+        await ws.send(json.dumps({"send": [3]}))
+        assert await ws.recv() == "éx"
+        protocols = [p for p in gc.get_objects() if type(p).__name__ == "LiveWebSocketProtocol" and not p.disconnected]
+        assert len(protocols) == 1
+        protocol = protocols[0]
+        held = [protocol.queue, protocol.writable, *gc.get_referents(protocol.queue, protocol.writable)]
+        assert not [value for value in held if isinstance(value, collections.deque)]
+        assert protocol.writable.is_set()
+        await ws.send(json.dumps({"send": [5]}))  # messages still go through the queue
+        assert await ws.recv() == "ééx"

@@ -1,6 +1,7 @@
-"""The session and tab lock: mutual exclusion, turns in the order asked (a late arrival does
-not jump the queue), cancellation of a waiter (before and after the lock was handed to it)
-never leaks the lock."""
+"""The event-loop primitives. The lock: mutual exclusion, turns in the order asked (a late
+arrival does not jump the queue), cancellation of a waiter (before and after the lock was
+handed to it) never leaks the lock. The event wakes every waiter; the queue serves its
+getters in order, and one cancelled after it was woken passes its item on."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import asyncio
 
 import pytest
 
-from livetemplate.locks import Lock
+from livetemplate.primitives import Event, Lock, Queue
 
 pytestmark = pytest.mark.anyio
 
@@ -107,3 +108,68 @@ async def test_the_last_waiter_cancelled_after_the_hand_over_frees_it() -> None:
     assert not lock.locked()
     async with asyncio.timeout(HANG), lock:  # free for the next
         assert lock.locked()
+
+
+async def test_an_event_wakes_every_waiter_when_set_and_not_before() -> None:
+    event = Event()
+    assert not event.is_set()
+    woken: list[int] = []
+
+    async def waiter(index: int) -> None:
+        await event.wait()
+        woken.append(index)
+
+    tasks = [asyncio.create_task(waiter(index)) for index in range(3)]
+    await asyncio.sleep(0)
+    assert woken == []
+    event.set()
+    await asyncio.wait_for(asyncio.gather(*tasks), HANG)
+    assert sorted(woken) == [0, 1, 2] and event.is_set()
+    await asyncio.wait_for(event.wait(), HANG)  # set: at once
+    event.clear()
+    assert not event.is_set()
+
+
+async def test_a_cancelled_event_waiter_leaves_and_the_others_still_wake() -> None:
+    event = Event()
+    cancelled = asyncio.create_task(event.wait())
+    kept = asyncio.create_task(event.wait())
+    await asyncio.sleep(0)
+    cancelled.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await cancelled
+    assert "clear" in repr(event)
+    event.set()
+    await asyncio.wait_for(kept, HANG)
+
+
+async def test_a_queue_gives_items_first_in_first_out_and_waits_when_empty() -> None:
+    queue: Queue[str] = Queue()
+    assert queue.empty()
+    queue.put_nowait("a")
+    queue.put_nowait("b")
+    assert queue.qsize() == 2
+    assert [await queue.get(), await queue.get()] == ["a", "b"]
+    getter = asyncio.create_task(queue.get())
+    await asyncio.sleep(0)
+    assert not getter.done()
+    queue.put_nowait("c")
+    assert await asyncio.wait_for(getter, HANG) == "c"
+    assert queue.empty()
+
+
+async def test_queue_getters_are_served_in_order_and_a_cancelled_one_passes_its_item_on() -> None:
+    queue: Queue[int] = Queue()
+    first = asyncio.create_task(queue.get())
+    second = asyncio.create_task(queue.get())
+    await asyncio.sleep(0)
+    queue.put_nowait(1)  # wakes the first, which is cancelled before it runs
+    first.cancel()
+    assert await asyncio.wait_for(second, HANG) == 1
+    assert first.cancelled()
+    third = asyncio.create_task(queue.get())
+    await asyncio.sleep(0)
+    third.cancel()  # cancelled while waiting: gone from the queue's getters
+    await asyncio.sleep(0)
+    queue.put_nowait(2)
+    assert await asyncio.wait_for(queue.get(), HANG) == 2

@@ -22,10 +22,13 @@ their waiters' lists only when a task waits: asyncio's allocate four deques, 3 K
 from __future__ import annotations
 
 import asyncio
+from types import CodeType
 from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
-from websockets.protocol import State
+from websockets.protocol import Protocol, State
+from websockets.server import ServerProtocol
+from websockets.streams import StreamReader
 
 from ..frames import websocket_text_frame
 from ..primitives import Event, Queue
@@ -58,6 +61,7 @@ class LiveWebSocketProtocol(WebSocketsSansIOProtocol):
         read again, and an open connection need not keep their headers."""
         super().start_keepalive()
         self.request = self.response = None  # type: ignore[assignment]
+        _restart_parser(self.conn)
 
     def write_text(self, *payloads: bytes) -> bool:
         """Write each of ``payloads`` (UTF-8 text) as a text frame, all in one write to the
@@ -78,6 +82,28 @@ class LiveWebSocketProtocol(WebSocketsSansIOProtocol):
                 self.transport.write(b"".join([text_frame(payload) for payload in payloads]))
             return True
         return False
+
+
+#: Where websockets' server-side parser waits between two frames: its handshake step, its
+#: frame loop, and the stream's wait for the next byte.
+_BETWEEN_FRAMES = [ServerProtocol.parse.__code__, Protocol.parse.__code__, StreamReader.at_eof.__code__]
+
+
+def _restart_parser(conn: ServerProtocol) -> None:
+    """websockets parses the handshake and then the frames in one generator, whose frame keeps
+    the upgrade request (its headers: some 2.5 KiB and a dozen lists) for the connection's
+    life. Waiting between two frames, that generator is replaced by the frame loop alone, as
+    websockets itself replaces its parser on closing; anywhere else it is left as it is."""
+    codes: list[CodeType] = []
+    step: Any = conn.parser  # a generator (typed as Generator, which does not name gi_*)
+    while step is not None:
+        codes.append(step.gi_code)
+        step = step.gi_yieldfrom
+    if codes != _BETWEEN_FRAMES or conn.state is not State.OPEN or conn.reader.buffer:
+        return
+    parser = Protocol.parse(conn)
+    next(parser)  # to its first wait for data, as websockets starts its parsers
+    conn.parser = parser
 
 
 #: The payload framed last and its frame (a server's frames are not masked: the same for

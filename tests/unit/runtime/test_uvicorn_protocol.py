@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 import uvicorn
+from websockets import http11
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
@@ -234,7 +235,13 @@ async def test_an_open_connection_keeps_no_handshake_response() -> None:
         protocols = [p for p in gc.get_objects() if type(p).__name__ == "LiveWebSocketProtocol" and not p.disconnected]
         assert len(protocols) == 1  # this test's (earlier tests' closed ones may linger)
         assert protocols[0].response is None and protocols[0].request is None
+        gc.collect()  # closed connections of earlier tests
+        # websockets' parser no longer holds the upgrade request either (a frame parser took its
+        # place): the one request left is the one the test's client sent
+        assert [o for o in gc.get_objects() if isinstance(o, http11.Request)] == [ws.request]
         await ws.ping()  # the connection goes on as before
+        await ws.send(json.dumps({"send": [3]}))
+        assert await ws.recv() == "éx"
 
 
 async def test_an_idle_connection_holds_no_deque_for_waiters() -> None:

@@ -188,7 +188,9 @@ class LiveApp:
                 await receive()  # the connect
                 await send({"type": "websocket.close", "code": POLICY_VIOLATION})
                 return
-            await WebSocketConnection(self.runtime, scope, receive, send).run()
+            connection = WebSocketConnection(self.runtime, scope, receive, send)
+            del scope  # while open, a connection keeps none of its upgrade's headers (see its run)
+            await connection.run()
         elif kind == "lifespan":
             await self._lifespan(receive, send)
 

@@ -189,6 +189,8 @@ def probe(app: Any, stats: Stats) -> Callable[..., Awaitable[None]]:
             await send({"type": "http.response.start", "status": 200, "headers": headers})
             await send({"type": "http.response.body", "body": body})
             return
-        await app(scope, receive, send)
+        call = app(scope, receive, send)
+        del scope  # a WebSocket's scope is let go once it opened: this frame must not keep it either
+        await call
 
     return wrapped

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 from types import CodeType
-from typing import Any
+from typing import Any, cast
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.protocol import Protocol, State
@@ -62,6 +62,8 @@ class LiveWebSocketProtocol(WebSocketsSansIOProtocol):
         super().start_keepalive()
         self.request = self.response = None  # type: ignore[assignment]
         _restart_parser(self.conn)
+        # The app has the scope it was given; this protocol's logs read its path and client only.
+        self.scope = cast(Any, {**self.scope, "headers": []})
 
     def write_text(self, *payloads: bytes) -> bool:
         """Write each of ``payloads`` (UTF-8 text) as a text frame, all in one write to the

@@ -63,7 +63,9 @@ class WebSocketConnection:
     def __init__(self, runtime: Runtime, scope: Scope, receive: Receive, send: Send) -> None:
         options = runtime.options
         self.runtime = runtime
-        self.scope = scope
+        self._scope = scope  # read while opening, then let go (see run)
+        #: whether the server can refuse the upgrade with an HTTP response (else a close)
+        self._answers_http = "websocket.http.response" in (scope.get("extensions") or {})
         self._receive = receive
         self._send = send
         direct = (scope.get("extensions") or {}).get(WRITE_TEXT)  # offered by the project's uvicorn protocol
@@ -88,14 +90,14 @@ class WebSocketConnection:
         rt = self.runtime
         if (await self._receive())["type"] != "websocket.connect":
             return
-        request = Request(self.scope, rt.options.trust_forwarded_headers)
+        request = Request(self._scope, rt.options.trust_forwarded_headers)
         refusal = self._refusal(request)
         if refusal is not None:
             await self._refuse(*refusal)
             return
         group_id, set_cookie = rt.ids.of(request, rt.options.cookie_max_age)
         query, secure = request.query, request.secure
-        del request  # an open connection keeps none of its request's headers and cookies
+        del request, self._scope  # an open connection keeps none of its request's headers and cookies
         if not rt.admit(self, group_id):
             await self._refuse("max_connections_per_group", 503, "Too many tabs of this session are open.")
             return
@@ -126,7 +128,7 @@ class WebSocketConnection:
     async def _refuse(self, reason: str, status: int, message: str) -> None:
         """Answer the upgrade with an HTTP error (where the server can send one), else close."""
         self.runtime.metrics.connections_rejected.labels(reason).inc()
-        if "websocket.http.response" in self.scope.get("extensions", {}):
+        if self._answers_http:
             headers = [(b"content-type", b"text/plain; charset=utf-8")]
             if status == 503:
                 headers.append((b"retry-after", str(RETRY_AFTER).encode()))

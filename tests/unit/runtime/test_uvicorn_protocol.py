@@ -23,6 +23,9 @@ from websockets import http11
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
+import livetemplate
+from examples.counter.app import TEMPLATE as COUNTER
+from examples.counter.app import Counter, CounterController
 from livetemplate.frames import websocket_text_frame
 from livetemplate.outbox import Outbox
 from livetemplate.server import recommended_settings
@@ -259,3 +262,26 @@ async def test_an_idle_connection_holds_no_deque_for_waiters() -> None:
         assert protocol.writable.is_set()
         await ws.send(json.dumps({"send": [5]}))  # messages still go through the queue
         assert await ws.recv() == "ééx"
+
+
+async def test_an_open_connection_of_an_app_keeps_no_upgrade_headers() -> None:
+    """The app reads the upgrade's headers while the connection opens and lets go of its scope;
+    the protocol keeps a copy without them (its logs read the path and the client)."""
+    app = livetemplate.mount(CounterController(), Counter(), template=COUNTER)
+    proxy_headers = recommended_settings(app)["proxy_headers"]  # off: no middleware in front keeps the scope
+    async with (
+        serving(app, proxy_headers=proxy_headers) as port,
+        connect(f"ws://127.0.0.1:{port}/", user_agent_header="probe") as ws,
+    ):
+        first = json.loads(await ws.recv())
+        assert first["meta"]["success"]
+        gc.collect()
+        scopes = [
+            o
+            for o in gc.get_objects()
+            if isinstance(o, dict) and o.get("type") == "websocket" and (o.get("server") or ("", 0))[1] == port
+        ]
+        assert len(scopes) == 1  # the protocol's copy (other tests' scopes are on other ports)
+        assert scopes[0]["headers"] == [] and scopes[0]["path"] == "/"
+        await ws.send(json.dumps({"action": "increment"}))  # the connection goes on
+        assert json.loads(await ws.recv())["tree"]["0"] == "1"

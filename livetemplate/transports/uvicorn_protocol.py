@@ -63,7 +63,8 @@ class LiveWebSocketProtocol(WebSocketsSansIOProtocol):
         self.request = self.response = None  # type: ignore[assignment]
         _restart_parser(self.conn)
         # The app has the scope it was given; this protocol's logs read its path and client only.
-        self.scope = cast(Any, {**self.scope, "headers": []})
+        scope = cast(dict[str, Any], self.scope)
+        self.scope = cast(Any, {key: scope[key] for key in _LOGGED if key in scope})
 
     def write_text(self, *payloads: bytes) -> bool:
         """Write each of ``payloads`` (UTF-8 text) as a text frame, all in one write to the
@@ -85,6 +86,9 @@ class LiveWebSocketProtocol(WebSocketsSansIOProtocol):
             return True
         return False
 
+
+#: What uvicorn's protocol reads of its scope once the connection is open (its log lines).
+_LOGGED = ("type", "client", "path", "raw_path", "query_string")
 
 #: Where websockets' server-side parser waits between two frames: its handshake step, its
 #: frame loop, and the stream's wait for the next byte.

@@ -105,6 +105,7 @@ class WebSocketConnection:
         try:
             headers = [(b"set-cookie", set_cookie.encode("latin-1"))] if set_cookie else []
             await self._send({"type": "websocket.accept", "headers": headers})
+            del headers, set_cookie  # this frame lasts as long as the connection: none of the handshake in it
             self.accepted = True
             await self._serve(group_id, query, secure)
         finally:
@@ -161,15 +162,19 @@ class WebSocketConnection:
         await rt.hub.attach(view)
         try:
             await self._open(view)
-            while not self.closed and await self._next(view):
-                pass
+            while not self.closed:
+                message = await self._receive()
+                if message["type"] == "websocket.disconnect":
+                    break
+                await self._handle(view, message)
+                del message  # an idle connection keeps none of it
         finally:
             outcome = await view.close()
             await rt.hub.detach(view)
             if outcome is not None:
                 await rt.hub.settle(None, outcome, group_id=group.id)
 
-    # What these two leave in their frames (the first reply, the last message) goes with them:
+    # What these two leave in their frames (the first reply, the last reply) goes with them:
     # an idle connection keeps none of it.
 
     async def _open(self, view: LiveView) -> None:
@@ -177,11 +182,8 @@ class WebSocketConnection:
         await self.outbox.send(reply.frames)
         await self.runtime.hub.settle(view, reply.outcome)
 
-    async def _next(self, view: LiveView) -> bool:
-        """Handle the client's next message; False once it went away."""
-        message = await self._receive()
-        if message["type"] == "websocket.disconnect":
-            return False
+    async def _handle(self, view: LiveView, message: Message) -> None:
+        """Handle a message of the client."""
         self.idle.clear()
         try:
             await self._on_message(view, message)
@@ -191,7 +193,6 @@ class WebSocketConnection:
             await self.outbox.send([error_frame("the server failed to handle the message")])
         finally:
             self.idle.set()
-        return True
 
     async def _on_message(self, view: LiveView, message: Message) -> None:
         text = message.get("text")

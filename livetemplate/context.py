@@ -38,12 +38,14 @@ class Exchange:
 
     is_http = False
     secure = False
+    #: An HTTP exchange's only (``Context`` reads and sets cookies over HTTP alone): the
+    #: request's cookies, and the ``Set-Cookie`` values of its answer.
+    cookies: dict[str, str]
+    set_cookies: list[str]
 
     def __init__(self) -> None:
         self.submitter: str | None = None
         self.flash: dict[str, str] = {}
-        self.cookies: dict[str, str] = {}
-        self.set_cookies: list[str] = []
         self.redirect: tuple[str, int] | None = None
         self.topics: set[str] = set()
         self.uploads: UploadSource | None = None  # the tab's or the request's upload entries

@@ -139,6 +139,8 @@ class Hub:
         self._seen: collections.OrderedDict[str, None] = collections.OrderedDict()  # recent envelope ids
         self._ids = itertools.count()
         self.fan_out = FanOut(self.spawn)
+        #: What the broadcaster calls, for every channel: one bound method (a channel per group)
+        self._handler = self._on_envelope
         groups.in_use = self.serves
         if hasattr(broadcaster, "on_resubscribe"):  # a shared broadcaster that can lose messages
             previous: ResubscribeHook | None = broadcaster.on_resubscribe
@@ -164,7 +166,7 @@ class Hub:
         members = self._by_group.setdefault(view.group.id, [])
         members.append(view)
         if len(members) == 1:
-            await self.broadcaster.subscribe(self._group_channel(view.group.id), self._on_envelope)
+            await self.broadcaster.subscribe(self._group_channel(view.group.id), self._handler)
 
     async def detach(self, view: LiveView) -> None:
         self.views.discard(view)
@@ -176,7 +178,7 @@ class Hub:
             members.remove(view)
             if not members:
                 del self._by_group[view.group.id]
-                await self.broadcaster.unsubscribe(self._group_channel(view.group.id), self._on_envelope)
+                await self.broadcaster.unsubscribe(self._group_channel(view.group.id), self._handler)
 
     # -- after a run ----------------------------------------------------------------------------
 
@@ -219,7 +221,7 @@ class Hub:
         for topic in wanted - had:
             subscribers = self._by_topic.setdefault(topic, set())
             if not subscribers:
-                await self.broadcaster.subscribe(TOPIC_CHANNEL + topic, self._on_envelope)
+                await self.broadcaster.subscribe(TOPIC_CHANNEL + topic, self._handler)
             subscribers.add(view)
         for topic in had - wanted:
             remaining = self._by_topic.get(topic)
@@ -227,7 +229,7 @@ class Hub:
                 remaining.discard(view)
                 if not remaining:
                     del self._by_topic[topic]
-                    await self.broadcaster.unsubscribe(TOPIC_CHANNEL + topic, self._on_envelope)
+                    await self.broadcaster.unsubscribe(TOPIC_CHANNEL + topic, self._handler)
         self._topics_of[view] = set(wanted)
 
     def _refresh(self, group_id: str, exclude: Collection[LiveView | None] = ()) -> None:
@@ -324,7 +326,7 @@ class Hub:
         """Whether anyone but this hub may hear ``channel``: always with a shared broadcaster;
         in-process, when another app in this process subscribed to it."""
         if isinstance(self.broadcaster, InProcessBroadcaster):
-            return self.broadcaster.heard_besides(channel, self._on_envelope)
+            return self.broadcaster.heard_besides(channel, self._handler)
         return True
 
     # -- delivery --------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ class HttpExchange(Exchange):
         self.request = request
         self.secure = request.secure
         self.cookies = request.cookies
+        self.set_cookies = []
         self.entries = Entries()  # the request's uploaded files
 
     def carry(self, entries: Entries) -> None:

@@ -152,11 +152,28 @@ def test_a_tab_closed_midway_leaves_no_file(
     server = serve(FILES, upload_dir=str(folder))
     tab = browsing.tab()
     tab.open(server.url)
-    tab.page.set_input_files("#files", str(path))
-    tab.page.wait_for_function(
-        "() => Number(document.querySelector('#entries li')?.dataset.progress || 0) >= 20", timeout=60_000
+    # once the client has sent 20%, the page holds its further chunks back: the upload stays
+    # midway however fast the rest would go (on a quiet machine it all arrived before a look)
+    tab.page.evaluate(
+        """() => {
+            const send = WebSocket.prototype.send;
+            WebSocket.prototype.send = function (data) {
+                if (window.holding && typeof data === "string" && data.includes('"upload_chunk"')) return;
+                return send.call(this, data);
+            };
+            document.querySelector("[data-lvt-id]").addEventListener("lvt:upload:progress", (event) => {
+                if (event.detail.entry.progress >= 20) window.holding = true;
+            });
+        }"""
     )
+    tab.page.set_input_files("#files", str(path))
+    tab.page.wait_for_function("() => window.holding", timeout=60_000)
+    deadline = time.monotonic() + 10
+    while not staged(folder) and time.monotonic() < deadline:  # the chunks sent so far are being written
+        time.sleep(0.05)
     assert staged(folder), "the upload is staged while it arrives"
+    assert tab.page.locator("#received li").count() == 0  # and it has not arrived whole
+    assert len(tab.sent("upload_chunk")) < BIG // (256 * 1024)
     tab.page.close()
     wait_until_empty(folder)
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from collections.abc import Callable, Coroutine, Generator, Iterable
+from collections.abc import Callable, Coroutine, Generator, Iterable, Iterator
 from typing import Any, NamedTuple, Protocol
 
 from . import outbox, rendering
@@ -54,7 +54,7 @@ class Delivery(Protocol):
 
 class _Broadcast(NamedTuple):
     action: str
-    pending: collections.deque[Delivery]
+    pending: Iterator[Delivery]  # taken one by one (they may be made as they are taken)
 
 
 class FanOut:
@@ -68,8 +68,9 @@ class FanOut:
         self._worker = False  # a worker task takes the queue in turn
 
     def start(self, action: str, deliveries: Iterable[Delivery]) -> None:
-        """Schedule a broadcast of ``action``, after those scheduled before it."""
-        self._queue.append(_Broadcast(action, collections.deque(deliveries)))
+        """Schedule a broadcast of ``action``, after those scheduled before it. ``deliveries``
+        are taken one by one as they run (a generator can make each when it is taken)."""
+        self._queue.append(_Broadcast(action, iter(deliveries)))
         if not self._worker:
             self._worker = True
             self.spawn(self._work())
@@ -86,8 +87,8 @@ class FanOut:
             _release()  # the loop runs next
             broadcast = self._queue.popleft()
             self.waiting.add(broadcast.action)
-            while broadcast.pending:
-                self.spawn(broadcast.pending.popleft().run())
+            for delivery in broadcast.pending:
+                self.spawn(delivery.run())
             retired = True
             if self._queue:
                 self.spawn(self._work())
@@ -98,8 +99,7 @@ class FanOut:
         try:
             while self._queue:
                 broadcast = self._queue[0]
-                while broadcast.pending:
-                    delivery = broadcast.pending.popleft()
+                for delivery in broadcast.pending:
                     if broadcast.action in self.waiting or delivery.busy():
                         self.spawn(delivery.run())
                         started_tasks = True

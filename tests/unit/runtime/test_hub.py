@@ -529,6 +529,28 @@ async def test_a_broadcast_leaves_the_collector_nothing_to_walk_per_tab() -> Non
         await app.shutdown()
 
 
+async def test_a_broadcast_makes_nothing_per_tab_before_its_runs() -> None:
+    """A broadcast's parts for the session groups are made as the fan-out takes them: made up
+    front, thousands of them lived through the young generation's collections while the
+    fan-out ran and were walked again by the older generations'."""
+    app = livetemplate.mount(Counting(), Tally(), template="<p>{{ count }}</p>", open_topics=True)
+    tabs = 300
+    await open_tabs(app, [lambda *frames: True for _ in range(tabs)])
+    gc.collect()
+    gc.disable()  # the collector's count is then the tracked objects made and not freed
+    try:
+        before = gc.get_count()[0]
+        await app.publish("tick", "bump")  # scheduled: the fan-out has not run yet
+        made = gc.get_count()[0] - before
+        assert made < tabs // 10, made
+        while app.hub.fan_out._worker or app.hub._tasks:
+            await asyncio.sleep(0)
+        assert all(view.state.count == 1 for view in app.hub.views)
+    finally:
+        gc.enable()
+        await app.shutdown()
+
+
 # -- shared renders ----------------------------------------------------------------------------------
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import itertools
-from collections.abc import Callable, Collection, Coroutine, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Coroutine, Iterator, Mapping
 from typing import Any
 
 import msgspec
@@ -100,14 +100,10 @@ class _GroupRun:
 
     def busy(self) -> bool:
         """Whether the run would wait at once for a lock of the group or of a view."""
-        views = self.views
-        if len(views) == 1:  # PERF: the usual group, one tab
-            view = views[0]
-            return view.lock.locked() or view.group.lock.locked()
-        for view in views:
+        for view in self.views:
             if view.lock.locked():
                 return True
-        return views[0].group.lock.locked()
+        return self.views[0].group.lock.locked()
 
 
 class Hub:
@@ -188,7 +184,7 @@ class Hub:
         outcome: Outcome | None,
         *,
         group_id: str | None = None,
-        running: Iterable[LiveView] = (),
+        running: Collection[LiveView] = (),
     ) -> None:
         """Carry out what a run of ``view`` (None: an HTTP request of ``group_id``) asks:
         topic subscriptions, refreshing the group's other tabs here (but those about to run
@@ -201,9 +197,7 @@ class Hub:
             return
         assert group_id is not None
         if outcome.committed is not None:
-            members = self._by_group.get(group_id)
-            if members is not None and (len(members) > 1 or members[0] is not view):  # PERF: others to refresh
-                self._refresh(group_id, exclude=(view, *running))
+            self._refresh(group_id, view, running)
             channel = self._group_channel(group_id)
             if self._others_listen(channel):  # PERF: alone in the process, nobody to tell (22 µs a commit)
                 await self._send(channel, group_id, "commit", snapshot=outcome.committed)
@@ -232,10 +226,11 @@ class Hub:
                     await self.broadcaster.unsubscribe(TOPIC_CHANNEL + topic, self._handler)
         self._topics_of[view] = set(wanted)
 
-    def _refresh(self, group_id: str, exclude: Collection[LiveView | None] = ()) -> None:
-        """Give the group's tabs here (but ``exclude``) its committed persisted fields."""
+    def _refresh(self, group_id: str, done: LiveView | None = None, running: Collection[LiveView] = ()) -> None:
+        """Give the group's tabs here its committed persisted fields, but ``done`` (the tab
+        whose run committed them) and ``running`` (tabs about to run the same action)."""
         for view in self._by_group.get(group_id, ()):
-            if view not in exclude:
+            if view is not done and view not in running:
                 self.spawn(self._refresh_view(view))
 
     async def _refresh_view(self, view: LiveView) -> None:

@@ -15,7 +15,6 @@ waits. :class:`Event` and :class:`Queue` make their waiters' list when a task fi
 from __future__ import annotations
 
 import asyncio
-import collections
 from collections.abc import Awaitable, Generator
 from types import TracebackType
 from typing import Generic, TypeVar
@@ -38,6 +37,23 @@ class _Ready:
 _READY = _Ready()
 
 
+def _wake_first(waiters: list[asyncio.Future[None]] | None) -> bool:
+    """Wake the first of ``waiters`` not cancelled meanwhile, taking it (and those cancelled
+    before it) off the list; whether one was woken."""
+    while waiters:
+        future = waiters.pop(0)
+        if not future.done():
+            future.set_result(None)
+            return True
+    return False
+
+
+def _forget(waiters: list[asyncio.Future[None]] | None, future: asyncio.Future[None]) -> None:
+    """Take ``future`` off ``waiters`` if it is still there (its task left without being woken)."""
+    if waiters is not None and future in waiters:
+        waiters.remove(future)
+
+
 class Lock:
     """Mutual exclusion between the tasks of one event loop, for ``async with``; the tasks
     that find it held get it in the order they came. A release hands it straight to the
@@ -47,7 +63,7 @@ class Lock:
 
     def __init__(self) -> None:
         self._held = False
-        self._waiters: collections.deque[asyncio.Future[None]] | None = None
+        self._waiters: list[asyncio.Future[None]] | None = None
 
     def __repr__(self) -> str:
         waiting = len(self._waiters) if self._waiters else 0
@@ -73,17 +89,12 @@ class Lock:
         """Give it to the first task waiting (it stays held), or free it."""
         if not self._held:
             raise RuntimeError("release of a lock that is not held")
-        waiters = self._waiters
-        while waiters:
-            future = waiters.popleft()
-            if not future.done():  # not cancelled meanwhile
-                future.set_result(None)
-                return
-        self._held = False
+        if not _wake_first(self._waiters):
+            self._held = False
 
     async def _wait(self) -> None:
         if self._waiters is None:
-            self._waiters = collections.deque()
+            self._waiters = []
         future = asyncio.get_running_loop().create_future()
         self._waiters.append(future)
         try:
@@ -91,8 +102,8 @@ class Lock:
         except BaseException:  # cancelled while waiting
             if future.done() and not future.cancelled():
                 self.release()  # it was handed over already: on to the next
-            elif future in self._waiters:
-                self._waiters.remove(future)
+            else:
+                _forget(self._waiters, future)
             raise
 
 
@@ -133,8 +144,7 @@ class Event:
         try:
             await future
         finally:
-            if self._waiters is not None and future in self._waiters:  # cancelled while waiting
-                self._waiters.remove(future)
+            _forget(self._waiters, future)  # cancelled while waiting
 
 
 class Queue(Generic[T]):
@@ -159,7 +169,7 @@ class Queue(Generic[T]):
 
     def put_nowait(self, item: T) -> None:
         self._items.append(item)
-        self._wake_next()
+        _wake_first(self._getters)
 
     async def get(self) -> T:
         """The first item, once there is one."""
@@ -172,19 +182,8 @@ class Queue(Generic[T]):
                 await getter
             except BaseException:
                 getter.cancel()
-                if self._getters is not None and getter in self._getters:
-                    self._getters.remove(getter)
+                _forget(self._getters, getter)
                 if self._items and not getter.cancelled():  # woken, but leaves: wake the next
-                    self._wake_next()
+                    _wake_first(self._getters)
                 raise
         return self._items.pop(0)
-
-    def _wake_next(self) -> None:
-        getters = self._getters
-        while getters:
-            getter = getters.pop(0)
-            if not getter.done():
-                getter.set_result(None)
-                break
-        if not getters:
-            self._getters = None

@@ -6,7 +6,9 @@
 * ``python -m benchmarks.broadcast <port> <connections> [<redis port>]``: a reader process that
   opens that many listening WebSockets to one instance and, for each stamp, records when each
   socket's bytes arrived (taken as the bytes come in, before any parsing, so that the reader's
-  own work does not add to the sockets read after it); it prints ``ready``, then
+  own work does not add to the sockets read after it), on uvloop when it is installed and with
+  the load harness's frame parser, so that it takes little of the cores the instances share
+  with it; it prints ``ready``, then
   ``done <stamp>`` once every socket got a stamp, and, given a Redis port, ``raw <stamp>`` for
   each message on the raw channel ``bench:raw``, received with a plain redis-py PubSub. On
   ``stop`` (stdin) it prints the latencies in microseconds as JSON and exits.
@@ -21,15 +23,14 @@ import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 from redis.asyncio import Redis
-from websockets.client import ClientProtocol
-from websockets.frames import Frame, Opcode
-from websockets.uri import parse_uri
 
 import livetemplate
+from benchmarks.load.client import loop_factory
+from benchmarks.load.frames import PING, PONG, TEXT, FrameParser, client_frame, upgrade_request
 from livetemplate import Context
 
 TEMPLATE = "<p>{{ stamp }}</p>"
@@ -62,21 +63,23 @@ def create_app(**options: Any) -> livetemplate.LiveApp:
 
 
 class Listener(asyncio.Protocol):
-    """One WebSocket (websockets' sans-I/O client over a plain asyncio protocol): bytes are
-    stamped with their arrival time as they come in and parsed a moment later."""
+    """One WebSocket, read with the load harness's frame parser (websockets' sans-I/O client
+    took some 13 µs of the reader's CPU a message, which the instances' fan-outs then lacked
+    on the shared cores): bytes are stamped with their arrival time as they come in and
+    parsed a moment later."""
 
-    def __init__(self, uri: str, received: Callable[[int, int], None]) -> None:
-        self.ws = ClientProtocol(parse_uri(uri))
+    def __init__(self, request: bytes, received: Callable[[int, int], None]) -> None:
+        self.request = request
         self.received = received
         self.transport: asyncio.Transport | None = None
+        self.head = b""  # the handshake's response, until it is complete
+        self.parser: FrameParser | None = None
         self.chunks: list[tuple[int, bytes]] = []
         self.opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        self.ws.send_request(self.ws.connect())
-        self._flush()
+        self.transport = cast(asyncio.Transport, transport)
+        self.transport.write(self.request)
 
     def data_received(self, data: bytes) -> None:
         self.chunks.append((time.monotonic_ns(), data))
@@ -84,30 +87,35 @@ class Listener(asyncio.Protocol):
             asyncio.get_running_loop().call_soon(self._parse)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._failed(f"closed: {exc!r}")
+
+    def _failed(self, why: str) -> None:
         if not self.opened.done():
-            self.opened.set_exception(ConnectionError(f"closed before the first tree: {exc!r}"))
+            self.opened.set_exception(ConnectionError(f"{why}, before the first tree"))
 
     def _parse(self) -> None:
         chunks, self.chunks = self.chunks, []
         for arrived, data in chunks:
-            self.ws.receive_data(data)
-            for event in self.ws.events_received():
-                if not isinstance(event, Frame) or event.opcode is not Opcode.TEXT:
+            if self.parser is None:
+                self.head += data
+                end = self.head.find(b"\r\n\r\n")
+                if end < 0:
                     continue
-                match = _STAMP.search(event.data)
-                stamp = int(match.group(1)) if match else 0
-                if stamp == 0:  # the first tree
-                    if not self.opened.done():
-                        self.opened.set_result(None)
-                else:
-                    self.received(stamp, arrived)
-        self._flush()  # pongs to the server's pings
-
-    def _flush(self) -> None:
-        assert self.transport is not None
-        for data in self.ws.data_to_send():
-            if data:
-                self.transport.write(data)
+                if not self.head.startswith(b"HTTP/1.1 101"):
+                    self._failed(f"refused: {self.head[:end].splitlines()[0]!r}")
+                    return
+                self.parser, data = FrameParser(), self.head[end + 4 :]
+            for opcode, payload in self.parser.feed(data):
+                if opcode == PING:
+                    cast(asyncio.Transport, self.transport).write(client_frame(payload, PONG))
+                elif opcode == TEXT:
+                    match = _STAMP.search(payload)
+                    stamp = int(match.group(1)) if match else 0
+                    if stamp == 0:  # the first tree
+                        if not self.opened.done():
+                            self.opened.set_result(None)
+                    else:
+                        self.received(stamp, arrived)
 
 
 async def read(port: int, connections: int, redis_port: int | None) -> None:
@@ -122,10 +130,10 @@ async def read(port: int, connections: int, redis_port: int | None) -> None:
             print(f"done {stamp}", flush=True)
             del arrivals[stamp]
 
-    uri = f"ws://127.0.0.1:{port}/?listen=1"
+    request = upgrade_request("127.0.0.1", port, "/?listen=1")
     listeners: list[Listener] = []
     for start in range(0, connections, 50):  # connect in batches: the server's backlog is finite
-        batch = [Listener(uri, received) for _ in range(start, min(start + 50, connections))]
+        batch = [Listener(request, received) for _ in range(start, min(start + 50, connections))]
         for listener in batch:
             await loop.create_connection(lambda listener=listener: listener, "127.0.0.1", port)
         await asyncio.gather(*(listener.opened for listener in batch))
@@ -160,4 +168,5 @@ async def read(port: int, connections: int, redis_port: int | None) -> None:
 
 if __name__ == "__main__":
     arguments = [int(argument) for argument in sys.argv[1:]]
-    asyncio.run(read(arguments[0], arguments[1], arguments[2] if len(arguments) > 2 else None))
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:  # uvloop, as the instances' uvicorn
+        runner.run(read(arguments[0], arguments[1], arguments[2] if len(arguments) > 2 else None))

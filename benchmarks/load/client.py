@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import json
 import os
 import random
@@ -26,7 +25,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, cast
 
-from .frames import CLOSE, PING, PONG, FrameParser, client_frame
+from .frames import CLOSE, PING, PONG, FrameParser, client_frame, upgrade_request
 
 IP_BIND_ADDRESS_NO_PORT = 24  # Linux: pick the port at connect(), per 4-tuple
 ACTION_LT = b'{"action":"increment","data":{}}'
@@ -201,21 +200,7 @@ class Client:
         return answers
 
     def _upgrade(self, path: str, cookie: str) -> bytes:
-        key = base64.b64encode(os.urandom(16)).decode()
-        lines = [
-            f"GET {path} HTTP/1.1",
-            f"Host: {self.host}:{self.port}",
-            "Upgrade: websocket",
-            "Connection: Upgrade",
-            f"Sec-WebSocket-Key: {key}",
-            "Sec-WebSocket-Version: 13",
-            f"Origin: http://{self.host}:{self.port}",
-        ]
-        if cookie:
-            lines.append(f"Cookie: {cookie}")
-        if self.deflate:
-            lines.append("Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits")
-        return ("\r\n".join(lines) + "\r\n\r\n").encode()
+        return upgrade_request(self.host, self.port, path, cookie=cookie, deflate=self.deflate)
 
     def _get(self, method: str) -> Callable[[dict[str, str]], bytes]:
         def build(cookies: dict[str, str]) -> bytes:

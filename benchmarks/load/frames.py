@@ -9,7 +9,7 @@ import os
 import struct
 import zlib
 
-__all__ = ["FrameParser", "accept_key", "client_frame", "server_frame"]
+__all__ = ["FrameParser", "accept_key", "client_frame", "server_frame", "upgrade_request"]
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 TEXT, CLOSE, PING, PONG = 0x1, 0x8, 0x9, 0xA
@@ -18,6 +18,25 @@ TEXT, CLOSE, PING, PONG = 0x1, 0x8, 0x9, 0xA
 def accept_key(key: bytes) -> bytes:
     """The ``Sec-WebSocket-Accept`` value for a client's ``Sec-WebSocket-Key``."""
     return base64.b64encode(hashlib.sha1(key + GUID).digest())
+
+
+def upgrade_request(host: str, port: int, path: str, *, cookie: str = "", deflate: bool = False) -> bytes:
+    """A client's WebSocket upgrade request (a browser's headers: ``Origin``, the cookie)."""
+    key = base64.b64encode(os.urandom(16)).decode()
+    lines = [
+        f"GET {path} HTTP/1.1",
+        f"Host: {host}:{port}",
+        "Upgrade: websocket",
+        "Connection: Upgrade",
+        f"Sec-WebSocket-Key: {key}",
+        "Sec-WebSocket-Version: 13",
+        f"Origin: http://{host}:{port}",
+    ]
+    if cookie:
+        lines.append(f"Cookie: {cookie}")
+    if deflate:
+        lines.append("Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
 def _header(opcode: int, length: int, masked: bool) -> bytes:

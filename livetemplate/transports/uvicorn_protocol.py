@@ -18,7 +18,8 @@ Every open connection holds the protocol's queue of incoming messages and its ``
 event; they are this project's :mod:`~livetemplate.primitives` (same behaviour), which make
 their waiters' lists only when a task waits: asyncio's allocate four deques, 3 KiB a connection.
 The protocol's own attributes are slots: uvicorn's class sets more of them than an instance dict
-shares its keys for, and each connection's dict took 1.6 KiB.
+shares its keys for, and each connection's dict took 1.6 KiB. Its keepalive pings go on one
+timer for all connections (:mod:`.keepalive`), not a timer each.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from websockets.streams import StreamReader
 
 from ..frames import websocket_text_frame
 from ..primitives import Event, Queue
+from .keepalive import PingSchedule
 from .websocket import WRITE_TEXT
 
 __all__ = ["LiveWebSocketProtocol", "text_frame"]
@@ -61,10 +63,11 @@ class LiveWebSocketProtocol(WebSocketsSansIOProtocol):
     # PERF: uvicorn's protocol sets some 37 attributes, more than an instance dict shares its
     # keys for (30 on CPython 3.11): each connection's dict took 1.6 KiB. As slots, they take
     # 8 bytes each. An attribute a later uvicorn adds lands in the instance dict as before.
-    __slots__ = _instance_attributes(WebSocketsSansIOProtocol)
+    __slots__ = tuple({*_instance_attributes(WebSocketsSansIOProtocol), "ping_due"})
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.ping_due = 0  # the slice of the shared ping schedule this connection is in (0: none)
         self.queue = Queue()  # type: ignore[assignment]  # the same methods as asyncio.Queue's
         if isinstance(getattr(self, "writable", None), asyncio.Event):  # uvicorn's write flow control
             self.writable = Event()  # type: ignore[assignment]  # the same methods as asyncio.Event's
@@ -88,6 +91,24 @@ class LiveWebSocketProtocol(WebSocketsSansIOProtocol):
         # The app has the scope it was given; this protocol's logs read its path and client only.
         scope = cast(dict[str, Any], self.scope)
         self.scope = cast(Any, {key: scope[key] for key in _LOGGED if key in scope})
+
+    def schedule_ping(self) -> None:
+        """The next keepalive ping, on the loop's shared schedule (uvicorn's own makes a timer
+        for each connection)."""
+        assert self.ping_interval is not None
+        delay = max(0.0, self.ping_interval - self.last_ping_rtt)
+        self.ping_due = PingSchedule.of(self.loop).add(self, delay)
+
+    def send_keepalive_ping(self) -> None:
+        self.ping_due = 0  # taken off the schedule, which calls this
+        super().send_keepalive_ping()
+
+    def stop_keepalive(self) -> None:
+        schedule = PingSchedule.find(self.loop) if self.ping_due else None
+        if schedule is not None:
+            schedule.remove(self, self.ping_due)
+        self.ping_due = 0
+        super().stop_keepalive()
 
     def write_text(self, *payloads: bytes) -> bool:
         """Write each of ``payloads`` (UTF-8 text) as a text frame, all in one write to the

@@ -29,6 +29,7 @@ from examples.counter.app import Counter, CounterController
 from livetemplate.frames import websocket_text_frame
 from livetemplate.outbox import Outbox
 from livetemplate.server import recommended_settings
+from livetemplate.transports.keepalive import PingSchedule
 from livetemplate.transports.uvicorn_protocol import _instance_attributes, text_frame
 from livetemplate.transports.websocket import WRITE_TEXT
 
@@ -336,3 +337,23 @@ def test_slots_never_hide_what_a_class_defines() -> None:
             self.plain = value
 
     assert _instance_attributes(Base) == ("later", "plain")
+
+
+async def test_keepalive_pings_go_out_on_the_shared_schedule_and_a_silent_peer_is_closed() -> None:
+    """An idle connection holds no timer of its own: its next ping is in the loop's shared
+    schedule. A peer that answers pings stays open; one that does not is closed with 1011
+    once the pong's deadline passes, as with uvicorn's own keepalive."""
+    app = FrameApp()
+    async with serving(app, ws_ping_interval=0.05, ws_ping_timeout=0.5) as port:
+        async with connect(f"ws://127.0.0.1:{port}/") as ws:
+            await ws.send(json.dumps({"send": [3]}))
+            assert await ws.recv() == "éx"
+            (protocol,) = open_protocols()
+            assert protocol.ping_timer is None and protocol.ping_due
+            assert protocol in PingSchedule.of(asyncio.get_running_loop()).slices[protocol.ping_due]
+            await asyncio.sleep(0.6)  # several pings, each answered by the client within the deadline
+            await ws.send(json.dumps({"send": [5]}))
+            assert await ws.recv() == "ééx"
+        assert PingSchedule.find(asyncio.get_running_loop()) is None  # closed: nothing left due
+    async with serving(app, ws_ping_interval=0.05, ws_ping_timeout=0.1) as port:
+        assert await close_code_after(port, b"") == 1011  # a raw client never answers a ping

@@ -39,7 +39,7 @@ def serve_lt(sock: socket.socket, backlog: int, inline: bool, ping: bool) -> Non
     app = create_app(sync_actions="inline") if inline else create_app()
     stats = Stats(lambda: len(app.runtime.connections), lambda: app.publish(TOPIC, "increment"))
     extra = {} if ping else {"ws_ping_interval": None}
-    config = uvicorn_config(app, log_level="warning", backlog=backlog, **extra)
+    config = uvicorn_config(app, log_level="warning", backlog=backlog, interface="asgi3", **extra)
     config.app = probe(app, stats)  # the same settings, the probe in front
     Server(config, app).run(sockets=[sock])
 
@@ -49,7 +49,9 @@ def serve_uvicorn(sock: socket.socket, backlog: int) -> None:
 
     app = EchoApp()
     stats = Stats(lambda: len(app.sends), app.publish)
-    config = uvicorn.Config(probe(app, stats), ws_per_message_deflate=False, log_level="warning", backlog=backlog)
+    config = uvicorn.Config(
+        probe(app, stats), interface="asgi3", ws_per_message_deflate=False, log_level="warning", backlog=backlog
+    )
     uvicorn.Server(config).run(sockets=[sock])
 
 
@@ -59,7 +61,12 @@ def serve_pyview(sock: socket.socket, backlog: int, ws: str, deflate: bool) -> N
     app = pyview_counter.create_app()
     stats = Stats(lambda: int(app.live_handler.sessions), pyview_counter.publish)
     config = uvicorn.Config(
-        probe(app, stats), ws=ws, ws_per_message_deflate=deflate, log_level="warning", backlog=backlog
+        probe(app, stats),
+        interface="asgi3",
+        ws=ws,
+        ws_per_message_deflate=deflate,
+        log_level="warning",
+        backlog=backlog,
     )
     uvicorn.Server(config).run(sockets=[sock])
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 
 from ..frames import encode_frame
 from ..ops.logs import get_logger
@@ -18,11 +19,16 @@ from ..sessions import StoreUnavailable
 from ..types import Message, Receive, Scope, Send
 from ..wire import PING, RATE_LIMIT_ERROR, MalformedMessage, decode_incoming, meta
 
-__all__ = ["WRITE_TEXT", "WebSocketConnection"]
+__all__ = ["PARK", "WRITE_TEXT", "WebSocketConnection"]
 
 #: The scope extension of a server that writes text frames directly
 #: (:mod:`livetemplate.transports.uvicorn_protocol`): ``{"write": callable}``.
 WRITE_TEXT = "livetemplate.write_text"
+#: The scope extension of a server that lets an idle connection's task end (the same
+#: protocol): ``{"park": park}``, where ``park(resume)`` returns True when the server will run
+#: ``resume()`` in a new task at the next message (a disconnect included), and False when a
+#: message waits already.
+PARK = "livetemplate.park"
 
 logger = get_logger(__name__)
 
@@ -68,7 +74,10 @@ class WebSocketConnection:
         self._answers_http = "websocket.http.response" in (scope.get("extensions") or {})
         self._receive = receive
         self._send = send
-        direct = (scope.get("extensions") or {}).get(WRITE_TEXT)  # offered by the project's uvicorn protocol
+        extensions = scope.get("extensions") or {}
+        direct = extensions.get(WRITE_TEXT)  # offered by the project's uvicorn protocol
+        parking = extensions.get(PARK)  # the same
+        self._park: Callable[[Callable[[], Awaitable[None]]], bool] | None = parking["park"] if parking else None
         self.outbox = Outbox(
             self._write,
             write_now=direct["write"] if direct else None,
@@ -102,16 +111,22 @@ class WebSocketConnection:
             await self._refuse("max_connections_per_group", 503, "Too many tabs of this session are open.")
             return
         self.group_id = group_id
+        parked = False
         try:
             headers = [(b"set-cookie", set_cookie.encode("latin-1"))] if set_cookie else []
             await self._send({"type": "websocket.accept", "headers": headers})
             del headers, set_cookie  # this frame lasts as long as the connection: none of the handshake in it
             self.accepted = True
-            await self._serve(group_id, query, secure)
+            parked = await self._serve(group_id, query, secure)
         finally:
-            self.closed = True
-            rt.release(self, group_id)
-            self.outbox.close()
+            if not parked:
+                self._release()
+
+    def _release(self) -> None:
+        """The connection is over: it no longer counts, and its outbox takes nothing more."""
+        self.closed = True
+        self.runtime.release(self, self.group_id)
+        self.outbox.close()
 
     def _refusal(self, request: Request) -> tuple[str, int, str] | None:
         """Why the upgrade is refused before anything else happens, if it is."""
@@ -138,7 +153,9 @@ class WebSocketConnection:
         else:
             await self._send({"type": "websocket.close", "code": POLICY_VIOLATION})  # a 403 to the client
 
-    async def _serve(self, group_id: str, query: dict[str, str], secure: bool) -> None:
+    async def _serve(self, group_id: str, query: dict[str, str], secure: bool) -> bool:
+        """Open the tab and handle its messages; True when the connection parked (it goes on
+        in :meth:`_resume`), False when it is over and cleaned up."""
         rt = self.runtime
         try:
             group = await rt.groups.get(group_id)
@@ -147,7 +164,7 @@ class WebSocketConnection:
             rt.metrics.session_store_errors.labels("get").inc()
             await self.outbox.send([error_frame("Your session cannot be read right now; reload in a moment.")])
             await self.close(TRY_AGAIN_LATER, "session store unavailable")
-            return
+            return False
         view = self.view = LiveView(
             rt.runner,
             rt.pipeline,
@@ -160,19 +177,49 @@ class WebSocketConnection:
             uploads=rt.uploads.tab(group_id) if rt.uploads is not None else None,
         )
         await rt.hub.attach(view)
+        parked = False
         try:
             await self._open(view)
-            while not self.closed:
-                message = await self._receive()
-                if message["type"] == "websocket.disconnect":
-                    break
-                await self._handle(view, message)
-                del message  # an idle connection keeps none of it
+            parked = await self._messages(view)
+            return parked
         finally:
-            outcome = await view.close()
-            await rt.hub.detach(view)
-            if outcome is not None:
-                await rt.hub.settle(None, outcome, group_id=group.id)
+            if not parked:
+                await self._leave(view)
+
+    async def _messages(self, view: LiveView) -> bool:
+        """Handle the client's messages in order until it goes (False). With a server that
+        parks idle connections, return True instead once none waits: the server runs
+        :meth:`_resume` at the next, so that an idle connection holds no task."""
+        while not self.closed:
+            if self._park is not None and self._park(self._resume):
+                return True
+            message = await self._receive()
+            if message["type"] == "websocket.disconnect":
+                break
+            await self._handle(view, message)
+            del message  # an idle connection keeps none of it
+        return False
+
+    async def _resume(self) -> None:
+        """A message came for the parked connection: handle it and those after it."""
+        view = self.view
+        assert view is not None
+        parked = False
+        try:
+            parked = await self._messages(view)
+        finally:
+            if not parked:
+                try:
+                    await self._leave(view)
+                finally:
+                    self._release()
+
+    async def _leave(self, view: LiveView) -> None:
+        """The tab is closed: its last change is carried out, and it leaves the hub."""
+        outcome = await view.close()
+        await self.runtime.hub.detach(view)
+        if outcome is not None:
+            await self.runtime.hub.settle(None, outcome, group_id=view.group.id)
 
     # What these two leave in their frames (the first reply, the last reply) goes with them:
     # an idle connection keeps none of it.

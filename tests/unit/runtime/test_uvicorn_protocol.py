@@ -30,7 +30,7 @@ from livetemplate.frames import websocket_text_frame
 from livetemplate.outbox import Outbox
 from livetemplate.server import recommended_settings
 from livetemplate.transports.keepalive import PingSchedule
-from livetemplate.transports.uvicorn_protocol import _instance_attributes, text_frame
+from livetemplate.transports.uvicorn_protocol import LiveWebSocketProtocol, _instance_attributes, text_frame
 from livetemplate.transports.websocket import WRITE_TEXT
 
 pytestmark = pytest.mark.anyio
@@ -357,3 +357,67 @@ async def test_keepalive_pings_go_out_on_the_shared_schedule_and_a_silent_peer_i
         assert PingSchedule.find(asyncio.get_running_loop()) is None  # closed: nothing left due
     async with serving(app, ws_ping_interval=0.05, ws_ping_timeout=0.1) as port:
         assert await close_code_after(port, b"") == 1011  # a raw client never answers a ping
+
+
+# -- parking: an idle connection of the app holds no task ------------------------------------------
+
+
+def connection_tasks() -> list[asyncio.Task[Any]]:
+    """The tasks that run an app's call or its resumption for a WebSocket connection."""
+    codes = {LiveWebSocketProtocol.run_asgi.__code__, LiveWebSocketProtocol._run_app.__code__}
+    return [task for task in asyncio.all_tasks() if getattr(task.get_coro(), "cr_code", None) in codes]
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    for _ in range(200):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the condition did not hold within 2 s")
+
+
+async def test_an_idle_connection_of_the_app_holds_no_task_and_goes_on_at_each_message() -> None:
+    app = livetemplate.mount(CounterController(), Counter(), template=COUNTER)
+    async with serving(app) as port:
+        async with connect(f"ws://127.0.0.1:{port}/") as one, connect(f"ws://127.0.0.1:{port}/") as two:
+            for ws in (one, two):
+                assert json.loads(await ws.recv())["meta"]["success"]
+            await until(lambda: not connection_tasks())  # both parked once opened
+            assert len(app.runtime.connections) == 2
+            for count in (1, 2, 3):
+                await one.send(json.dumps({"action": "increment"}))
+                assert json.loads(await one.recv())["tree"]["0"] == str(count)
+            await two.send(json.dumps({"action": "decrement"}))
+            assert json.loads(await two.recv())["tree"]["0"] == "-1"
+            await until(lambda: not connection_tasks())  # parked again after each message
+        await until(lambda: not app.runtime.connections)  # the clients' closes ended both
+        assert app.hub.views == set() and not connection_tasks()
+
+
+async def test_a_parked_connection_is_closed_with_1012_at_shutdown_and_cleaned_up() -> None:
+    app = livetemplate.mount(CounterController(), Counter(), template=COUNTER)
+    async with serving(app) as port:
+        ws = await connect(f"ws://127.0.0.1:{port}/")
+        assert json.loads(await ws.recv())["meta"]["success"]
+        await until(lambda: not connection_tasks())
+    with pytest.raises(ConnectionClosed) as closed:
+        await ws.recv()
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1012
+    assert not app.runtime.connections and app.hub.views == set()
+
+
+async def test_an_app_behind_a_middleware_of_its_own_is_not_parked() -> None:
+    """A middleware could act once the app's call returns: the app keeps its task then."""
+    app = livetemplate.mount(CounterController(), Counter(), template=COUNTER)
+    after: list[str] = []
+
+    async def middleware(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await app(scope, receive, send)
+        after.append(scope["type"])
+
+    async with serving(middleware) as port, connect(f"ws://127.0.0.1:{port}/") as ws:
+        assert json.loads(await ws.recv())["meta"]["success"]
+        await ws.send(json.dumps({"action": "increment"}))
+        assert json.loads(await ws.recv())["tree"]["0"] == "1"
+        assert len(connection_tasks()) == 1 and after == []
+    await until(lambda: after == ["websocket"])

@@ -421,3 +421,29 @@ async def test_an_app_behind_a_middleware_of_its_own_is_not_parked() -> None:
         assert json.loads(await ws.recv())["tree"]["0"] == "1"
         assert len(connection_tasks()) == 1 and after == []
     await until(lambda: after == ["websocket"])
+
+
+async def test_a_flood_of_messages_runs_one_task_at_a_time_in_order() -> None:
+    """A client that sends without waiting for replies gets them all, in order, from one task
+    at a time: the first message starts it, the rest queue behind it (uvicorn stops reading
+    while one waits) and it parks once they are done."""
+    app = livetemplate.mount(CounterController(), Counter(), template=COUNTER, message_rate_limit=None)
+    most = 0
+
+    async def watch() -> None:
+        nonlocal most
+        while True:
+            most = max(most, len(connection_tasks()))
+            await asyncio.sleep(0)
+
+    async with serving(app, proxy_headers=False) as port, connect(f"ws://127.0.0.1:{port}/") as ws:
+        assert json.loads(await ws.recv())["meta"]["success"]
+        await until(lambda: not connection_tasks())
+        watcher = asyncio.get_running_loop().create_task(watch())
+        for _ in range(100):
+            await ws.send(json.dumps({"action": "increment"}))
+        counts = [json.loads(await ws.recv())["tree"]["0"] for _ in range(100)]
+        watcher.cancel()
+        assert counts == [str(n) for n in range(1, 101)]
+        assert most == 1
+        await until(lambda: not connection_tasks())

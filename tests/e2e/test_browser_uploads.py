@@ -152,13 +152,17 @@ def test_a_tab_closed_midway_leaves_no_file(
     server = serve(FILES, upload_dir=str(folder))
     tab = browsing.tab()
     tab.open(server.url)
-    # once the client has sent 20%, the page holds its further chunks back: the upload stays
-    # midway however fast the rest would go (on a quiet machine it all arrived before a look)
+    # once the client has sent 20%, the page holds back its further chunks and the completion
+    # that follows them (the client does not wait for the server between chunks): the upload
+    # stays midway however fast the rest would go (on a quiet machine it all arrived before a
+    # look; with the chunks alone held, the completion came at once and the server dropped
+    # the incomplete file before a look)
     tab.page.evaluate(
         """() => {
             const send = WebSocket.prototype.send;
+            const held = ['"upload_chunk"', '"upload_complete"'];
             WebSocket.prototype.send = function (data) {
-                if (window.holding && typeof data === "string" && data.includes('"upload_chunk"')) return;
+                if (window.holding && typeof data === "string" && held.some((action) => data.includes(action))) return;
                 return send.call(this, data);
             };
             document.querySelector("[data-lvt-id]").addEventListener("lvt:upload:progress", (event) => {

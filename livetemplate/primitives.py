@@ -37,6 +37,18 @@ class _Ready:
 _READY = _Ready()
 
 
+def _new_waiter(
+    waiters: list[asyncio.Future[None]] | None,
+) -> tuple[list[asyncio.Future[None]], asyncio.Future[None]]:
+    """A future for a task that waits, appended to ``waiters`` (made when None, as nothing
+    waited before); the list and the future."""
+    future = asyncio.get_running_loop().create_future()
+    if waiters is None:
+        return [future], future
+    waiters.append(future)
+    return waiters, future
+
+
 def _wake_first(waiters: list[asyncio.Future[None]] | None) -> bool:
     """Wake the first of ``waiters`` not cancelled meanwhile, taking it (and those cancelled
     before it) off the list; whether one was woken."""
@@ -93,10 +105,7 @@ class Lock:
             self._held = False
 
     async def _wait(self) -> None:
-        if self._waiters is None:
-            self._waiters = []
-        future = asyncio.get_running_loop().create_future()
-        self._waiters.append(future)
+        self._waiters, future = _new_waiter(self._waiters)
         try:
             await future
         except BaseException:  # cancelled while waiting
@@ -137,10 +146,7 @@ class Event:
         """Return once it is set (at once if it is)."""
         if self._set:
             return
-        future = asyncio.get_running_loop().create_future()
-        if self._waiters is None:
-            self._waiters = []
-        self._waiters.append(future)
+        self._waiters, future = _new_waiter(self._waiters)
         try:
             await future
         finally:
@@ -174,10 +180,7 @@ class Queue(Generic[T]):
     async def get(self) -> T:
         """The first item, once there is one."""
         while not self._items:
-            if self._getters is None:
-                self._getters = []
-            getter = asyncio.get_running_loop().create_future()
-            self._getters.append(getter)
+            self._getters, getter = _new_waiter(self._getters)
             try:
                 await getter
             except BaseException:

@@ -8,7 +8,7 @@ from typing import Any
 from tests.support.engine_independent import engine  # noqa: F401  (nothing engine-specific)
 
 from .frames import TEXT, FrameParser, accept_key, client_frame, server_frame
-from .run import gate, percentiles
+from .run import cell, gate, percentiles
 
 
 def test_accept_key_matches_rfc_6455_example() -> None:
@@ -76,3 +76,11 @@ def test_an_advisory_gate_is_reported_and_does_not_count() -> None:
     passed, text = gate([lt, floor], advisory=["fanout_ratio"])
     assert not passed
     assert "| memory per idle connection (KiB) | 31.00 | <= 30 | 12 | FAIL" in text
+
+
+def test_the_fan_outs_cpu_is_split_into_user_and_kernel_time() -> None:
+    fanout = {"cpu_us_per_recipient": 25.0, "cpu_user_us_per_recipient": 14.2, "cpu_system_us_per_recipient": 11.4}
+    assert cell({"fanout": fanout}, "fanout_cpu") == "25.0"
+    assert cell({"fanout": fanout}, "fanout_cpu_split") == "14.2 / 11.4"
+    assert cell({"fanout": {"cpu_us_per_recipient": 5.0}}, "fanout_cpu_split") == ""  # a run from before the split
+    assert cell({}, "fanout_cpu_split") == ""  # an idle-only target

@@ -28,7 +28,16 @@ from ..ops.logs import get_logger
 from ..sessions import CorruptSnapshot, Snapshot, StaleVersion, StoreUnavailable
 from . import Backend
 from .memory import MemorySessionStore
-from .redis_clients import RedisClient, close_client, create_client, describe, mask_url, parse_url, require_bytes
+from .redis_clients import (
+    RedisClient,
+    close_client,
+    command_slots,
+    create_client,
+    describe,
+    mask_url,
+    parse_url,
+    require_bytes,
+)
 from .redis_pubsub import BroadcastUnavailable, RedisBroadcaster
 
 __all__ = [
@@ -161,6 +170,7 @@ class RedisSessionStore:
         self._claim_prefix = key_prefix.rstrip(":") + "-claim:"
         self._close_client = close_client
         self._name = name or describe(client)
+        self._slots = command_slots(client)  # a crowd of commands waits for connections (see there)
         self._save: AsyncScript = client.register_script(SAVE_SCRIPT)
         self._delete_if: AsyncScript = client.register_script(DELETE_IF_SCRIPT)
         # degraded mode: local snapshots; per key the Redis version the outage started from
@@ -269,7 +279,8 @@ class RedisSessionStore:
         """Run ``command`` with the store's retries; StoreUnavailable when they run out."""
         for attempt in range(self.max_retries + 1):
             try:
-                return await command(*args, **kwargs)
+                async with self._slots:
+                    return await command(*args, **kwargs)
             except MISCONFIGURED:
                 raise  # a wrong password is no outage: neither retried nor hidden by the fallback
             except RETRYABLE as exc:
@@ -330,7 +341,8 @@ class RedisSessionStore:
         while True:
             await asyncio.sleep(self.probe_interval)
             try:
-                await self.client.ping()
+                async with self._slots:
+                    await self.client.ping()
             except RETRYABLE:
                 continue
             async with self._write_back:
@@ -348,7 +360,8 @@ class RedisSessionStore:
             snapshot = await memory.get(key)
             try:
                 if snapshot is None:  # deleted (or expired) during the outage
-                    found = await self._delete_if(keys=[self.key_prefix + key], args=[base])
+                    async with self._slots:
+                        found = await self._delete_if(keys=[self.key_prefix + key], args=[base])
                     conflict = int(found) != base
                 else:
                     new = max(self._offset[key] + snapshot.version, base + 1)  # versions never go back

@@ -12,6 +12,7 @@ reprs print.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -27,6 +28,7 @@ __all__ = [
     "RedisClient",
     "RedisURL",
     "close_client",
+    "command_slots",
     "create_client",
     "describe",
     "mask_url",
@@ -261,6 +263,20 @@ def require_bytes(client: RedisClient) -> None:
     bytes."""
     if client.get_encoder().decode_responses:
         raise ValueError("the Redis client must return bytes: create it with decode_responses=False")
+
+
+def command_slots(client: RedisClient, *, reserved: int = 0) -> asyncio.Semaphore:
+    """A semaphore for the commands ``client`` runs at once: as many as its pool opens
+    connections (to each node, on a Cluster), less ``reserved`` held for something else (a
+    subscriber on the pool). Past that, redis-py's pools refuse a command
+    (``MaxConnectionsError``) instead of waiting for a connection, and a broadcast that commits
+    for thousands of tabs at once would read as an outage: the store and the broadcaster make
+    their commands wait their turn here instead."""
+    if isinstance(client, RedisCluster):
+        size = int(client.nodes_manager.connection_kwargs["max_connections"])
+    else:
+        size = client.connection_pool.max_connections
+    return asyncio.Semaphore(max(1, size - reserved))
 
 
 async def close_client(client: RedisClient) -> None:

@@ -33,7 +33,7 @@ from redis.asyncio.connection import AbstractConnection
 
 from ..broadcast import BroadcastUnavailable, Handler, ResubscribeHook
 from ..ops.logs import get_logger
-from .redis_clients import RedisClient, close_client, describe, require_bytes
+from .redis_clients import RedisClient, close_client, command_slots, describe, require_bytes
 
 __all__ = ["BroadcastUnavailable", "RedisBroadcaster", "ResubscribeHook"]
 
@@ -78,6 +78,9 @@ class RedisBroadcaster:
             raise ValueError("handler_timeout, max_pending and keepalive must be positive")
         require_bytes(client)
         self.client = client
+        # publishes wait their turn for a connection; one server's subscriber holds one of the
+        # pool's (a Cluster's subscribers have pools of their own)
+        self._publishing = command_slots(client, reserved=0 if isinstance(client, RedisCluster) else 1)
         self.channel_prefix = channel_prefix
         self.handler_timeout = handler_timeout
         self.keepalive = keepalive
@@ -105,10 +108,11 @@ class RedisBroadcaster:
     async def publish(self, channel: str, message: bytes) -> None:
         name = self.channel_prefix + channel
         try:
-            if isinstance(self.client, RedisCluster):
-                await self.client.spublish(name, message)
-            else:
-                await self.client.publish(name, message)
+            async with self._publishing:
+                if isinstance(self.client, RedisCluster):
+                    await self.client.spublish(name, message)
+                else:
+                    await self.client.publish(name, message)
         except PUBLISH_ERRORS as exc:
             raise BroadcastUnavailable(f"cannot publish on {channel!r}: Redis ({self._name}) is unreachable") from exc
 

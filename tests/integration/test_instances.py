@@ -237,6 +237,28 @@ async def test_a_topic_action_adds_once_to_a_session_with_tabs_on_both_instances
         await tab.close()
 
 
+async def test_a_topic_action_reaches_more_sessions_than_the_redis_pool_holds(
+    launch: Launch, standalone: Standalone, prefix: str
+) -> None:
+    """A topic message that changes persisted fields commits (claim, compare-and-set,
+    envelope) for every subscribed session at once. redis-py refuses commands past its
+    pool's size instead of waiting: with a pool of 4 connections, 40 sessions on each instance
+    each still get the item, none refused as an outage."""
+    site = launch(BOARD, backend=f"{standalone.url}?key_prefix={prefix}&channel_prefix={prefix}&max_connections=4")
+    a, b = await site.start(), await site.start()
+    tabs = [
+        await Tab.open(instance.url, await new_session(instance.url), query="topic=crowd")
+        for instance in (a, b)
+        for _ in range(40)
+    ]
+    sender = await Tab.open(a.url, await new_session(a.url))
+    assert (await sender.act("share", topic="crowd", item="for everyone"))["success"]
+    for tab in tabs:
+        await tab.until(lambda tab=tab: tab.items() == ["for everyone"], "the item in every session")  # type: ignore[misc]
+    for tab in (*tabs, sender):
+        await tab.close()
+
+
 @pytest.mark.parametrize(
     "stored",
     [

@@ -113,6 +113,20 @@ async def _no_subscribers(topology: Topology) -> bool:
     return await subscriber_clients(topology) == 0
 
 
+async def test_more_publishes_at_once_than_the_pool_holds_all_arrive(
+    topology: Topology, broadcasters: Callable[..., RedisBroadcaster]
+) -> None:
+    """A broadcast's commits each publish to their group's channel at once: past the pool's
+    size (100 connections) redis-py refuses a command rather than wait; none may be lost."""
+    receiver, sender = broadcasters(topology.url), broadcasters(topology.url)
+    inbox = Inbox()
+    await receiver.subscribe("crowd", inbox.handler("crowd"))
+    count = 1000
+    await asyncio.gather(*(sender.publish("crowd", b"%d" % index) for index in range(count)))
+    await eventually(lambda: len(inbox.received["crowd"]) == count, "every message to arrive")
+    assert sorted(inbox.received["crowd"]) == sorted(b"%d" % index for index in range(count))
+
+
 async def test_sharded_pub_sub_uses_the_channel_owner(
     cluster: Cluster, broadcasters: Callable[..., RedisBroadcaster], prefix: str
 ) -> None:

@@ -81,6 +81,22 @@ async def test_concurrent_writers_exactly_one_wins(
     assert (await second.get("shared")) == Snapshot(b"same", 21)
 
 
+async def test_more_commands_at_once_than_the_pool_holds_wait_their_turn(
+    topology: Topology, stores: Callable[..., RedisSessionStore]
+) -> None:
+    """A broadcast commits for every tab at once; redis-py's pools refuse a command past their
+    size (100 connections) rather than wait for a connection. Every read, write and claim of
+    the crowd succeeds, and a store with the memory fallback does not take it for an outage
+    (ten times the pool: retries, 0.1 s apart, do not cure it)."""
+    count = 1000
+    for store in (stores(topology.url), stores(topology.url, fallback_to_memory=True)):
+        keys = [f"crowd-{index}-{store.fallback_to_memory}" for index in range(count)]
+        assert await asyncio.gather(*(store.save(key, b"x", version=0) for key in keys)) == [1] * count
+        assert all(await asyncio.gather(*(store.claim(f"{key}:change", ttl=5) for key in keys)))
+        assert await asyncio.gather(*(store.get(key) for key in keys)) == [Snapshot(b"x", 1)] * count
+        assert not store.degraded
+
+
 async def test_get_refreshes_the_time_to_live(
     topology: Topology, stores: Callable[..., RedisSessionStore], clients: Clients, prefix: str
 ) -> None:

@@ -1,0 +1,38 @@
+"""How many commands a Redis client may have in flight (no server: clients connect lazily)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
+from redis.asyncio.cluster import ClusterNode
+
+from livetemplate.backends.redis_clients import command_slots
+
+pytestmark = pytest.mark.anyio
+
+
+async def free_slots(slots: asyncio.Semaphore) -> int:
+    """Take every slot that is free (a free one is taken without waiting); how many there were."""
+    taken = 0
+    while not slots.locked():
+        await slots.acquire()
+        taken += 1
+    return taken
+
+
+async def test_as_many_slots_as_the_pool_opens_connections() -> None:
+    clients = [
+        Redis(),  # redis-py's default pool
+        Redis(max_connections=7),
+        Redis(connection_pool=BlockingConnectionPool(max_connections=5)),
+        RedisCluster(startup_nodes=[ClusterNode("127.0.0.1", 1)], max_connections=9),  # to each node
+    ]
+    try:
+        assert [await free_slots(command_slots(client)) for client in clients] == [100, 7, 5, 9]
+        assert await free_slots(command_slots(clients[1], reserved=1)) == 6  # a subscriber holds one
+        assert await free_slots(command_slots(clients[1], reserved=7)) == 1  # never none
+    finally:
+        for client in clients:
+            await client.aclose()

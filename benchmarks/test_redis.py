@@ -3,7 +3,10 @@
 * session get/save p50/p99 (RedisSessionStore: GETEX, and the compare-and-set script) against
   raw GET/SET of the same value;
 * cross-process publish -> receive latency through a RedisBroadcaster in another process,
-  against a raw redis-py PubSub reader in another process.
+  against a raw redis-py PubSub reader in another process;
+* a topic message that changes persisted fields, to 1,000 sessions of one instance, on Redis
+  against the memory store (each session's run claims the message, compares-and-sets its
+  snapshot and publishes its commit's envelope).
 
 Latencies are measured per operation inside one event loop (sequential awaits) and stored in
 ``extra_info`` (microseconds); pytest-benchmark's own time is the whole batch.
@@ -23,14 +26,19 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
+from benchmarks.load.apps import TOPIC, create_app
 from livetemplate.backends.redis import RedisSessionStore
 from tests.integration.redis_servers import Standalone, running
 from tests.support.engine_independent import engine  # noqa: F401  (nothing engine-specific)
+
+from .tabs import broadcast, open_tabs
 
 OPERATIONS = 5000
 WARMUP = 500
 SESSION = bytes(range(256)) * 2 + b"x" * 52  # ~564 B, the size of a small msgpack state
 MESSAGES = 2000
+SESSIONS = 1000
+BROADCASTS = 5
 
 
 @pytest.fixture(scope="module")
@@ -166,5 +174,36 @@ def test_cross_process_publish_to_receive(benchmark: Any, server: Standalone) ->
         return summary
 
     result = benchmark.pedantic(lambda: asyncio.run(measure()), rounds=1, iterations=1)
+    benchmark.extra_info.update(result)
+    print(json.dumps(result, indent=1))
+
+
+def test_a_broadcast_that_commits_for_every_session(benchmark: Any, server: Standalone) -> None:
+    async def measure(backend: str | None) -> list[float]:
+        app = create_app(**({"backend": backend} if backend else {}))
+        await open_tabs(app, SESSIONS)
+        times = []
+        for _ in range(BROADCASTS):
+            start = time.perf_counter()
+            await broadcast(app, TOPIC, "increment", {})
+            times.append((time.perf_counter() - start) * 1000)
+        counts = sorted({view.state.count for view in app.hub.views})
+        await app.shutdown()
+        assert counts == [BROADCASTS], "a session missed a broadcast"  # none refused
+        return times
+
+    def run() -> dict[str, Any]:
+        prefix = f"bench-{time.time_ns()}:"
+        redis = asyncio.run(measure(f"{server.url}?key_prefix={prefix}&channel_prefix={prefix}"))
+        memory = asyncio.run(measure(None))
+        result: dict[str, Any] = {
+            f"{name} broadcast, best / median (ms)": [round(min(times), 1), round(statistics.median(times), 1)]
+            for name, times in (("redis", redis), ("memory", memory))
+        }
+        result["redis µs a session (best)"] = round(min(redis) * 1000 / SESSIONS, 1)
+        result["redis / memory (best)"] = round(min(redis) / min(memory), 1)
+        return result
+
+    result = benchmark.pedantic(run, rounds=1, iterations=1)
     benchmark.extra_info.update(result)
     print(json.dumps(result, indent=1))

@@ -1,8 +1,7 @@
 """A broadcast to 1,000 tabs whose states are equal (a dashboard everyone watches): one row
 of a keyed list edited per broadcast, with shared renders (``shared_renders=True``, the
 default: one render per distinct transition) beside a render per tab, in the same run.
-In process, on both engines; socket writes are discarded, so this is the server's work
-per broadcast without the kernel's."""
+In process, on both engines; socket writes are discarded (:mod:`.tabs`)."""
 
 from __future__ import annotations
 
@@ -14,10 +13,9 @@ import pytest
 
 import livetemplate
 from livetemplate import Context
-from livetemplate.outbox import Outbox
-from livetemplate.session import LiveView
 
 from .scenarios import TABLE, Table, table
+from .tabs import broadcast, open_tabs
 
 TABS = 1_000
 TOPIC = "board"
@@ -41,26 +39,12 @@ class Broadcasts:
         self.rows = rows
         self.stamp = 0
         self.app = livetemplate.mount(Board(), table(rows), template=TABLE, open_topics=True, shared_renders=shared)
-        self.loop.run_until_complete(self._open())
-
-    async def _open(self) -> None:
-        runtime = self.app.runtime
-        for index in range(TABS):
-            group = await runtime.groups.get(f"tab-{index:05d}")
-            outbox = Outbox(lambda frame: asyncio.sleep(0), write_now=lambda *frames: True)
-            view = LiveView(runtime.runner, runtime.pipeline, group, query={}, outbox=outbox)
-            await runtime.hub.attach(view)
-            await runtime.hub.settle(view, (await view.open()).outcome)
+        self.loop.run_until_complete(open_tabs(self.app, TABS))
 
     def broadcast(self) -> None:
         self.stamp += 1
-        self.loop.run_until_complete(self._broadcast())
-
-    async def _broadcast(self) -> None:
-        hub = self.app.hub
-        await self.app.publish(TOPIC, "touch", {"row": self.stamp % self.rows, "stamp": self.stamp})
-        while hub.fan_out._worker or hub._tasks:
-            await asyncio.sleep(0)
+        data = {"row": self.stamp % self.rows, "stamp": self.stamp}
+        self.loop.run_until_complete(broadcast(self.app, TOPIC, "touch", data))
 
     def states(self) -> list[Table]:
         return [view.state for view in self.app.hub.views]

@@ -240,17 +240,15 @@ async def test_a_topic_action_adds_once_to_a_session_with_tabs_on_both_instances
 async def test_a_topic_action_reaches_more_sessions_than_the_redis_pool_holds(
     launch: Launch, standalone: Standalone, prefix: str
 ) -> None:
-    """A topic message that changes persisted fields commits (claim, compare-and-set,
-    envelope) for every subscribed session at once. redis-py refuses commands past its
-    pool's size instead of waiting: with a pool of 4 connections, 40 sessions on each instance
-    each still get the item, none refused as an outage."""
+    """Tabs of 80 sessions open at once; then a topic message that changes persisted fields
+    commits (claim, compare-and-set, envelope) for every subscribed session at once. redis-py
+    refuses commands past its pool's size instead of waiting: with a pool of 4 connections,
+    40 sessions on each instance each still get the item, none refused as an outage."""
     site = launch(BOARD, backend=f"{standalone.url}?key_prefix={prefix}&channel_prefix={prefix}&max_connections=4")
     a, b = await site.start(), await site.start()
-    tabs = [
-        await Tab.open(instance.url, await new_session(instance.url), query="topic=crowd")
-        for instance in (a, b)
-        for _ in range(40)
-    ]
+    sessions = [(instance, await new_session(instance.url)) for instance in (a, b) for _ in range(40)]
+    # at once, as after a restart: every tab's group is read and its channel subscribed together
+    tabs = await asyncio.gather(*(Tab.open(instance.url, cookie, query="topic=crowd") for instance, cookie in sessions))
     sender = await Tab.open(a.url, await new_session(a.url))
     assert (await sender.act("share", topic="crowd", item="for everyone"))["success"]
     for tab in tabs:

@@ -455,8 +455,9 @@ class Hub:
 
     async def resync(self) -> None:
         """Messages from other instances may have been missed (the broadcaster lost its
-        connection): read every group with a view here again and bring the views up to date."""
-        logger.info("resynchronising %d session groups after the broadcaster reconnected", len(self._by_group))
+        connection, or fell behind and dropped some): read every group with a view here again
+        and bring the views up to date."""
+        logger.info("resynchronising %d session groups: messages of other instances may be lost", len(self._by_group))
         for group_id in list(self._by_group):
             group = self.groups.find(group_id)
             if group is not None:

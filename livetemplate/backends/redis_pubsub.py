@@ -5,10 +5,12 @@ owns a subscribed channel, using sharded pub/sub, SSUBSCRIBE/SPUBLISH) and fans 
 out to its local handlers; a browser or a handler never costs a Redis subscription.
 
 Delivery: a reader task per subscriber connection only reads and queues (at most
-``max_pending`` messages; beyond that a message is dropped and counted in :attr:`dropped`),
-so Redis never sees a slow consumer. One dispatcher task calls the handlers in order; a
-handler that raises is logged, one that takes longer than ``handler_timeout`` seconds is
-cancelled and logged, and delivery goes on to the others.
+``max_pending`` messages; beyond that a message is dropped and counted in :attr:`dropped`,
+and once the handlers have caught up ``on_resubscribe`` is called, as after a reconnection:
+the app resynchronises what it may have missed), so Redis never sees a slow consumer. One
+dispatcher task calls the handlers in order; a handler that raises is logged, one that takes
+longer than ``handler_timeout`` seconds is cancelled and logged, and delivery goes on to the
+others.
 
 Redis pub/sub is fire-and-forget: **messages published while a subscriber connection is down
 are lost**. The reader reconnects with exponential backoff (logged), subscribes every channel
@@ -23,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterable
 from typing import Any, cast
 
 from redis import exceptions as redis_errors
@@ -90,6 +92,7 @@ class RedisBroadcaster:
         self.sharded = isinstance(client, RedisCluster)
         #: Messages dropped because the handlers fell ``max_pending`` messages behind.
         self.dropped = 0
+        self._missed = False  # dropped since the queue last ran empty: resynchronise when it does
         self._close_client = close_client
         self._name = name or describe(client)
         self._handlers: dict[str, list[Handler]] = {}
@@ -198,12 +201,21 @@ class RedisBroadcaster:
             self._queue.put_nowait((channel.decode()[len(self.channel_prefix) :], data))
         except asyncio.QueueFull:
             self.dropped += 1
+            self._missed = True
             if self.dropped == 1 or self.dropped % 1000 == 0:
                 behind = self._queue.qsize()
-                logger.warning("broadcast handlers are %d messages behind: %d dropped", behind, self.dropped)
+                logger.warning(
+                    "broadcast handlers are %d messages behind: %d dropped (resynchronising once they catch up)",
+                    behind,
+                    self.dropped,
+                )
 
     def _resubscribed(self, subscriber: _Subscriber) -> None:
-        channels = sorted(name[len(self.channel_prefix) :] for name in subscriber.channels)
+        self._resynchronise(subscriber.channels)
+
+    def _resynchronise(self, names: Iterable[str]) -> None:
+        """Tell the app that messages on these Redis channels may have been missed."""
+        channels = sorted(name[len(self.channel_prefix) :] for name in names)
         if self.on_resubscribe is not None and channels:
             self._spawn(self._call_hook(channels))
 
@@ -272,6 +284,9 @@ class RedisBroadcaster:
                     logger.warning("handler %r on channel %r took over %s s: cancelled", handler, channel, limit)
                 except Exception:
                     logger.exception("handler %r on channel %r failed", handler, channel)
+            if self._missed and self._queue.empty():  # caught up after an overflow
+                self._missed = False
+                self._resynchronise(name for subscriber in self._subscribers.values() for name in subscriber.channels)
 
 
 class _Subscriber:

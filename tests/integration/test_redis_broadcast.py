@@ -175,10 +175,18 @@ async def test_a_failing_or_slow_handler_does_not_stop_delivery(
     assert any("cancelled" in message for message in messages)
 
 
-async def test_a_full_delivery_queue_drops_and_counts(
+async def test_a_full_delivery_queue_drops_counts_and_resynchronises_once_caught_up(
     standalone: Standalone, broadcasters: Callable[..., RedisBroadcaster]
 ) -> None:
-    receiver = broadcasters(standalone.url, max_pending=2, handler_timeout=30)
+    """Dropped messages may be commits of groups this instance shows: once the handlers have
+    caught up, the app is told to resynchronise, as after a reconnection (the hub reloads its
+    groups), once for the overflow."""
+    resyncs: list[list[str]] = []
+
+    async def resynchronise(channels: list[str]) -> None:
+        resyncs.append(channels)
+
+    receiver = broadcasters(standalone.url, max_pending=2, handler_timeout=30, on_resubscribe=resynchronise)
     release = asyncio.Event()
     seen: list[bytes] = []
 
@@ -187,11 +195,18 @@ async def test_a_full_delivery_queue_drops_and_counts(
         seen.append(message)
 
     await receiver.subscribe("q", blocked)
+    await receiver.subscribe("other", Inbox().handler("other"))
     for number in range(10):
         await receiver.publish("q", b"%d" % number)
     await eventually(lambda: receiver.dropped == 7, "the overflow to be counted")  # 1 in the handler, 2 queued
+    assert resyncs == []  # not while the handlers are behind
     release.set()
     await eventually(lambda: len(seen) == 3, "the queued messages")
+    await eventually(lambda: resyncs == [["other", "q"]], "one resynchronisation, of every channel")
+    await receiver.publish("q", b"later")  # no overflow since: no more
+    await eventually(lambda: len(seen) == 4, "the next message")
+    await asyncio.sleep(0.1)
+    assert resyncs == [["other", "q"]]
 
 
 async def test_unsubscribe_removes_the_redis_subscription_with_the_last_handler(

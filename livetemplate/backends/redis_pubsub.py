@@ -80,9 +80,7 @@ class RedisBroadcaster:
             raise ValueError("handler_timeout, max_pending and keepalive must be positive")
         require_bytes(client)
         self.client = client
-        # publishes wait their turn for a connection; one server's subscriber holds one of the
-        # pool's (a Cluster's subscribers have pools of their own)
-        self._publishing = command_slots(client, reserved=0 if isinstance(client, RedisCluster) else 1)
+        self._publishing = command_slots(client)  # a crowd of publishes waits for connections (see there)
         self.channel_prefix = channel_prefix
         self.handler_timeout = handler_timeout
         self.keepalive = keepalive

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from livetemplate.backends.redis import BroadcastUnavailable, RedisBroadcaster
+from livetemplate.backends.redis import BroadcastUnavailable, RedisBroadcaster, RedisSessionStore
 from livetemplate.backends.redis_clients import RedisClient
 from livetemplate.broadcast import Broadcaster
 from tests.integration.conftest import Proxy, eventually
@@ -125,6 +125,26 @@ async def test_more_publishes_at_once_than_the_pool_holds_all_arrive(
     await asyncio.gather(*(sender.publish("crowd", b"%d" % index) for index in range(count)))
     await eventually(lambda: len(inbox.received["crowd"]) == count, "every message to arrive")
     assert sorted(inbox.received["crowd"]) == sorted(b"%d" % index for index in range(count))
+
+
+async def test_a_store_and_a_broadcaster_sharing_one_client_share_its_pool(
+    standalone: Standalone, clients: Clients, prefix: str
+) -> None:
+    """Commits and their envelopes at once, through one client of a pool of 10 (with the
+    subscriber's connection): every one succeeds."""
+    client = clients(f"{standalone.url}?max_connections=10")
+    store = RedisSessionStore(client, key_prefix=prefix)
+    broadcaster = RedisBroadcaster(client, channel_prefix=prefix)
+    inbox = Inbox()
+    await broadcaster.subscribe("crowd", inbox.handler("crowd"))
+    count = 300
+    saves = [store.save(f"g{index}", b"x", version=0) for index in range(count)]
+    publishes = [broadcaster.publish("crowd", b"%d" % index) for index in range(count)]
+    results = await asyncio.gather(*saves, *publishes)
+    assert results == [1] * count + [None] * count
+    await eventually(lambda: len(inbox.received["crowd"]) == count, "every message to arrive")
+    await broadcaster.close()
+    await store.close()
 
 
 async def test_sharded_pub_sub_uses_the_channel_owner(

@@ -97,7 +97,11 @@ class Groups:
         flushed, or failed over to a replica that had not seen our writes), keep our fields
         at the store's version: the next commit writes them back."""
         group.stale = False
-        snapshot = await self._read(group.key)
+        try:
+            snapshot = await self._read(group.key)
+        except BaseException:  # not read (a store outage): read it again at its next use
+            group.stale = True
+            raise
         if snapshot is None or snapshot.version < group.version:
             version = snapshot.version if snapshot is not None else 0
             if group.snapshot is not None:

@@ -28,7 +28,7 @@ from .ops.logs import get_logger
 from .ops.metrics import Metrics
 from .runner import Outcome, defer
 from .session import LiveView
-from .sessions import Snapshot
+from .sessions import Snapshot, StoreUnavailable
 from .wire import GROUP_CHANNEL, RESERVED_TOPICS, TOPIC_CHANNEL
 
 __all__ = ["Envelope", "Hub", "Session"]
@@ -40,6 +40,11 @@ TopicAcl = Callable[[str, Context], bool]
 #: Seconds a topic's local subscribers wait at most for the publish to the other instances
 #: to go out before them (see :meth:`Hub.publish`).
 LOCAL_AFTER = 0.05
+
+#: Seconds before a resynchronisation tries again the groups the store could not be read for
+#: (doubling each time, up to the maximum).
+RESYNC_RETRY = 0.5
+RESYNC_RETRY_MAX = 10.0
 
 
 class Envelope(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -456,13 +461,35 @@ class Hub:
     async def resync(self) -> None:
         """Messages from other instances may have been missed (the broadcaster lost its
         connection, or fell behind and dropped some): read every group with a view here again
-        and bring the views up to date."""
-        logger.info("resynchronising %d session groups: messages of other instances may be lost", len(self._by_group))
-        for group_id in list(self._by_group):
-            group = self.groups.find(group_id)
-            if group is not None:
-                await self.groups.reload(group)
-                self._refresh(group_id)
+        and bring the views up to date. Groups the store cannot be read for are tried again,
+        ``RESYNC_RETRY`` seconds later, then twice as long each time (at most ``RESYNC_RETRY_MAX``)."""
+        pending = list(self._by_group)
+        logger.info("resynchronising %d session groups: messages of other instances may be lost", len(pending))
+        delay = RESYNC_RETRY
+        while True:
+            unread = [group_id for group_id in pending if not await self._reread(group_id)]
+            if not unread:
+                return
+            logger.warning(
+                "resynchronising: the session store could not be read for %d groups; trying again in %.1f s",
+                len(unread),
+                delay,
+            )
+            await asyncio.sleep(delay)
+            pending, delay = unread, min(delay * 2, RESYNC_RETRY_MAX)
+
+    async def _reread(self, group_id: str) -> bool:
+        """Read a group served here again and refresh its tabs; False when the store could not
+        be read (the group stays marked stale)."""
+        group = self.groups.find(group_id)
+        if group is None or group_id not in self._by_group:  # no longer served here
+            return True
+        try:
+            await self.groups.reload(group)
+        except StoreUnavailable:
+            return False
+        self._refresh(group_id)
+        return True
 
     # -- tasks ----------------------------------------------------------------------------------------
 

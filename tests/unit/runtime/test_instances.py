@@ -13,6 +13,7 @@ import pytest
 import livetemplate
 from livetemplate import Context, InProcessBroadcaster, MemorySessionStore, Persist
 from livetemplate.hub import Envelope
+from livetemplate.sessions import Snapshot, StoreUnavailable
 from livetemplate.testing import LiveClient, LiveSocket
 
 pytestmark = pytest.mark.anyio
@@ -217,6 +218,46 @@ async def test_after_the_broadcaster_resubscribed_every_view_catches_up() -> Non
         await lossy.on_resubscribe(["group:lossy:x"])
         await until(here, "<p>missed</p>")
     assert earlier == [["group:lossy:x"]]
+
+
+class Unreadable(MemorySessionStore):
+    """A memory store that cannot be read for the keys in ``down`` (an outage of one shard)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down: set[str] = set()
+
+    async def get(self, key: str) -> Snapshot | None:
+        if key in self.down:
+            raise StoreUnavailable("the store is down")
+        return await super().get(key)
+
+
+async def test_a_resynchronisation_goes_on_past_a_group_it_cannot_read_and_reads_it_later(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Regression: the first group the store could not read ended the resynchronisation, and
+    left that group marked as read: its tab, and those after it, kept a commit they missed."""
+    monkeypatch.setattr("livetemplate.hub.RESYNC_RETRY", 0.01)
+    store = Unreadable()
+    lossy = Resubscribing()
+    one = livetemplate.mount(
+        Controller(), State(), template=TEMPLATE, name="lossy", session_store=store, broadcaster=lossy, secret_key="k"
+    )
+    async with LiveClient(one) as first, LiveClient(one) as second:
+        tabs = [await tab(first), await tab(second)]
+        keys = [one.groups.key(client.group_id) for client in (first, second)]
+        for key in keys:  # another instance committed while this one's subscriber was disconnected
+            await store.save(key, msgspec.msgpack.encode({"items": ["missed"]}), version=0)
+        store.down.add(keys[0])
+        resync = asyncio.ensure_future(lossy.on_resubscribe(["group:lossy:x"]))
+        await until(tabs[1], "<p>missed</p>")  # the group after the unreadable one
+        group = one.groups.find(first.group_id)
+        assert group is not None and group.stale and "missed" not in tabs[0].html()
+        store.down.clear()  # the store answers again: the retry reads it
+        await until(tabs[0], "<p>missed</p>")
+        await resync
+        assert not group.stale
 
 
 async def test_a_message_delivered_twice_runs_once(cluster: Cluster) -> None:

@@ -259,8 +259,10 @@ class RedisSessionStore:
 
     async def ping(self) -> None:
         """Raise :class:`StoreUnavailable` unless Redis answers (degraded or not: readiness
-        reports an outage even while the memory fallback hides it from actions)."""
-        await self._call(self.client.ping)
+        reports an outage even while the memory fallback hides it from actions). It does not
+        wait behind the store's own commands: a broadcast's crowd of commits would otherwise
+        hold readiness past its timeout while Redis answers (the pool keeps a connection spare)."""
+        await self._call(self.client.ping, queued=False)
 
     async def close(self) -> None:
         if self._recovery is not None:
@@ -275,11 +277,12 @@ class RedisSessionStore:
 
     # -- Redis ----------------------------------------------------------------------------
 
-    async def _call(self, command: Any, *args: Any, **kwargs: Any) -> Any:
-        """Run ``command`` with the store's retries; StoreUnavailable when they run out."""
+    async def _call(self, command: Any, *args: Any, queued: bool = True, **kwargs: Any) -> Any:
+        """Run ``command`` with the store's retries (``queued``: in its turn for a connection);
+        StoreUnavailable when they run out."""
         for attempt in range(self.max_retries + 1):
             try:
-                async with self._slots:
+                async with self._slots if queued else contextlib.nullcontext():
                     return await command(*args, **kwargs)
             except MISCONFIGURED:
                 raise  # a wrong password is no outage: neither retried nor hidden by the fallback

@@ -97,6 +97,27 @@ async def test_more_commands_at_once_than_the_pool_holds_wait_their_turn(
         assert not store.degraded
 
 
+async def test_readiness_does_not_wait_behind_a_crowd_of_commands(
+    standalone: Standalone, stores: Callable[..., RedisSessionStore]
+) -> None:
+    """The readiness ping answers while a crowd of commits still waits its turn: queued behind
+    them, it would outlast readiness's timeout during a large broadcast while Redis answers."""
+    store = stores(standalone.url)
+    saved = 0
+
+    async def save(index: int) -> None:
+        nonlocal saved
+        await store.save(f"busy-{index}", b"x", version=0)
+        saved += 1
+
+    crowd = [asyncio.ensure_future(save(index)) for index in range(3000)]
+    await asyncio.sleep(0)  # the crowd takes the slots and queues
+    await store.ping()
+    assert saved < len(crowd)  # answered before the crowd was through
+    await asyncio.gather(*crowd)
+    assert saved == len(crowd)
+
+
 async def test_get_refreshes_the_time_to_live(
     topology: Topology, stores: Callable[..., RedisSessionStore], clients: Clients, prefix: str
 ) -> None:

@@ -251,7 +251,7 @@ async def test_a_resynchronisation_goes_on_past_a_group_it_cannot_read_and_reads
             await store.save(key, msgspec.msgpack.encode({"items": ["missed"]}), version=0)
         store.down.add(keys[0])
         resync = asyncio.ensure_future(lossy.on_resubscribe(["group:lossy:x"]))
-        await until(tabs[1], "<p>missed</p>")  # the group after the unreadable one
+        await until(tabs[1], "<p>missed</p>")  # the other group is brought up to date
         group = one.groups.find(first.group_id)
         assert group is not None and group.stale and "missed" not in tabs[0].html()
         store.down.clear()  # the store answers again: the retry reads it

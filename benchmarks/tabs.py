@@ -24,8 +24,9 @@ async def open_tabs(app: livetemplate.LiveApp, count: int) -> None:
 
 
 async def broadcast(app: livetemplate.LiveApp, topic: str, action: str, data: dict[str, Any]) -> None:
-    """Publish ``action`` on ``topic`` and wait until every run it started has ended."""
+    """Publish ``action`` on ``topic`` and wait until every run it started has ended (the
+    fan-out's worker and the runs it hands to tasks are the hub's tasks), without polling."""
     hub = app.hub
     await app.publish(topic, action, data)
-    while hub.fan_out._worker or hub._tasks:
-        await asyncio.sleep(0)
+    while hub._tasks:
+        await asyncio.wait(list(hub._tasks))

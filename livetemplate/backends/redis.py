@@ -344,8 +344,7 @@ class RedisSessionStore:
         while True:
             await asyncio.sleep(self.probe_interval)
             try:
-                async with self._slots:
-                    await self.client.ping()
+                await self.client.ping()  # like readiness's, not in the commands' turn
             except RETRYABLE:
                 continue
             async with self._write_back:

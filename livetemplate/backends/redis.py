@@ -31,13 +31,13 @@ from .memory import MemorySessionStore
 from .redis_clients import (
     RedisClient,
     close_client,
-    command_slots,
     create_client,
     describe,
     mask_url,
     parse_url,
     require_bytes,
 )
+from .redis_commands import command_queue
 from .redis_pubsub import BroadcastUnavailable, RedisBroadcaster
 
 __all__ = [
@@ -87,6 +87,19 @@ if current ~= tonumber(ARGV[1]) then
 end
 redis.call('SET', KEYS[1], 'LT1:' .. ARGV[4] .. ':' .. ARGV[5] .. ':' .. ARGV[2], 'PX', ARGV[3])
 return {1, tonumber(ARGV[4])}
+"""
+
+# KEYS[1] the claim; ARGV[1] a token unique to this claim, ARGV[2] its time to live in ms.
+# 1 if the claim is this one's: taken now, or by an earlier try of it whose reply was lost
+# (SET NX tried again would answer "taken", and nobody would make the change); 0 if another's.
+CLAIM_SCRIPT = """
+local holder = redis.call('GET', KEYS[1])
+if not holder then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+if holder == ARGV[1] then return 1 end
+return 0
 """
 
 # KEYS[1] the key; ARGV[1] the expected version. Deletes the key if it holds that version
@@ -170,9 +183,10 @@ class RedisSessionStore:
         self._claim_prefix = key_prefix.rstrip(":") + "-claim:"
         self._close_client = close_client
         self._name = name or describe(client)
-        self._slots = command_slots(client)  # a crowd of commands waits for connections (see there)
+        self._commands = command_queue(client)  # a crowd's commands go in pipelines (see there)
         self._save: AsyncScript = client.register_script(SAVE_SCRIPT)
         self._delete_if: AsyncScript = client.register_script(DELETE_IF_SCRIPT)
+        self._claim: AsyncScript = client.register_script(CLAIM_SCRIPT)
         # degraded mode: local snapshots; per key the Redis version the outage started from
         # (checked at write-back) and what to add to the memory store's version
         self._memory: MemorySessionStore | None = None
@@ -197,7 +211,7 @@ class RedisSessionStore:
                 if self._memory is not None:
                     return await self._local_get(self._memory, key)
         try:
-            raw = await self._call(self.client.getex, self.key_prefix + key, px=self._ttl_ms)
+            raw = await self._call(self._commands.execute, "getex", self.key_prefix + key, px=self._ttl_ms)
         except StoreUnavailable:
             memory = self._degrade()
             return await self._local_get(memory, key)
@@ -226,20 +240,20 @@ class RedisSessionStore:
                 if self._memory is not None:
                     return await self._local_delete(self._memory, key)
         try:
-            await self._call(self.client.delete, self.key_prefix + key)
+            await self._call(self._commands.execute, "delete", self.key_prefix + key)
         except StoreUnavailable:
             await self._local_delete(self._degrade(), key)
 
     async def claim(self, token: str, *, ttl: float) -> bool:
-        """SET NX with a time to live; while degraded, this instance's memory decides."""
+        """Taken with a time to live, by a script that knows its own earlier try (see
+        ``CLAIM_SCRIPT``); while degraded, this instance's memory decides."""
         if self.degraded:
             async with self._write_back:
                 if self._memory is not None:
                     return await self._memory.claim(token, ttl=ttl)
         try:
-            taken = await self._call(
-                self.client.set, self._claim_prefix + token, b"1", nx=True, px=max(1, int(ttl * 1000))
-            )
+            args = [os.urandom(8).hex(), max(1, int(ttl * 1000))]  # one token for every try of this claim
+            taken = await self._call(self._commands.run_script, self._claim, [self._claim_prefix + token], args)
         except StoreUnavailable:
             return await self._degrade().claim(token, ttl=ttl)
         return bool(taken)
@@ -262,7 +276,7 @@ class RedisSessionStore:
         reports an outage even while the memory fallback hides it from actions). It does not
         wait behind the store's own commands: a broadcast's crowd of commits would otherwise
         hold readiness past its timeout while Redis answers (the pool keeps a connection spare)."""
-        await self._call(self.client.ping, queued=False)
+        await self._call(self.client.ping)
 
     async def close(self) -> None:
         if self._recovery is not None:
@@ -277,13 +291,11 @@ class RedisSessionStore:
 
     # -- Redis ----------------------------------------------------------------------------
 
-    async def _call(self, command: Any, *args: Any, queued: bool = True, **kwargs: Any) -> Any:
-        """Run ``command`` with the store's retries (``queued``: in its turn for a connection);
-        StoreUnavailable when they run out."""
+    async def _call(self, command: Any, *args: Any, **kwargs: Any) -> Any:
+        """Run ``command`` with the store's retries; StoreUnavailable when they run out."""
         for attempt in range(self.max_retries + 1):
             try:
-                async with self._slots if queued else contextlib.nullcontext():
-                    return await command(*args, **kwargs)
+                return await command(*args, **kwargs)
             except MISCONFIGURED:
                 raise  # a wrong password is no outage: neither retried nor hidden by the fallback
             except RETRYABLE as exc:
@@ -294,7 +306,7 @@ class RedisSessionStore:
 
     async def _compare_and_set(self, key: str, data: bytes, *, expected: int, new: int) -> int:
         args = [expected, data, self._ttl_ms, new, os.urandom(8).hex()]
-        done, version = await self._call(self._save, keys=[self.key_prefix + key], args=args)
+        done, version = await self._call(self._commands.run_script, self._save, [self.key_prefix + key], args)
         if not done:
             raise StaleVersion(key, expected)
         return int(version)
@@ -302,7 +314,8 @@ class RedisSessionStore:
     async def _scan(self) -> builtins.list[str]:
         pattern = _escape_glob(self.key_prefix) + "*"
         start = len(self.key_prefix)
-        keys = [raw[start:].decode() async for raw in self.client.scan_iter(match=pattern, count=1000)]
+        async with self._commands.slots:
+            keys = [raw[start:].decode() async for raw in self.client.scan_iter(match=pattern, count=1000)]
         return sorted(set(keys))  # a cluster rescans a slot that moves during the scan
 
     # -- degraded mode --------------------------------------------------------------------
@@ -362,8 +375,7 @@ class RedisSessionStore:
             snapshot = await memory.get(key)
             try:
                 if snapshot is None:  # deleted (or expired) during the outage
-                    async with self._slots:
-                        found = await self._delete_if(keys=[self.key_prefix + key], args=[base])
+                    found = await self._commands.run_script(self._delete_if, [self.key_prefix + key], [base])
                     conflict = int(found) != base
                 else:
                     new = max(self._offset[key] + snapshot.version, base + 1)  # versions never go back

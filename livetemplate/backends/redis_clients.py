@@ -12,9 +12,7 @@ reprs print.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import weakref
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Literal, TypeAlias
@@ -29,7 +27,6 @@ __all__ = [
     "RedisClient",
     "RedisURL",
     "close_client",
-    "command_slots",
     "create_client",
     "describe",
     "mask_url",
@@ -264,27 +261,6 @@ def require_bytes(client: RedisClient) -> None:
     bytes."""
     if client.get_encoder().decode_responses:
         raise ValueError("the Redis client must return bytes: create it with decode_responses=False")
-
-
-def command_slots(client: RedisClient) -> asyncio.Semaphore:
-    """The semaphore for the commands ``client`` runs at once, shared by whatever uses the
-    client (a store and a broadcaster may share one): as many as its pool opens connections
-    (to each node, on a Cluster), less one that a subscriber holds on one server's pool (a
-    Cluster's subscribers have pools of their own). Past that, redis-py's pools refuse a
-    command (``MaxConnectionsError``) instead of waiting for a connection, and a broadcast that
-    commits for thousands of tabs at once would read as an outage: the store and the
-    broadcaster make their commands wait their turn here instead."""
-    slots = _command_slots.get(client)
-    if slots is None:
-        if isinstance(client, RedisCluster):
-            size = int(client.nodes_manager.connection_kwargs["max_connections"])
-        else:
-            size = client.connection_pool.max_connections - 1
-        slots = _command_slots[client] = asyncio.Semaphore(max(1, size))
-    return slots
-
-
-_command_slots: weakref.WeakKeyDictionary[RedisClient, asyncio.Semaphore] = weakref.WeakKeyDictionary()
 
 
 async def close_client(client: RedisClient) -> None:

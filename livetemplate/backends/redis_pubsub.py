@@ -35,7 +35,8 @@ from redis.asyncio.connection import AbstractConnection
 
 from ..broadcast import BroadcastUnavailable, Handler, ResubscribeHook
 from ..ops.logs import get_logger
-from .redis_clients import RedisClient, close_client, command_slots, describe, require_bytes
+from .redis_clients import RedisClient, close_client, describe, require_bytes
+from .redis_commands import command_queue
 
 __all__ = ["BroadcastUnavailable", "RedisBroadcaster", "ResubscribeHook"]
 
@@ -80,7 +81,7 @@ class RedisBroadcaster:
             raise ValueError("handler_timeout, max_pending and keepalive must be positive")
         require_bytes(client)
         self.client = client
-        self._publishing = command_slots(client)  # a crowd of publishes waits for connections (see there)
+        self._commands = command_queue(client)  # a crowd of publishes goes in pipelines (see there)
         self.channel_prefix = channel_prefix
         self.handler_timeout = handler_timeout
         self.keepalive = keepalive
@@ -109,11 +110,7 @@ class RedisBroadcaster:
     async def publish(self, channel: str, message: bytes) -> None:
         name = self.channel_prefix + channel
         try:
-            async with self._publishing:
-                if isinstance(self.client, RedisCluster):
-                    await self.client.spublish(name, message)
-                else:
-                    await self.client.publish(name, message)
+            await self._commands.execute("spublish" if self.sharded else "publish", name, message)
         except PUBLISH_ERRORS as exc:
             raise BroadcastUnavailable(f"cannot publish on {channel!r}: Redis ({self._name}) is unreachable") from exc
 

@@ -127,6 +127,7 @@ class Proxy:
         self.port = 0
         self.cut = False
         self.stalled = False
+        self._lose_reply = False
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
 
@@ -153,6 +154,11 @@ class Proxy:
         network partition leaves it): only a keepalive notices."""
         self.stalled = True
 
+    def lose_next_reply(self) -> None:
+        """Drop the next data the server sends and close that connection: the request reached
+        the server, its reply never reaches the client (which tries again)."""
+        self._lose_reply = True
+
     async def close(self) -> None:
         self.disconnect()
         if self._server is not None:
@@ -169,11 +175,14 @@ class Proxy:
             writer.close()
             return
         self._writers.update((writer, upstream_writer))
-        await asyncio.gather(self._pipe(reader, upstream_writer), self._pipe(upstream_reader, writer))
+        await asyncio.gather(self._pipe(reader, upstream_writer), self._pipe(upstream_reader, writer, replies=True))
 
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, replies: bool = False) -> None:
         try:
             while data := await reader.read(65536):
+                if replies and self._lose_reply:
+                    self._lose_reply = False
+                    break
                 if not self.stalled:
                     writer.write(data)
                     await writer.drain()

@@ -81,7 +81,7 @@ async def test_two_instances_over_a_cluster(launch: Launch, cluster: Cluster, pr
     each reaches the tabs on both instances."""
     site = launch(BOARD, backend=f"{cluster.url}?key_prefix={prefix}&channel_prefix={prefix}")
     a, b = await site.start(), await site.start()
-    topics = [f"room-{n}" for n in range(6)]
+    topics = [f"room-{n}" for n in range(10)]  # all ten sessions' keys on one master: 1 in 20,000
     tabs: list[tuple[Tab, Tab]] = []
     for topic in topics:
         cookie = await new_session(a.url)

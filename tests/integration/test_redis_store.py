@@ -13,6 +13,7 @@ from redis.asyncio import RedisCluster
 
 from livetemplate.backends.redis import CorruptSnapshot, RedisSessionStore
 from livetemplate.backends.redis_clients import RedisClient
+from livetemplate.backends.redis_commands import command_queue
 from livetemplate.sessions import SessionStore, Snapshot, StaleVersion, StoreUnavailable
 from tests.integration.conftest import Proxy, eventually
 from tests.integration.redis_servers import Cluster, Standalone, Topology
@@ -116,6 +117,18 @@ async def test_readiness_does_not_wait_behind_a_crowd_of_commands(
     assert saved < len(crowd)  # answered before the crowd was through
     await asyncio.gather(*crowd)
     assert saved == len(crowd)
+
+
+async def test_a_claim_whose_reply_was_lost_is_still_this_claims(
+    proxy: Proxy, stores: Callable[..., RedisSessionStore]
+) -> None:
+    """The claim reached Redis, its reply did not, and it is tried again: it is still this
+    claim's. Read as another instance's, the change it claims would be committed by nobody."""
+    store = stores(proxy.url, retry_delay=0)
+    await store.ping()  # connected: the next reply is the claim's
+    proxy.lose_next_reply()
+    assert await store.claim("change-1", ttl=5)
+    assert not await store.claim("change-1", ttl=5)  # another claim of it (another instance's)
 
 
 async def test_get_refreshes_the_time_to_live(
@@ -235,14 +248,15 @@ async def test_retries_are_bounded(
 ) -> None:
     store = stores(own_standalone.url, max_retries=3, retry_delay=0)
     attempts = 0
-    getex = store.client.getex
+    queue = command_queue(store.client)
+    execute = queue.execute
 
     async def counting(*args: Any, **kwargs: Any) -> Any:
         nonlocal attempts
         attempts += 1
-        return await getex(*args, **kwargs)
+        return await execute(*args, **kwargs)
 
-    store.client.getex = counting  # type: ignore[method-assign]
+    queue.execute = counting  # type: ignore[method-assign]
     own_standalone.server.kill()
     with pytest.raises(StoreUnavailable):
         await store.get("g")

@@ -1,4 +1,5 @@
-"""How many commands a Redis client may have in flight (no server: clients connect lazily)."""
+"""How many pipelines a Redis client's command queue has in flight (no server: clients connect
+lazily). The queue against real servers: tests/integration/test_redis_commands.py."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import pytest
 from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
 from redis.asyncio.cluster import ClusterNode
 
-from livetemplate.backends.redis_clients import command_slots
+from livetemplate.backends.redis_commands import command_queue
 
 pytestmark = pytest.mark.anyio
 
@@ -31,10 +32,10 @@ async def test_as_many_slots_as_the_pool_opens_connections() -> None:
     ]
     try:
         # one connection of a server's pool is left for a subscriber; a Cluster's have their own pools
-        assert [await free_slots(command_slots(client)) for client in clients] == [99, 6, 4, 9]
-        assert command_slots(clients[1]) is command_slots(clients[1])  # shared by the client's users
+        assert [await free_slots(command_queue(client).slots) for client in clients] == [99, 6, 4, 9]
+        assert command_queue(clients[1]) is command_queue(clients[1])  # shared by the client's users
         tiny = Redis(max_connections=1)
-        assert await free_slots(command_slots(tiny)) == 1  # never none
+        assert await free_slots(command_queue(tiny).slots) == 1  # never none
         await tiny.aclose()
     finally:
         for client in clients:

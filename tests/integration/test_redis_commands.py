@@ -13,7 +13,7 @@ from redis.exceptions import ConnectionError, ResponseError
 from livetemplate.backends.redis_clients import RedisClient
 from livetemplate.backends.redis_commands import BATCH, command_queue
 from tests.integration.conftest import Proxy
-from tests.integration.redis_servers import Standalone, Topology
+from tests.integration.redis_servers import Cluster, Standalone, Topology
 
 pytestmark = pytest.mark.anyio
 
@@ -113,3 +113,22 @@ async def test_a_flushed_script_is_loaded_once_for_the_crowd(
     assert await asyncio.gather(*(queue.run_script(script, [key], ["x"]) for key in keys)) == [b"OK"] * len(keys)
     assert await loads() == before + 1
     assert await client.mget(keys) == [b"x"] * len(keys)
+
+
+async def test_a_cluster_node_down_fails_only_its_own_commands(
+    own_cluster: Cluster, clients: Clients, prefix: str
+) -> None:
+    """A crowd's pipeline reaches each master apart (redis-py's cluster pipeline): while one
+    master is down (before a replica takes over), the commands for the others still succeed."""
+    from redis.crc import key_slot
+
+    queue = command_queue(clients(own_cluster.url))
+    keys = [f"{prefix}{index}" for index in range(300)]
+    await asyncio.gather(*(queue.execute("set", key, "before") for key in keys))
+    down = own_cluster.node_for_slot(key_slot(keys[0].encode()))
+    on_down = {key for key in keys if own_cluster.node_for_slot(key_slot(key.encode())) is down}
+    down.kill()
+    replies = await asyncio.gather(*(queue.execute("set", key, "after") for key in keys), return_exceptions=True)
+    failed = {key for key, reply in zip(keys, replies, strict=True) if isinstance(reply, Exception)}
+    assert failed == on_down
+    assert all(reply is True for key, reply in zip(keys, replies, strict=True) if key not in on_down)

@@ -6,7 +6,9 @@
   against a raw redis-py PubSub reader in another process;
 * a topic message that changes persisted fields, to 1,000 sessions of one instance, on Redis
   against the memory store (each session's run claims the message, compares-and-sets its
-  snapshot and publishes its commit's envelope).
+  snapshot and publishes its commit's envelope);
+* a resynchronisation of those 1,000 sessions' groups (after a reconnection of the
+  subscriber), reading ``RESYNC_BATCH`` groups at once against one at a time.
 
 Latencies are measured per operation inside one event loop (sequential awaits) and stored in
 ``extra_info`` (microseconds); pytest-benchmark's own time is the whole batch.
@@ -26,6 +28,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
+import livetemplate.hub
 from benchmarks.load.apps import TOPIC, create_app
 from livetemplate.backends.redis import RedisSessionStore
 from tests.integration.redis_servers import Standalone, running
@@ -202,6 +205,44 @@ def test_a_broadcast_that_commits_for_every_session(benchmark: Any, server: Stan
         }
         result["redis µs a session (best)"] = round(min(redis) * 1000 / SESSIONS, 1)
         result["redis / memory (best)"] = round(min(redis) / min(memory), 1)
+        return result
+
+    result = benchmark.pedantic(run, rounds=1, iterations=1)
+    benchmark.extra_info.update(result)
+    print(json.dumps(result, indent=1))
+
+
+def test_a_resynchronisation_of_every_group(
+    benchmark: Any, server: Standalone, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def measure() -> dict[str, list[float]]:
+        prefix = f"bench-{time.time_ns()}:"
+        app = create_app(backend=f"{server.url}?key_prefix={prefix}&channel_prefix={prefix}")
+        await open_tabs(app, SESSIONS)
+        await broadcast(app, TOPIC, "increment", {})  # every group has a snapshot in Redis
+        times: dict[str, list[float]] = {"batched": [], "one at a time": []}
+        for _ in range(BROADCASTS):  # interleaved: both share the noise
+            for name, batch in (("batched", livetemplate.hub.RESYNC_BATCH), ("one at a time", 1)):
+                with monkeypatch.context() as patch:
+                    patch.setattr(livetemplate.hub, "RESYNC_BATCH", batch)
+                    start = time.perf_counter()
+                    await app.hub.resync()
+                    while app.hub._tasks:  # the tabs' refreshes it started
+                        await asyncio.wait(list(app.hub._tasks))
+                    times[name].append((time.perf_counter() - start) * 1000)
+        await app.shutdown()
+        return times
+
+    def run() -> dict[str, Any]:
+        times = asyncio.run(measure())
+        result: dict[str, Any] = {
+            f"resync of {SESSIONS} groups {name}, best / median (ms)": [
+                round(min(values), 1),
+                round(statistics.median(values), 1),
+            ]
+            for name, values in times.items()
+        }
+        result["one at a time / batched (best)"] = round(min(times["one at a time"]) / min(times["batched"]), 1)
         return result
 
     result = benchmark.pedantic(run, rounds=1, iterations=1)

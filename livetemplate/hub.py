@@ -45,6 +45,8 @@ LOCAL_AFTER = 0.05
 #: (doubling each time, up to the maximum).
 RESYNC_RETRY = 0.5
 RESYNC_RETRY_MAX = 10.0
+#: Groups a resynchronisation reads at once (a Redis store sends them in one pipeline).
+RESYNC_BATCH = 256
 
 
 class Envelope(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -461,13 +463,18 @@ class Hub:
     async def resync(self) -> None:
         """Messages from other instances may have been missed (the broadcaster lost its
         connection, or fell behind and dropped some): read every group with a view here again
-        and bring the views up to date. Groups the store cannot be read for are tried again,
-        ``RESYNC_RETRY`` seconds later, then twice as long each time (at most ``RESYNC_RETRY_MAX``)."""
+        and bring the views up to date, ``RESYNC_BATCH`` groups at a time. Groups the store
+        cannot be read for are tried again, ``RESYNC_RETRY`` seconds later, then twice as long
+        each time (at most ``RESYNC_RETRY_MAX``)."""
         pending = list(self._by_group)
         logger.info("resynchronising %d session groups: messages of other instances may be lost", len(pending))
         delay = RESYNC_RETRY
         while True:
-            unread = [group_id for group_id in pending if not await self._reread(group_id)]
+            unread = []
+            for start in range(0, len(pending), RESYNC_BATCH):  # read together: one round trip, not one each
+                batch = pending[start : start + RESYNC_BATCH]
+                read = await asyncio.gather(*(self._reread(group_id) for group_id in batch))
+                unread += [group_id for group_id, done in zip(batch, read, strict=True) if not done]
             if not unread:
                 return
             logger.warning(

@@ -132,3 +132,16 @@ async def test_a_cluster_node_down_fails_only_its_own_commands(
     failed = {key for key, reply in zip(keys, replies, strict=True) if isinstance(reply, Exception)}
     assert failed == on_down
     assert all(reply is True for key, reply in zip(keys, replies, strict=True) if key not in on_down)
+
+
+async def test_a_caller_cancelled_in_flight_leaves_the_others_their_replies(
+    standalone: Standalone, clients: Clients, prefix: str
+) -> None:
+    queue = command_queue(clients(standalone.url))
+    slow = asyncio.ensure_future(queue.execute("blpop", [prefix + "empty"], 0.3))  # holds its pipeline 0.3 s
+    other = asyncio.ensure_future(queue.execute("set", prefix + "after", "1"))  # in the same pipeline
+    await asyncio.sleep(0.1)  # both sent
+    slow.cancel()
+    assert await other is True
+    with pytest.raises(asyncio.CancelledError):
+        await slow

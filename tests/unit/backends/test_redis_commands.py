@@ -4,6 +4,7 @@ lazily). The queue against real servers: tests/integration/test_redis_commands.p
 from __future__ import annotations
 
 import asyncio
+import gc
 
 import pytest
 from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
@@ -40,3 +41,12 @@ async def test_as_many_slots_as_the_pool_opens_connections() -> None:
     finally:
         for client in clients:
             await client.aclose()
+
+
+async def test_a_queue_outliving_its_client_says_so() -> None:
+    client = Redis(port=1)  # never connects: the queue fails before it would
+    queue = command_queue(client)
+    del client
+    gc.collect()
+    with pytest.raises(RuntimeError, match="client is gone"):
+        await queue.execute("get", "key")

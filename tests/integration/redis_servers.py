@@ -355,6 +355,24 @@ class Cluster(Topology):
         with node.client() as client:
             return str(client.execute_command("CLUSTER", "MYID").decode())
 
+    def move_empty_slot(self, slot: int, target: RedisProcess) -> None:
+        """Move a slot that holds no key to ``target`` the way redis-cli does: IMPORTING on the
+        target and MIGRATING on the source first, so that the target's SETSLOT NODE bumps its
+        config epoch. Without that the source's gossip, carrying a higher epoch, can win the
+        slot back on the target while the source already points at the target, and each node
+        answers MOVED to the other."""
+        source = self.node_for_slot(slot)
+        source_id, target_id = self.node_id(source), self.node_id(target)
+
+        def setslot(node: RedisProcess, *args: str) -> None:
+            with node.client() as client:
+                client.execute_command("CLUSTER", "SETSLOT", slot, *args)
+
+        setslot(target, "IMPORTING", source_id)
+        setslot(source, "MIGRATING", target_id)
+        for node in [target, source, *[n for n in self.nodes if n not in (source, target)]]:
+            setslot(node, "NODE", target_id)
+
     def _ready(self) -> bool:
         for node in self.nodes:
             with node.client() as client:

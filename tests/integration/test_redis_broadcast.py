@@ -15,7 +15,7 @@ from livetemplate.backends.redis import BroadcastUnavailable, RedisBroadcaster, 
 from livetemplate.backends.redis_clients import RedisClient
 from livetemplate.broadcast import Broadcaster
 from tests.integration.conftest import Proxy, eventually
-from tests.integration.redis_servers import Cluster, RedisProcess, Standalone, Topology
+from tests.integration.redis_servers import Cluster, Standalone, Topology
 
 pytestmark = pytest.mark.anyio
 
@@ -393,7 +393,7 @@ async def test_a_slot_migration_moves_the_shard_subscription(
     slot = key_slot((prefix + "moving").encode())
     source = own_cluster.node_for_slot(slot)
     target = next(node for node in own_cluster.nodes if node is not source)
-    await _migrate(own_cluster, slot, source, target)
+    own_cluster.move_empty_slot(slot, target)
     await eventually(lambda: _owner_subscribed(target.port, prefix + "moving"), "the subscription on the new owner")
 
     async def delivered() -> bool:
@@ -403,26 +403,6 @@ async def test_a_slot_migration_moves_the_shard_subscription(
         return inbox.received["moving"] == [b"after the move"]
 
     await eventually(delivered, "delivery after the move")
-
-
-async def _migrate(cluster: Cluster, slot: int, source: RedisProcess, target: RedisProcess) -> None:
-    """Move an empty slot the way redis-cli does: IMPORTING on the target and MIGRATING on the
-    source first, so that the target's SETSLOT NODE bumps its config epoch. Without that the
-    source's gossip, carrying a higher epoch, can win the slot back on the target while the
-    source already points at the target, and each node answers MOVED to the other."""
-
-    async def setslot(node: RedisProcess, *args: str) -> None:
-        client = Redis(port=node.port)
-        try:
-            await client.execute_command("CLUSTER", "SETSLOT", slot, *args)
-        finally:
-            await client.aclose()
-
-    source_id, target_id = cluster.node_id(source), cluster.node_id(target)
-    await setslot(target, "IMPORTING", source_id)
-    await setslot(source, "MIGRATING", target_id)
-    for node in [target, source, *[n for n in cluster.nodes if n not in (source, target)]]:
-        await setslot(node, "NODE", target_id)
 
 
 async def _owner_subscribed(port: int, channel: str) -> bool:

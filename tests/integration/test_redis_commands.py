@@ -145,3 +145,20 @@ async def test_a_caller_cancelled_in_flight_leaves_the_others_their_replies(
     assert await other is True
     with pytest.raises(asyncio.CancelledError):
         await slow
+
+
+async def test_a_crowd_follows_a_slot_that_moved(own_cluster: Cluster, clients: Clients, prefix: str) -> None:
+    """The client still maps a slot to its old master: that master answers MOVED for the
+    crowd's commands of the slot, which reach the new one; the others are not held up."""
+    from redis.crc import key_slot
+
+    queue = command_queue(clients(own_cluster.url))
+    keys = [f"{prefix}{index}" for index in range(100)]
+    await asyncio.gather(*(queue.execute("get", key) for key in keys))  # the client has the slots' map
+    moving = f"{prefix}moving"
+    slot = key_slot(moving.encode())
+    source = own_cluster.node_for_slot(slot)
+    own_cluster.move_empty_slot(slot, next(node for node in own_cluster.nodes if node is not source))
+    replies = await asyncio.gather(*(queue.execute("set", key, "x") for key in [*keys, moving]))
+    assert replies == [True] * (len(keys) + 1)
+    assert await queue.execute("get", moving) == b"x"

@@ -6,8 +6,8 @@ claim, a compare-and-set and an envelope each), and a reconnection storm reads e
 once. Sent one by one, each command takes a connection of the pool, a write, a read and
 redis-py's bookkeeping for itself; sent as a pipeline (not a transaction: each command
 succeeds or fails on its own), a thousand of them take a few connections and a fraction of
-the time (see docs/scaling.md). A command alone in its turn goes as a pipeline of one, at
-the cost of a single command.
+the time (see docs/scaling.md). The turn's first caller waits one turn of the event loop
+for the others and sends them; a command alone in its turn goes as it is, from its caller.
 
 The pipelines in flight at once are bounded by the pool: redis-py's pools refuse a command
 past their size (``MaxConnectionsError``) instead of waiting for a connection, so a crowd
@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 
 from redis.asyncio import RedisCluster
 from redis.commands.core import AsyncScript
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import NoScriptError
 
 from .redis_clients import RedisClient
 
@@ -49,7 +49,7 @@ class CommandQueue:
         self._client = weakref.ref(client)  # the registry is keyed by the client: no cycle through it
         #: Connections the queue's pipelines (and the commands that go around it) take at once.
         self.slots = asyncio.Semaphore(max(1, slots))
-        self._waiting: list[_Command] = []
+        self._waiting: list[_Command] | None = None  # this turn's commands, sent by its first caller
         self._sending: set[asyncio.Task[None]] = set()
         self._loads: dict[str, int] = {}  # by script: how many times it was loaded again
         self._loading = asyncio.Lock()
@@ -57,12 +57,23 @@ class CommandQueue:
     async def execute(self, name: str, *args: Any, **kwargs: Any) -> Any:
         """Run the client's command ``name`` (``"get"``, ``"set"``, ...) with the others of this
         turn, and return its reply (or raise its error)."""
-        loop = asyncio.get_running_loop()
-        if not self._waiting:
-            loop.call_soon(self._send_waiting)  # once the turn's other callers have queued theirs
-        reply = loop.create_future()
-        self._waiting.append(_Command(name, args, kwargs, reply))
-        return await reply
+        command = _Command(name, args, kwargs, asyncio.get_running_loop().create_future())
+        if self._waiting is not None:  # the turn's first caller sends the commands: join them
+            self._waiting.append(command)
+            return await command.reply
+        batch = self._waiting = [command]
+        try:
+            await asyncio.sleep(0)  # the turn's other callers join
+        except asyncio.CancelledError:
+            self._send_batches(batch[1:])
+            raise
+        finally:
+            self._waiting = None
+        if len(batch) == 1:  # alone: sent as it is, from this task
+            async with self.slots:
+                return await getattr(self._live_client(), name)(*args, **kwargs)
+        self._send_batches(batch)
+        return await command.reply
 
     async def run_script(self, script: AsyncScript, keys: Sequence[Any], args: Sequence[Any]) -> Any:
         """Run a registered Lua script by its digest; when Redis does not know it (restarted,
@@ -84,10 +95,9 @@ class CommandQueue:
             raise RuntimeError("the Redis client is gone")
         return client
 
-    def _send_waiting(self) -> None:
-        waiting, self._waiting = self._waiting, []
-        for start in range(0, len(waiting), BATCH):
-            task = asyncio.get_running_loop().create_task(self._send(waiting[start : start + BATCH]))
+    def _send_batches(self, commands: list[_Command]) -> None:
+        for start in range(0, len(commands), BATCH):
+            task = asyncio.get_running_loop().create_task(self._send(commands[start : start + BATCH]))
             self._sending.add(task)
             task.add_done_callback(self._sending.discard)
 
@@ -114,12 +124,6 @@ class CommandQueue:
                 command.reply.set_result(reply)
 
     async def _pipeline(self, commands: list[_Command]) -> list[Any]:
-        if len(commands) == 1:  # alone in its turn: as a command, without a pipeline's bookkeeping
-            (name, args, kwargs, _), client = commands[0], self._live_client()
-            try:
-                return [await getattr(client, name)(*args, **kwargs)]
-            except ResponseError as exc:
-                return [exc]
         pipeline = self._live_client().pipeline(transaction=False)
         for command in commands:
             getattr(pipeline, command.name)(*command.args, **command.kwargs)

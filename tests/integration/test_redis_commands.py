@@ -80,6 +80,24 @@ async def test_a_caller_cancelled_before_the_send_sends_nothing(
     assert await client.exists(prefix + "kept", prefix + "dropped") == 1
 
 
+async def test_the_turns_first_caller_cancelled_still_sends_the_others(
+    standalone: Standalone, clients: Clients, prefix: str
+) -> None:
+    """The first caller of a turn sends its commands: cancelled while it waits for the others,
+    it leaves them on their way."""
+    client = clients(standalone.url)
+    queue = command_queue(client)
+    first = asyncio.ensure_future(queue.execute("set", prefix + "first", "1"))
+    others = [asyncio.ensure_future(queue.execute("set", f"{prefix}other-{index}", "1")) for index in range(3)]
+    await asyncio.sleep(0)  # all queued behind the first, which waits for the turn to end
+    first.cancel()
+    async with asyncio.timeout(10):  # left behind, they would wait forever
+        assert await asyncio.gather(*others) == [True] * 3
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    assert await client.exists(prefix + "first") == 0
+
+
 async def test_a_lost_connection_fails_every_command_of_its_pipeline(
     proxy: Proxy, clients: Clients, prefix: str
 ) -> None:

@@ -33,7 +33,8 @@ async def test_a_crowd_takes_a_connection_a_pipeline(standalone: Standalone, pre
         queue = command_queue(client)
         count = 1000
         keys = [f"{prefix}{index}" for index in range(count)]
-        assert await asyncio.gather(*(queue.execute("set", key, str(index)) for index, key in enumerate(keys)))
+        sets = (queue.execute("set", key, str(index)) for index, key in enumerate(keys))
+        assert await asyncio.gather(*sets) == [True] * count
         assert await asyncio.gather(*(queue.execute("get", key) for key in keys)) == [
             str(index).encode() for index in range(count)
         ]
@@ -46,7 +47,7 @@ async def test_every_topology_answers_each_command_of_a_crowd(
     """Keys over every slot of a Cluster: each command's reply reaches its own caller."""
     queue = command_queue(clients(topology.url))
     keys = [f"{prefix}{index}" for index in range(600)]
-    await asyncio.gather(*(queue.execute("set", key, key) for key in keys))
+    assert await asyncio.gather(*(queue.execute("set", key, key) for key in keys)) == [True] * len(keys)
     assert await asyncio.gather(*(queue.execute("getex", key, px=60_000) for key in keys)) == [
         key.encode() for key in keys
     ]
@@ -142,7 +143,7 @@ async def test_a_cluster_node_down_fails_only_its_own_commands(
 
     queue = command_queue(clients(own_cluster.url))
     keys = [f"{prefix}{index}" for index in range(300)]
-    await asyncio.gather(*(queue.execute("set", key, "before") for key in keys))
+    assert await asyncio.gather(*(queue.execute("set", key, "before") for key in keys)) == [True] * len(keys)
     down = own_cluster.node_for_slot(key_slot(keys[0].encode()))
     on_down = {key for key in keys if own_cluster.node_for_slot(key_slot(key.encode())) is down}
     down.kill()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import itertools
 from collections.abc import Callable, Collection, Coroutine, Iterator, Mapping
 from typing import Any
@@ -167,11 +168,18 @@ class Hub:
         return list(self._by_group.get(group_id, ()))
 
     async def attach(self, view: LiveView) -> None:
+        """Serve ``view`` here: the first of its group subscribes to the group's channel, then
+        reads the group again. A commit made elsewhere after the group was read for the view,
+        but before the subscription held, is neither in what was read nor heard: it is in
+        what is read now, and every later one is heard."""
         self.views.add(view)
         members = self._by_group.setdefault(view.group.id, [])
         members.append(view)
         if len(members) == 1:
             await self.broadcaster.subscribe(self._group_channel(view.group.id), self._handler)
+            if self.groups.persisted:
+                with contextlib.suppress(StoreUnavailable):  # left stale: read again at its next use
+                    await self.groups.reload(view.group)
 
     async def detach(self, view: LiveView) -> None:
         self.views.discard(view)

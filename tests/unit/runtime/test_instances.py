@@ -44,9 +44,9 @@ class Controller:
 class Cluster:
     """``n`` instances of the app over one store and one broadcaster."""
 
-    def __init__(self, n: int = 2) -> None:
+    def __init__(self, n: int = 2, broadcaster: InProcessBroadcaster | None = None) -> None:
         self.store = MemorySessionStore()
-        self.broadcaster = InProcessBroadcaster()
+        self.broadcaster = broadcaster or InProcessBroadcaster()
         self.apps = [
             livetemplate.mount(
                 Controller(),
@@ -122,6 +122,48 @@ async def test_a_page_load_or_tab_on_an_instance_without_a_tab_of_the_group_read
         again = await tab(b)
         assert "<p>b1,a1,a2</p>" in again.html()
         await again.close()
+
+
+class SlowToSubscribe(InProcessBroadcaster):
+    """Subscribes only once ``gate`` is open, as a Redis subscription waits for the server's
+    confirmation; ``waiting`` is set when a subscription waits."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+        self.gate.set()
+        self.waiting = asyncio.Event()
+
+    async def subscribe(self, channel: str, handler: Any) -> None:
+        if not self.gate.is_set():
+            self.waiting.set()
+            await self.gate.wait()
+        await super().subscribe(channel, handler)
+
+
+async def test_a_commit_made_while_a_tab_subscribes_reaches_it() -> None:
+    """Regression: an instance read a group for a new tab, then subscribed to its channel. A
+    commit made elsewhere in between was neither in what it had read nor heard on the channel,
+    and the tab showed the older state until its next action."""
+    broadcaster = SlowToSubscribe()
+    cluster = Cluster(broadcaster=broadcaster)
+    one, two = cluster.apps
+    try:
+        async with LiveClient(one, shutdown=False) as a, LiveClient(two, shutdown=False) as b:
+            await a.get("/")
+            b.http.cookies.update(a.http.cookies)
+            here = await tab(a)
+            broadcaster.gate.clear()
+            opening = asyncio.ensure_future(tab(b))
+            await broadcaster.waiting.wait()  # two has read the group and waits to subscribe
+            await here.action("add", {"item": "milk"})
+            broadcaster.gate.set()
+            there = await opening
+            assert "<p>milk</p>" in there.html()
+            await there.action("add", {"item": "eggs"})  # no conflict to resolve first
+            await until(here, "<p>milk,eggs</p>")
+    finally:
+        await cluster.close()
 
 
 async def test_a_publish_reaches_subscribers_on_every_instance(cluster: Cluster) -> None:

@@ -28,15 +28,7 @@ from ..ops.logs import get_logger
 from ..sessions import CorruptSnapshot, Snapshot, StaleVersion, StoreUnavailable
 from . import Backend
 from .memory import MemorySessionStore
-from .redis_clients import (
-    RedisClient,
-    close_client,
-    create_client,
-    describe,
-    mask_url,
-    parse_url,
-    require_bytes,
-)
+from .redis_clients import RedisClient, close_client, create_client, describe, mask_url, parse_url, require_bytes
 from .redis_commands import command_queue
 from .redis_pubsub import BroadcastUnavailable, RedisBroadcaster
 

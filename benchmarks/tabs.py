@@ -12,15 +12,25 @@ from livetemplate.outbox import Outbox
 from livetemplate.session import LiveView
 
 
-async def open_tabs(app: livetemplate.LiveApp, count: int) -> None:
-    """Open ``count`` tabs, as connections would (mounted, subscribed, first render)."""
+async def open_tabs(app: livetemplate.LiveApp, count: int, *, at_once: bool = False) -> None:
+    """Open ``count`` tabs of sessions ``tab-00000``, ... (the same sessions on every app),
+    one after the other or all at once (a storm of reconnections)."""
+    if at_once:
+        await asyncio.gather(*(open_tab(app, index) for index in range(count)))
+    else:
+        for index in range(count):
+            await open_tab(app, index)
+
+
+async def open_tab(app: livetemplate.LiveApp, index: int) -> None:
+    """Open a tab of session ``index`` as a connection would: its group read, the view
+    attached to the hub, mounted (subscribed to its topics) and rendered."""
     runtime = app.runtime
-    for index in range(count):
-        group = await runtime.groups.get(f"tab-{index:05d}")
-        outbox = Outbox(lambda frame: asyncio.sleep(0), write_now=lambda *frames: True)
-        view = LiveView(runtime.runner, runtime.pipeline, group, query={}, outbox=outbox)
-        await runtime.hub.attach(view)
-        await runtime.hub.settle(view, (await view.open()).outcome)
+    group = await runtime.groups.get(f"tab-{index:05d}")
+    outbox = Outbox(lambda frame: asyncio.sleep(0), write_now=lambda *frames: True)
+    view = LiveView(runtime.runner, runtime.pipeline, group, query={}, outbox=outbox)
+    await runtime.hub.attach(view)
+    await runtime.hub.settle(view, (await view.open()).outcome)
 
 
 async def broadcast(app: livetemplate.LiveApp, topic: str, action: str, data: dict[str, Any]) -> None:

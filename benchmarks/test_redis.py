@@ -8,7 +8,10 @@
   against the memory store (each session's run claims the message, compares-and-sets its
   snapshot and publishes its commit's envelope);
 * a resynchronisation of those 1,000 sessions' groups (after a reconnection of the
-  subscriber), reading ``RESYNC_BATCH`` groups at once against one at a time.
+  subscriber), reading ``RESYNC_BATCH`` groups at once against one at a time;
+* a storm of reconnections: those 1,000 sessions' tabs opened at once on a new instance (each
+  reads its group, subscribes its group's channel, reads the group again and mounts), on
+  Redis against the memory store.
 
 Latencies are measured per operation inside one event loop (sequential awaits) and stored in
 ``extra_info`` (microseconds); pytest-benchmark's own time is the whole batch.
@@ -34,7 +37,7 @@ from livetemplate.backends.redis import RedisSessionStore
 from tests.integration.redis_servers import Standalone, running
 from tests.support.engine_independent import engine  # noqa: F401  (nothing engine-specific)
 
-from .tabs import broadcast, open_tabs
+from .tabs import broadcast, open_tab, open_tabs
 
 OPERATIONS = 5000
 WARMUP = 500
@@ -243,6 +246,44 @@ def test_a_resynchronisation_of_every_group(
             for name, values in times.items()
         }
         result["one at a time / batched (best)"] = round(min(times["one at a time"]) / min(times["batched"]), 1)
+        return result
+
+    result = benchmark.pedantic(run, rounds=1, iterations=1)
+    benchmark.extra_info.update(result)
+    print(json.dumps(result, indent=1))
+
+
+def test_a_storm_of_tabs_opening_at_once(benchmark: Any, server: Standalone) -> None:
+    async def measure(backend: str | None) -> list[float]:
+        options = {"backend": backend} if backend else {}
+        first = create_app(**options)
+        await open_tabs(first, SESSIONS)
+        await broadcast(first, TOPIC, "increment", {})  # every session has a snapshot (on Redis)
+        await first.shutdown()
+        times = []
+        for _ in range(BROADCASTS):
+            app = create_app(**options)  # an instance the sessions come to, as after a restart
+            await open_tab(app, SESSIONS)  # its connections and scripts are ready
+            start = time.perf_counter()
+            await open_tabs(app, SESSIONS, at_once=True)
+            times.append((time.perf_counter() - start) * 1000)
+            counts = {view.state.count for view in app.hub.views if view.group.id != f"tab-{SESSIONS:05d}"}
+            await app.shutdown()
+            assert counts == ({1} if backend else {0}), "a tab missed its session's state"
+        return times
+
+    def run() -> dict[str, Any]:
+        prefix = f"bench-{time.time_ns()}:"
+        redis = asyncio.run(measure(f"{server.url}?key_prefix={prefix}&channel_prefix={prefix}"))
+        memory = asyncio.run(measure(None))
+        result: dict[str, Any] = {
+            f"{name}: {SESSIONS} tabs at once, best / median (ms)": [
+                round(min(times), 1),
+                round(statistics.median(times), 1),
+            ]
+            for name, times in (("redis", redis), ("memory", memory))
+        }
+        result["redis / memory (best)"] = round(min(redis) / min(memory), 1)
         return result
 
     result = benchmark.pedantic(run, rounds=1, iterations=1)

@@ -25,13 +25,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, cast
 
 from redis import exceptions as redis_errors
 from redis.asyncio import ConnectionPool, RedisCluster
 from redis.asyncio.client import PubSub
-from redis.asyncio.connection import AbstractConnection
+from redis.asyncio.connection import AbstractConnection, Connection
+from redis.crc import key_slot
 
 from ..broadcast import BroadcastUnavailable, Handler, ResubscribeHook
 from ..ops.logs import get_logger
@@ -57,6 +58,8 @@ PUBLISH_ERRORS: tuple[type[Exception], ...] = (
 )
 MESSAGE_TYPES = frozenset({"message", "smessage"})
 CONFIRMATIONS = frozenset({"subscribe", "ssubscribe"})
+#: Channels at most in one SUBSCRIBE (or UNSUBSCRIBE) command.
+BATCH = 512
 
 
 class RedisBroadcaster:
@@ -189,7 +192,7 @@ class RedisBroadcaster:
             raise LookupError(f"no cluster node {node_name}")
         # A pool of its own, so the subscribed socket never returns to the node's pool.
         pool = ConnectionPool(connection_class=node.connection_class, max_connections=1, **node.connection_kwargs)
-        return PubSub(connection_pool=pool, encoder=self.client.get_encoder())
+        return _ShardPubSub(connection_pool=pool, encoder=self.client.get_encoder())
 
     def _received(self, channel: bytes, data: bytes) -> None:
         try:
@@ -284,6 +287,16 @@ class RedisBroadcaster:
                 self._resynchronise(name for subscriber in self._subscribers.values() for name in subscriber.channels)
 
 
+class _Batch:
+    """Channels to subscribe (or unsubscribe) in one command, and what sending it raised."""
+
+    __slots__ = ("names", "sent")
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+        self.sent: asyncio.Future[Exception | None] = asyncio.get_running_loop().create_future()
+
+
 class _Subscriber:
     """One subscriber connection (a redis-py PubSub), the Redis channels it should hold and
     the task that reads it and reconnects it."""
@@ -296,6 +309,7 @@ class _Subscriber:
         #: Channels the server dropped (their slot moved), to subscribe where they now live.
         self.dropped: set[str] = set()
         self._confirmations: dict[str, asyncio.Future[None]] = {}
+        self._batches: dict[str, _Batch] = {}  # by action: the names asked for in this turn
         self._reader: asyncio.Task[None] | None = None
         self._connecting = asyncio.Lock()
         self._down_since: float | None = None
@@ -312,10 +326,7 @@ class _Subscriber:
         self.channels.add(name)
         confirmed = self._confirmations.setdefault(name, asyncio.get_running_loop().create_future())
         try:
-            if self.connected:
-                await self._send("subscribe", [name])
-            else:
-                await self._connect()  # subscribes every channel, this one included
+            await self._send_soon("subscribe", name)
             if self._reader is None:
                 self._reader = asyncio.get_running_loop().create_task(self._read_forever())
             async with asyncio.timeout(self.owner.keepalive):
@@ -330,9 +341,47 @@ class _Subscriber:
     async def remove(self, name: str) -> None:
         self.channels.discard(name)
         self.dropped.discard(name)
-        if self.connected:
-            with contextlib.suppress(*CONNECTION_ERRORS):
-                await self._send("unsubscribe", [name])
+        with contextlib.suppress(*CONNECTION_ERRORS):
+            await self._send_soon("unsubscribe", name)
+
+    async def _send_soon(self, action: str, name: str) -> None:
+        """``action`` (subscribe, unsubscribe) for ``name``, in one command with the others
+        asked for in this turn of the event loop: a storm of tabs opening (or closing) asks
+        for thousands of channels at once. Raises what sending raised."""
+        batch = self._batches.get(action)
+        if batch is None:
+            batch = self._batches[action] = _Batch()
+            self.owner._spawn(self._flush(action, batch))
+        batch.names.append(name)
+        error = await asyncio.shield(batch.sent)
+        if error is not None:
+            raise error
+
+    async def _flush(self, action: str, batch: _Batch) -> None:
+        """Send a batch: the names that still want it (a channel removed since it was asked
+        for is not subscribed, and the other way round). A subscribe while disconnected
+        connects, which subscribes every channel."""
+        if self._batches.get(action) is batch:
+            del self._batches[action]
+        subscribing = action == "subscribe"
+        names = [name for name in dict.fromkeys(batch.names) if (name in self.channels) is subscribing]
+        if subscribing:  # removed meanwhile: not sent, so no confirmation comes
+            for name in set(batch.names).difference(names):
+                confirmed = self._confirmations.get(name)
+                if confirmed is not None and not confirmed.done():
+                    confirmed.set_result(None)
+        error: Exception | None = None
+        try:
+            if subscribing and names and not self.connected:
+                await self._connect()
+            elif names and self.connected:
+                await self._send(action, names)
+        except asyncio.CancelledError:  # the broadcaster closes
+            batch.sent.cancel()
+            raise
+        except Exception as exc:  # for the waiters to raise
+            error = exc
+        batch.sent.set_result(error)
 
     async def close(self) -> None:
         if self._reader is not None:
@@ -346,11 +395,17 @@ class _Subscriber:
             await self.pubsub.connection_pool.disconnect()
 
     async def _send(self, action: str, names: list[str]) -> None:
+        """``action`` (subscribe, unsubscribe) for ``names``: up to ``BATCH`` a command, and on a
+        cluster one slot's channels a command (it refuses shard channels of several slots)."""
         pubsub = self.pubsub
-        if action == "subscribe":
-            await (pubsub.ssubscribe(*names) if self.owner.sharded else pubsub.subscribe(*names))
+        command: Callable[..., Awaitable[Any]]
+        if self.owner.sharded:
+            command = pubsub.ssubscribe if action == "subscribe" else pubsub.sunsubscribe
         else:
-            await (pubsub.sunsubscribe(*names) if self.owner.sharded else pubsub.unsubscribe(*names))
+            command = pubsub.subscribe if action == "subscribe" else pubsub.unsubscribe
+        for group in _by_slot(names) if self.owner.sharded else [names]:
+            for start in range(0, len(group), BATCH):
+                await command(*group[start : start + BATCH])
 
     async def _connect(self) -> None:
         """Connect (first time: take a connection and watch its reconnections) and make the
@@ -439,6 +494,29 @@ class _Subscriber:
             with contextlib.suppress(Exception):
                 await connection.disconnect(nowait=True)
         await asyncio.sleep(delay)
+
+
+class _ShardPubSub(PubSub):
+    """A PubSub that, on a reconnection, subscribes its shard channels again one slot at a
+    time: redis-py sends them all in one SSUBSCRIBE, which a cluster node refuses as soon as
+    they span slots (CROSSSLOT), and the channels would stay unsubscribed."""
+
+    async def on_connect(self, connection: Connection) -> None:
+        shard_channels, self.shard_channels = self.shard_channels, {}
+        try:
+            await super().on_connect(connection)
+        finally:
+            self.shard_channels = shard_channels
+        for group in _by_slot(list(shard_channels)):
+            await self.ssubscribe(*group)
+
+
+def _by_slot(names: list[Any]) -> list[list[Any]]:
+    """``names`` (str or bytes) grouped by their cluster slot, in order."""
+    slots: dict[int, list[Any]] = {}
+    for name in names:
+        slots.setdefault(key_slot(name.encode() if isinstance(name, str) else name), []).append(name)
+    return list(slots.values())
 
 
 def _node_name(cluster: RedisCluster, channel: str) -> str:

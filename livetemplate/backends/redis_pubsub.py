@@ -2,7 +2,9 @@
 
 Each broadcaster holds **one subscriber connection** (on a Cluster: one per master node that
 owns a subscribed channel, using sharded pub/sub, SSUBSCRIBE/SPUBLISH) and fans every message
-out to its local handlers; a browser or a handler never costs a Redis subscription.
+out to its local handlers; a browser or a handler never costs a Redis subscription. The
+channels subscribed (or unsubscribed) in one turn of the event loop go in one command (on a
+Cluster, one a slot: it refuses shard channels of several slots in one, reconnections included).
 
 Delivery: a reader task per subscriber connection only reads and queues (at most
 ``max_pending`` messages; beyond that a message is dropped and counted in :attr:`dropped`,

@@ -250,23 +250,38 @@ class RedisBroadcaster:
             except Exception as exc:
                 logger.warning("cannot refresh the cluster's slots: %r", exc)
                 return
+            moved: list[tuple[_Subscriber, str]] = []  # with the subscriber that holds them
+            dropped: list[tuple[_Subscriber, str]] = []
             for subscriber in list(self._subscribers.values()):
                 for name in sorted(subscriber.channels):
                     if _node_name(self.client, name) != subscriber.node:
                         logger.info(
                             "shard channel %r moved from %s: subscribing on its new node", name, subscriber.node
                         )
-                        await subscriber.remove(name)
-                        await (await self._subscriber_for(name)).add(name)
+                        moved.append((subscriber, name))
                     elif name in subscriber.dropped:
                         # the map may be behind the node: a MOVED reply sends us here again
                         subscriber.dropped.discard(name)
-                        with contextlib.suppress(*CONNECTION_ERRORS):
-                            await subscriber.add(name)
+                        dropped.append((subscriber, name))
+            # at once: the subscriptions of one turn go in one command a slot (see _Subscriber)
+            await asyncio.gather(*(subscriber.remove(name) for subscriber, name in moved))
+            failures = await asyncio.gather(
+                *(self._subscribe_on_owner(name) for _, name in moved),
+                *(subscriber.add(name) for subscriber, name in dropped),
+                return_exceptions=True,
+            )
+            for (_, name), failure in zip(moved + dropped, failures, strict=True):
+                if failure is not None:
+                    logger.warning("shard channel %r could not be subscribed again: %r", name, failure)
+            # what was published on them since the server dropped them is lost: read it again
+            self._resynchronise(name for _, name in moved + dropped)
             for node, subscriber in list(self._subscribers.items()):
                 if not subscriber.channels:
                     del self._subscribers[node]
                     await subscriber.close()
+
+    async def _subscribe_on_owner(self, name: str) -> None:
+        await (await self._subscriber_for(name)).add(name)
 
     def _start_dispatcher(self) -> None:
         if self._dispatcher is None or self._dispatcher.done():

@@ -478,9 +478,14 @@ async def test_a_slot_migration_moves_the_shard_subscription(
     own_cluster: Cluster, broadcasters: Callable[..., RedisBroadcaster], prefix: str
 ) -> None:
     """The slot of a subscribed channel moves to another master: the server drops the
-    subscription and the broadcaster subscribes on the new owner."""
+    subscription and the broadcaster subscribes on the new owner, then tells the app that
+    messages on it may have been missed meanwhile."""
+    resubscribed: list[list[str]] = []
 
-    receiver = broadcasters(own_cluster.url)
+    async def hook(channels: list[str]) -> None:
+        resubscribed.append(channels)
+
+    receiver = broadcasters(own_cluster.url, on_resubscribe=hook)
     sender = broadcasters(own_cluster.url)
     inbox = Inbox()
     await receiver.subscribe("moving", inbox.handler("moving"))
@@ -489,6 +494,7 @@ async def test_a_slot_migration_moves_the_shard_subscription(
     target = next(node for node in own_cluster.nodes if node is not source)
     own_cluster.move_empty_slot(slot, target)
     await eventually(lambda: _owner_subscribed(target.port, prefix + "moving"), "the subscription on the new owner")
+    await eventually(lambda: resubscribed == [["moving"]], "the resynchronisation hook")
 
     async def delivered() -> bool:
         if not inbox.received["moving"]:

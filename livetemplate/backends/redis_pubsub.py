@@ -226,10 +226,11 @@ class RedisBroadcaster:
         except Exception:
             logger.exception("on_resubscribe hook failed")
 
-    def _spawn(self, coroutine: Awaitable[Any]) -> None:
+    def _spawn(self, coroutine: Awaitable[Any]) -> asyncio.Future[Any]:
         task = asyncio.ensure_future(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._done)
+        return task
 
     def _done(self, task: asyncio.Future[Any]) -> None:
         self._tasks.discard(task)
@@ -313,6 +314,11 @@ class _Batch:
         self.names: list[str] = []
         self.sent: asyncio.Future[Exception | None] = asyncio.get_running_loop().create_future()
 
+    def abandon(self, _flush: object = None) -> None:
+        """Let the waiters go on if nothing was sent (the flush was cancelled: the broadcaster closes)."""
+        if not self.sent.done():
+            self.sent.set_result(None)
+
 
 class _Subscriber:
     """One subscriber connection (a redis-py PubSub), the Redis channels it should hold and
@@ -331,6 +337,7 @@ class _Subscriber:
         self._connecting = asyncio.Lock()
         self._down_since: float | None = None
         self._label = f"subscriber {node}" if node else "subscriber"
+        self.closed = False
 
     @property
     def connected(self) -> bool:
@@ -339,21 +346,26 @@ class _Subscriber:
 
     async def add(self, name: str) -> None:
         """Subscribe ``name`` and wait for the server's confirmation (not beyond
-        ``keepalive`` seconds: on a connection failure the reader subscribes it later)."""
+        ``keepalive`` seconds: on a connection failure the reader subscribes it later). Once
+        closed (the broadcaster closes), it returns at once."""
+        if self.closed:
+            return
         self.channels.add(name)
         confirmed = self._confirmations.setdefault(name, asyncio.get_running_loop().create_future())
         try:
             await self._send_soon("subscribe", name)
-            if self._reader is None:
-                self._reader = asyncio.get_running_loop().create_task(self._read_forever())
+            self._start_reader()
             async with asyncio.timeout(self.owner.keepalive):
                 await asyncio.shield(confirmed)
         except (*CONNECTION_ERRORS, TimeoutError, redis_errors.ResponseError) as exc:  # type: ignore[misc]
             logger.info("%s: %s not subscribed yet (%r): the reader will on reconnection", self._label, name, exc)
-            if self._reader is None:
-                self._reader = asyncio.get_running_loop().create_task(self._read_forever())
+            self._start_reader()
         finally:
             self._confirmations.pop(name, None)
+
+    def _start_reader(self) -> None:
+        if self._reader is None and not self.closed:
+            self._reader = asyncio.get_running_loop().create_task(self._read_forever())
 
     async def remove(self, name: str) -> None:
         self.channels.discard(name)
@@ -368,7 +380,7 @@ class _Subscriber:
         batch = self._batches.get(action)
         if batch is None:
             batch = self._batches[action] = _Batch()
-            self.owner._spawn(self._flush(action, batch))
+            self.owner._spawn(self._flush(action, batch)).add_done_callback(batch.abandon)
         batch.names.append(name)
         error = await asyncio.shield(batch.sent)
         if error is not None:
@@ -381,7 +393,8 @@ class _Subscriber:
         if self._batches.get(action) is batch:
             del self._batches[action]
         subscribing = action == "subscribe"
-        names = [name for name in dict.fromkeys(batch.names) if (name in self.channels) is subscribing]
+        wanted = [] if self.closed else dict.fromkeys(batch.names)
+        names = [name for name in wanted if (name in self.channels) is subscribing]
         if subscribing:  # removed meanwhile: not sent, so no confirmation comes
             for name in set(batch.names).difference(names):
                 confirmed = self._confirmations.get(name)
@@ -393,14 +406,15 @@ class _Subscriber:
                 await self._connect()
             elif names and self.connected:
                 await self._send(action, names)
-        except asyncio.CancelledError:  # the broadcaster closes
-            batch.sent.cancel()
-            raise
         except Exception as exc:  # for the waiters to raise
             error = exc
         batch.sent.set_result(error)
 
     async def close(self) -> None:
+        self.closed = True
+        for confirmed in self._confirmations.values():  # none comes now: the waiters go on
+            if not confirmed.done():
+                confirmed.set_result(None)
         if self._reader is not None:
             self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):

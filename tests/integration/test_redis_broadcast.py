@@ -523,3 +523,23 @@ async def test_close_stops_everything(standalone: Standalone, clients: Clients, 
     with pytest.raises(RuntimeError, match="closed"):
         await receiver.subscribe("c", Inbox().handler("c"))
     assert not [task for task in asyncio.all_tasks() if "read_forever" in repr(task) or "_dispatch" in repr(task)]
+
+
+@pytest.mark.parametrize("steps", [1, 2, 3], ids=lambda steps: f"after {steps} turns")
+async def test_subscriptions_in_flight_when_the_broadcaster_closes_end(
+    standalone: Standalone, clients: Clients, prefix: str, steps: int
+) -> None:
+    """Tabs opening while the server shuts down: their subscriptions end (as cancelled, or
+    not made), whatever the point the close catches them at, and leave no task behind."""
+    receiver = RedisBroadcaster(clients(standalone.url), channel_prefix=prefix)
+    await receiver.subscribe("warm", Inbox().handler("warm"))
+    subscribing = [
+        asyncio.ensure_future(receiver.subscribe(f"late-{index}", Inbox().handler("x"))) for index in range(5)
+    ]
+    for _ in range(steps):
+        await asyncio.sleep(0)
+    await receiver.close()
+    async with asyncio.timeout(10):  # they would otherwise wait forever
+        await asyncio.gather(*subscribing, return_exceptions=True)
+    await asyncio.sleep(0.1)
+    assert not [task for task in asyncio.all_tasks() if "read_forever" in repr(task) or "_flush" in repr(task)]

@@ -15,6 +15,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -129,6 +130,7 @@ class LiveApp:
             metrics=self.metrics,
             open_topics=options.open_topics,
             topic_acl=options.topic_acl,
+            keep_alive=_keep_alive(self.store),
         )
         runner = Runner(
             actions,
@@ -309,3 +311,13 @@ def _backend(options: Options) -> tuple[SessionStore, Broadcaster]:
     store = options.session_store if options.session_store is not None else MemorySessionStore()
     broadcaster = options.broadcaster if options.broadcaster is not None else InProcessBroadcaster()
     return store, broadcaster
+
+
+def _keep_alive(store: SessionStore) -> float | None:
+    """How often the groups with open tabs are read again: a third of the store's time to
+    live (its ``ttl``, in seconds or a timedelta), so that an open tab's session never
+    expires; None for a store whose snapshots do not expire (or that does not say)."""
+    ttl = getattr(store, "ttl", None)
+    if isinstance(ttl, timedelta):
+        ttl = ttl.total_seconds()
+    return ttl / 3 if isinstance(ttl, int | float) and ttl > 0 else None

@@ -27,6 +27,7 @@ from .fanout import FanOut
 from .groups import Groups
 from .ops.logs import get_logger
 from .ops.metrics import Metrics
+from .periodic import Periodic
 from .runner import Outcome, defer
 from .session import LiveView
 from .sessions import Snapshot, StoreUnavailable
@@ -127,6 +128,7 @@ class Hub:
         metrics: Metrics,
         open_topics: bool = False,
         topic_acl: TopicAcl | None = None,
+        keep_alive: float | None = None,
     ) -> None:
         self.groups = groups
         self.broadcaster = broadcaster
@@ -145,6 +147,10 @@ class Hub:
         self._seen: collections.OrderedDict[str, None] = collections.OrderedDict()  # recent envelope ids
         self._ids = itertools.count()
         self.fan_out = FanOut(self.spawn)
+        #: Reads the groups served here again every ``keep_alive`` seconds: nothing else reads
+        #: a group while its tabs stay open and unchanged, and the store's time to live (which
+        #: a read renews) would run out under them.
+        self._keep_alive = Periodic(self._read_again, keep_alive) if keep_alive and groups.persisted else None
         #: What the broadcaster calls, for every channel: one bound method (a channel per group)
         self._handler = self._on_envelope
         groups.in_use = self.serves
@@ -176,6 +182,8 @@ class Hub:
         members = self._by_group.setdefault(view.group.id, [])
         members.append(view)
         if len(members) == 1:
+            if self._keep_alive is not None:
+                self._keep_alive.start()
             await self.broadcaster.subscribe(self._group_channel(view.group.id), self._handler)
             if self.groups.persisted:
                 with contextlib.suppress(StoreUnavailable):  # left stale: read again at its next use
@@ -468,14 +476,17 @@ class Hub:
             self._seen.popitem(last=False)
         return False
 
-    async def resync(self) -> None:
-        """Messages from other instances may have been missed (the broadcaster lost its
-        connection, or fell behind and dropped some): read every group with a view here again
-        and bring the views up to date, ``RESYNC_BATCH`` groups at a time. Groups the store
-        cannot be read for are tried again, ``RESYNC_RETRY`` seconds later, then twice as long
-        each time (at most ``RESYNC_RETRY_MAX``)."""
+    async def resync(self, why: str = "messages of other instances may be lost") -> None:
+        """Read every group with a view here again and bring the views up to date,
+        ``RESYNC_BATCH`` groups at a time: messages from other instances may have been missed
+        (the broadcaster lost its connection, or fell behind and dropped some), or their time
+        to live in the store runs on (``why`` says which, in the log). Groups the store cannot
+        be read for are tried again, ``RESYNC_RETRY`` seconds later, then twice as long each
+        time (at most ``RESYNC_RETRY_MAX``)."""
         pending = list(self._by_group)
-        logger.info("resynchronising %d session groups: messages of other instances may be lost", len(pending))
+        if not pending:
+            return
+        logger.info("resynchronising %d session groups: %s", len(pending), why)
         delay = RESYNC_RETRY
         while True:
             unread = []
@@ -506,6 +517,9 @@ class Hub:
         self._refresh(group_id)
         return True
 
+    def _read_again(self) -> None:
+        self.spawn(self.resync("their time to live in the session store runs on while their tabs are open"))
+
     # -- tasks ----------------------------------------------------------------------------------------
 
     def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:
@@ -521,6 +535,8 @@ class Hub:
 
     async def close(self) -> None:
         """Stop background work."""
+        if self._keep_alive is not None:
+            await self._keep_alive.stop()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

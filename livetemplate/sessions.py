@@ -53,7 +53,12 @@ class StoreUnavailable(Exception):
 
 @runtime_checkable
 class SessionStore(Protocol):
-    """Persisted state of session groups: versioned bytes per key."""
+    """Persisted state of session groups: versioned bytes per key.
+
+    A store whose snapshots expire when not used says so with a ``ttl`` attribute (seconds,
+    or a :class:`~datetime.timedelta`), and renews a snapshot's time to live when it is read:
+    the runtime then reads the groups with open tabs again every third of it, so that an
+    open tab's session never expires."""
 
     async def get(self, key: str) -> Snapshot | None:
         """The stored snapshot (refreshing its time to live), or None."""

@@ -105,6 +105,26 @@ async def test_posts_page_loads_and_reconnections_find_the_state_on_either_insta
     assert await page_items(b, cookie) == ["p1", "p2", "p3", "p4", "p5"]
 
 
+async def test_a_session_with_a_tab_open_outlives_the_stores_time_to_live(
+    launch: Launch, standalone: Standalone, prefix: str
+) -> None:
+    """An open tab's session does not expire in Redis while nothing changes it: the instance
+    reads it again within the time to live (GETEX renews it), so a tab opened later on the
+    other instance finds it."""
+    ttl = 1.0
+    site = launch(BOARD, backend=f"{standalone.url}?key_prefix={prefix}&channel_prefix={prefix}&ttl={ttl}")
+    a, b = await site.start(), await site.start()
+    cookie = await new_session(a.url)
+    tab = await Tab.open(a.url, cookie)
+    await post(a, cookie, "add", item="kept")
+    await tab.until(lambda: tab.items() == ["kept"], "the item in the open tab")
+    await asyncio.sleep(3 * ttl)  # the tab stays open; nothing changes the session
+    other = await Tab.open(b.url, cookie)
+    assert other.items() == ["kept"]
+    await other.close()
+    await tab.close()
+
+
 async def test_a_page_reconnects_to_the_other_instance_when_its_own_is_killed(
     site: Instances, balancer: MakeBalancer, chromium: Browser
 ) -> None:

@@ -44,8 +44,10 @@ class Controller:
 class Cluster:
     """``n`` instances of the app over one store and one broadcaster."""
 
-    def __init__(self, n: int = 2, broadcaster: InProcessBroadcaster | None = None) -> None:
-        self.store = MemorySessionStore()
+    def __init__(
+        self, n: int = 2, broadcaster: InProcessBroadcaster | None = None, store: MemorySessionStore | None = None
+    ) -> None:
+        self.store = store if store is not None else MemorySessionStore()
         self.broadcaster = broadcaster or InProcessBroadcaster()
         self.apps = [
             livetemplate.mount(
@@ -161,6 +163,30 @@ async def test_a_commit_made_while_a_tab_subscribes_reaches_it() -> None:
             there = await opening
             assert "<p>milk</p>" in there.html()
             await there.action("add", {"item": "eggs"})  # no conflict to resolve first
+            await until(here, "<p>milk,eggs</p>")
+    finally:
+        await cluster.close()
+
+
+async def test_a_session_with_a_tab_open_outlives_the_stores_time_to_live() -> None:
+    """Regression: an instance reads a group with an open tab only when told of a change, so
+    a tab left open longer than the store's time to live without a change let the session
+    expire there; a tab opened then on another instance showed an empty session (and its
+    first change overwrote the first tab's). The groups with open tabs are read again well
+    within the time to live."""
+    ttl = 0.3
+    cluster = Cluster(store=MemorySessionStore(ttl=ttl, sweep_interval=ttl))
+    one, two = cluster.apps
+    try:
+        async with LiveClient(one, shutdown=False) as a, LiveClient(two, shutdown=False) as b:
+            await a.get("/")
+            b.http.cookies.update(a.http.cookies)
+            here = await tab(a)
+            await here.action("add", {"item": "milk"})
+            await asyncio.sleep(3 * ttl)  # the tab stays open, nothing changes
+            there = await tab(b)
+            assert "<p>milk</p>" in there.html()
+            await there.action("add", {"item": "eggs"})
             await until(here, "<p>milk,eggs</p>")
     finally:
         await cluster.close()

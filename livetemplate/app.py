@@ -230,6 +230,12 @@ class LiveApp:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 heap.started()  # PERF: full collections skip the program (see ops/heap.py)
+                if self.options.secret_key is None and not isinstance(self.store, MemorySessionStore):
+                    logger.warning(
+                        "no secret key (LIVETEMPLATE_SECRET_KEY) with a shared session store: this instance "
+                        "signs session cookies with a key of its own, so the other instances (and this one "
+                        "once restarted) do not recognise its browsers' sessions"
+                    )
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.shutdown()

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 
 from livetemplate.server import run
 
@@ -25,15 +24,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--backend", help="memory:// or a Redis URL (default: LIVETEMPLATE_REDIS_URL, else memory)")
     args = parser.parse_args(argv)
     options = {"backend": args.backend} if args.backend else {}
-    app = create_app(**options)
-    shared = app.options.backend is not None and not app.options.backend.startswith("memory:")
-    if shared and app.options.secret_key is None:
-        print(
-            "warning: no LIVETEMPLATE_SECRET_KEY: this instance signs session cookies with a key of its own, "
-            "so a browser's session is not recognised by the other instances",
-            file=sys.stderr,
-        )
-    run(app, host=args.host, port=args.port, log_level="info")
+    run(create_app(**options), host=args.host, port=args.port, log_level="info")
 
 
 if __name__ == "__main__":

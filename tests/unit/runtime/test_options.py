@@ -241,6 +241,36 @@ async def test_lifespan_shutdown_closes_everything() -> None:
     assert not store.closed
 
 
+@pytest.mark.parametrize(
+    ("store", "secret", "warned"),
+    [(RecordingStore, None, True), (RecordingStore, "s" * 32, False), (None, None, False)],
+    ids=["shared store, no secret", "shared store, a secret", "memory store, no secret"],
+)
+async def test_a_shared_store_without_a_secret_key_is_warned_of_at_startup(
+    store: type[RecordingStore] | None, secret: str | None, warned: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Each instance would sign session cookies with a random key of its own: the others
+    (and the same one once restarted) would take every browser for a new session."""
+    app = mount(
+        Controller(),
+        State(),
+        template="<p>{{ count }}</p>",
+        session_store=store() if store is not None else None,
+        secret_key=secret,
+    )
+    inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    task = asyncio.get_running_loop().create_task(
+        app({"type": "lifespan", "asgi": {"version": "3.0"}}, inbox.get, outbox.put)  # type: ignore[arg-type]
+    )
+    await inbox.put({"type": "lifespan.startup"})
+    assert await asyncio.wait_for(outbox.get(), 1) == {"type": "lifespan.startup.complete"}
+    await inbox.put({"type": "lifespan.shutdown"})
+    await asyncio.wait_for(task, 1)
+    warnings = [record.getMessage() for record in caplog.records if "no secret key" in record.getMessage()]
+    assert bool(warnings) is warned, warnings
+
+
 # -- the environment ---------------------------------------------------------------------------------
 
 

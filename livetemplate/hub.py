@@ -151,6 +151,7 @@ class Hub:
         #: a group while its tabs stay open and unchanged, and the store's time to live (which
         #: a read renews) would run out under them.
         self._keep_alive = Periodic(self._read_again, keep_alive) if keep_alive and groups.persisted else None
+        self._reading_again: asyncio.Task[Any] | None = None
         #: What the broadcaster calls, for every channel: one bound method (a channel per group)
         self._handler = self._on_envelope
         groups.in_use = self.serves
@@ -518,15 +519,21 @@ class Hub:
         return True
 
     def _read_again(self) -> None:
-        self.spawn(self.resync("their time to live in the session store runs on while their tabs are open"))
+        if self._reading_again is None or self._reading_again.done():  # not one more while the store is down
+            why = "their time to live in the session store runs on while their tabs are open"
+            self._reading_again = self._start(self.resync(why))
 
     # -- tasks ----------------------------------------------------------------------------------------
 
     def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:
         """Run ``coroutine`` in the background; its failure is logged."""
+        self._start(coroutine)
+
+    def _start(self, coroutine: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
+        return task
 
     def _task_done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)

@@ -192,6 +192,44 @@ async def test_a_session_with_a_tab_open_outlives_the_stores_time_to_live() -> N
         await cluster.close()
 
 
+class Unreachable(MemorySessionStore):
+    """A memory store whose reads fail while ``down``."""
+
+    down = False
+
+    async def get(self, key: str) -> Snapshot | None:
+        if self.down:
+            raise StoreUnavailable("down")
+        return await super().get(key)
+
+
+async def test_the_reads_that_keep_sessions_alive_do_not_pile_up_while_the_store_is_down(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """One read of the served groups at a time: it retries with backoff until the store is
+    back, and the next ones start only after it."""
+    store = Unreachable(ttl=0.03)  # a read again every 10 ms
+    cluster = Cluster(n=1, store=store)
+    (app,) = cluster.apps
+    caplog.set_level(logging.INFO, "livetemplate.hub")
+
+    def reads() -> int:
+        return sum("their time to live" in record.getMessage() for record in caplog.records)
+
+    try:
+        async with LiveClient(app, shutdown=False) as client:
+            await tab(client)
+            store.down = True
+            before = reads()
+            await asyncio.sleep(0.3)  # some thirty periods
+            assert reads() - before == 1
+            store.down = False
+            while reads() - before < 3:  # the first ends at its next try; the next ones start again
+                await asyncio.sleep(0.05)
+    finally:
+        await cluster.close()
+
+
 async def test_a_publish_reaches_subscribers_on_every_instance(cluster: Cluster) -> None:
     one, two = cluster.apps
     async with LiveClient(one, shutdown=False) as a, LiveClient(two, shutdown=False) as b:

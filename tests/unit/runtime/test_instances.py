@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import msgspec
@@ -63,6 +64,16 @@ class Cluster:
             for _ in range(n)
         ]
 
+    @contextlib.asynccontextmanager
+    async def browser(self) -> AsyncIterator[tuple[LiveClient, LiveClient]]:
+        """One browser's clients of the first two instances: its session cookie on both, as a
+        balancer without stickiness sends it to either."""
+        one, two = self.apps[:2]
+        async with LiveClient(one, shutdown=False) as a, LiveClient(two, shutdown=False) as b:
+            await a.get("/")
+            b.http.cookies.update(a.http.cookies)
+            yield a, b
+
     async def close(self) -> None:
         for app in self.apps:
             app.runtime.closing = False  # each shuts down its own parts; the shared ones close once
@@ -93,10 +104,8 @@ async def tab(client: LiveClient, url: str = "/") -> LiveSocket:
 
 
 async def test_a_commit_on_one_instance_reaches_the_tabs_on_the_other(cluster: Cluster) -> None:
-    one, two = cluster.apps
-    async with LiveClient(one, shutdown=False) as a, LiveClient(two, shutdown=False) as b:
-        await a.get("/")
-        b.http.cookies.update(a.http.cookies)  # the same browser, balanced onto the other instance
+    one = cluster.apps[0]
+    async with cluster.browser() as (a, b):
         here, there = await tab(a), await tab(b)
         await here.action("add", {"item": "milk"})
         await until(there, "<p>milk</p>")
@@ -111,10 +120,7 @@ async def test_a_page_load_or_tab_on_an_instance_without_a_tab_of_the_group_read
 ) -> None:
     """Regression: an instance that had served the group (a POST, a tab since closed) kept its
     snapshot with nothing to tell it of later commits elsewhere, and served it as current."""
-    one, two = cluster.apps
-    async with LiveClient(one, shutdown=False) as a, LiveClient(two, shutdown=False) as b:
-        await a.get("/")
-        b.http.cookies.update(a.http.cookies)
+    async with cluster.browser() as (a, b):
         assert (await b.post_action("add", {"item": "b1"})).status_code == 200
         assert (await a.post_action("add", {"item": "a1"})).status_code == 200
         assert "<p>b1,a1</p>" in (await b.get("/")).text
@@ -149,11 +155,8 @@ async def test_a_commit_made_while_a_tab_subscribes_reaches_it() -> None:
     and the tab showed the older state until its next action."""
     broadcaster = SlowToSubscribe()
     cluster = Cluster(broadcaster=broadcaster)
-    one, two = cluster.apps
     try:
-        async with LiveClient(one, shutdown=False) as a, LiveClient(two, shutdown=False) as b:
-            await a.get("/")
-            b.http.cookies.update(a.http.cookies)
+        async with cluster.browser() as (a, b):
             here = await tab(a)
             broadcaster.gate.clear()
             opening = asyncio.ensure_future(tab(b))
@@ -176,11 +179,8 @@ async def test_a_session_with_a_tab_open_outlives_the_stores_time_to_live() -> N
     within the time to live."""
     ttl = 0.3
     cluster = Cluster(store=MemorySessionStore(ttl=ttl, sweep_interval=ttl))
-    one, two = cluster.apps
     try:
-        async with LiveClient(one, shutdown=False) as a, LiveClient(two, shutdown=False) as b:
-            await a.get("/")
-            b.http.cookies.update(a.http.cookies)
+        async with cluster.browser() as (a, b):
             here = await tab(a)
             await here.action("add", {"item": "milk"})
             await asyncio.sleep(3 * ttl)  # the tab stays open, nothing changes
@@ -240,10 +240,8 @@ async def test_a_publish_reaches_subscribers_on_every_instance(cluster: Cluster)
 
 
 async def test_a_push_changes_the_groups_fields_once_across_instances(cluster: Cluster) -> None:
-    one, two = cluster.apps
-    async with LiveClient(one, shutdown=False) as a, LiveClient(two, shutdown=False) as b:
-        await a.get("/")
-        b.http.cookies.update(a.http.cookies)
+    one = cluster.apps[0]
+    async with cluster.browser() as (a, b):
         group_id = a.group_id
         here, there = await tab(a), await tab(b)
         await one.session(group_id).trigger_action("add", {"item": "once"})
@@ -260,9 +258,7 @@ async def test_a_topic_action_changes_a_browsers_fields_once_whatever_instances_
     cluster: Cluster,
 ) -> None:
     one, two = cluster.apps
-    async with LiveClient(one, shutdown=False) as a, LiveClient(two, shutdown=False) as b:
-        await a.get("/")
-        b.http.cookies.update(a.http.cookies)  # one browser, a subscribed tab on each instance
+    async with cluster.browser() as (a, b):
         here, there = await tab(a, "/?topic=news"), await tab(b, "/?topic=news")
         other = await tab(LiveClient(two, shutdown=False), "/?topic=news")  # another browser
         for publisher, item in ((one, "first"), (two, "second")):

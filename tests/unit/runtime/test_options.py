@@ -219,22 +219,35 @@ async def test_initial_state_is_copied_per_session() -> None:
 # -- lifespan ----------------------------------------------------------------------------------------------
 
 
+class Lifespan:
+    """The server's side of an app's lifespan: started by :meth:`start`."""
+
+    def __init__(self, app: livetemplate.LiveApp) -> None:
+        self.inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.task = asyncio.get_running_loop().create_task(
+            app({"type": "lifespan", "asgi": {"version": "3.0"}}, self.inbox.get, self.outbox.put)  # type: ignore[arg-type]
+        )
+
+    async def start(self) -> None:
+        await self.inbox.put({"type": "lifespan.startup"})
+        assert await asyncio.wait_for(self.outbox.get(), 1) == {"type": "lifespan.startup.complete"}
+
+    async def stop(self) -> None:
+        await self.inbox.put({"type": "lifespan.shutdown"})
+        assert await asyncio.wait_for(self.outbox.get(), 1) == {"type": "lifespan.shutdown.complete"}
+        await asyncio.wait_for(self.task, 1)
+
+
 async def test_lifespan_shutdown_closes_everything() -> None:
     store = RecordingStore()
     app = mount(Controller(), State(), template="<p>{{ count }}</p>", session_store=store)
-    inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-    outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-    task = asyncio.get_running_loop().create_task(
-        app({"type": "lifespan", "asgi": {"version": "3.0"}}, inbox.get, outbox.put)  # type: ignore[arg-type]
-    )
-    await inbox.put({"type": "lifespan.startup"})
-    assert await asyncio.wait_for(outbox.get(), 1) == {"type": "lifespan.startup.complete"}
+    lifespan = Lifespan(app)
+    await lifespan.start()
     async with LiveClient(app, shutdown=False) as client, client.websocket("/") as ws:
         await ws.receive_json()
-        await inbox.put({"type": "lifespan.shutdown"})
-        assert await asyncio.wait_for(outbox.get(), 1) == {"type": "lifespan.shutdown.complete"}
+        await lifespan.stop()
         assert await ws.receive_close() == 1012
-    await asyncio.wait_for(task, 1)
     assert store.closed
     store.closed = False
     await app.shutdown()  # idempotent
@@ -258,15 +271,9 @@ async def test_a_shared_store_without_a_secret_key_is_warned_of_at_startup(
         session_store=store() if store is not None else None,
         secret_key=secret,
     )
-    inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-    outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-    task = asyncio.get_running_loop().create_task(
-        app({"type": "lifespan", "asgi": {"version": "3.0"}}, inbox.get, outbox.put)  # type: ignore[arg-type]
-    )
-    await inbox.put({"type": "lifespan.startup"})
-    assert await asyncio.wait_for(outbox.get(), 1) == {"type": "lifespan.startup.complete"}
-    await inbox.put({"type": "lifespan.shutdown"})
-    await asyncio.wait_for(task, 1)
+    lifespan = Lifespan(app)
+    await lifespan.start()
+    await lifespan.stop()
     warnings = [record.getMessage() for record in caplog.records if "no secret key" in record.getMessage()]
     assert bool(warnings) is warned, warnings
 

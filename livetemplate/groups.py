@@ -95,13 +95,17 @@ class Groups:
     async def reload(self, group: Group) -> None:
         """Read the group's snapshot from the store again. When the store went back (it was
         flushed, or failed over to a replica that had not seen our writes), keep our fields
-        at the store's version: the next commit writes them back."""
+        at the store's version: the next commit writes them back. A store that is
+        ``degraded`` (serving from memory while its backend is away) and does not hold the
+        group leaves ours as it is, version included: the write-back compares against it."""
         group.stale = False
         try:
             snapshot = await self._read(group.key)
         except BaseException:  # not read (a store outage): read it again at its next use
             group.stale = True
             raise
+        if snapshot is None and getattr(self.store, "degraded", False):
+            return  # a store serving from memory while it is away does not know the group: not lost
         if snapshot is None or snapshot.version < group.version:
             version = snapshot.version if snapshot is not None else 0
             if group.snapshot is not None:

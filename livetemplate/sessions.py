@@ -58,7 +58,9 @@ class SessionStore(Protocol):
     A store whose snapshots expire when not used says so with a ``ttl`` attribute (seconds,
     or a :class:`~datetime.timedelta`), and renews a snapshot's time to live when it is read:
     the runtime then reads the groups with open tabs again every third of it, so that an
-    open tab's session never expires."""
+    open tab's session never expires. A store that can serve from a fallback while its
+    backend is away says so with a ``degraded`` attribute: a group it does not hold then
+    is unknown, not lost, and the runtime keeps its own copy and version."""
 
     async def get(self, key: str) -> Snapshot | None:
         """The stored snapshot (refreshing its time to live), or None."""

@@ -14,6 +14,7 @@ from redis.asyncio import RedisCluster
 from livetemplate.backends.redis import CorruptSnapshot, RedisSessionStore
 from livetemplate.backends.redis_clients import RedisClient
 from livetemplate.backends.redis_commands import command_queue
+from livetemplate.groups import Groups
 from livetemplate.sessions import SessionStore, Snapshot, StaleVersion, StoreUnavailable
 from tests.integration.conftest import Proxy, eventually
 from tests.integration.redis_servers import Cluster, Standalone, Topology
@@ -339,6 +340,31 @@ async def test_an_outage_with_fallback_degrades_to_memory_and_writes_back(
     assert await local.get("contested") == Snapshot(b"c2-other", 2)
     assert await local.save("kept", b"k4", version=3) == 4
     await local.ping()
+
+
+async def test_a_group_read_again_during_an_outage_keeps_its_version_for_the_write_back(
+    proxy: Proxy, standalone: Standalone, stores: Callable[..., RedisSessionStore]
+) -> None:
+    """Regression: a group held here and read again while the store serves from memory (a
+    request of a session with no tab here, a keep-alive, a resynchronisation) read as absent
+    and took version 0; its next change was then written back against version 0, found Redis
+    at 1 and was dropped ("Redis wins"): an acknowledged change lost."""
+    local = stores(proxy.url, fallback_to_memory=True, max_retries=1, retry_delay=0, probe_interval=0.05)
+    other = stores(standalone.url)
+    groups = Groups(local, "app", persisted=True, idle_timeout=60)
+    group = await groups.get("browser")
+    await groups.commit(group, b"before", group.snapshot)
+
+    proxy.disconnect()
+    group = await groups.get("browser")  # no tab here: read again, from memory now
+    assert local.degraded
+    assert group.snapshot == Snapshot(b"before", 1)
+    await groups.commit(group, b"during", group.snapshot)
+
+    proxy.reconnect()
+    await eventually(lambda: not local.degraded, "the store to leave degraded mode")
+    assert await other.get(groups.key("browser")) == Snapshot(b"during", 2)
+    await groups.close()
 
 
 async def _ping_fails(store: RedisSessionStore) -> None:

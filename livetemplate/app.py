@@ -132,6 +132,8 @@ class LiveApp:
             topic_acl=options.topic_acl,
             keep_alive=_keep_alive(self.store),
         )
+        if hasattr(store, "overruled"):  # a store whose write-back after an outage can drop changes (Redis)
+            store.overruled.append(self.hub.overruled)
         runner = Runner(
             actions,
             spec,

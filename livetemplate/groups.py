@@ -151,6 +151,17 @@ class Groups:
         group.stale = False
         return group
 
+    def overrule(self, key: str) -> Group | None:
+        """The store dropped this process's change of the group stored under ``key`` (another
+        instance's won): forget our snapshot, so that the next read takes the store's as it
+        is, even at a lower version than ours. The group, if this process holds it."""
+        namespace = f"{self.namespace}:"
+        group = self._groups.get(key[len(namespace) :]) if key.startswith(namespace) else None
+        if group is not None:
+            group.snapshot = None
+            group.stale = True
+        return group
+
     def invalidate(self, group_id: str) -> None:
         """Another instance changed the group: read it again before its next use."""
         group = self._groups.get(group_id)

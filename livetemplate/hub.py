@@ -463,6 +463,13 @@ class Hub:
         else:
             logger.warning("dropped a broadcaster message of unknown kind %r", envelope.kind)
 
+    def overruled(self, key: str) -> None:
+        """The store dropped this instance's change of a group (its write-back after an outage
+        found another instance's newer change): its tabs here take the store's state."""
+        group = self.groups.overrule(key)
+        if group is not None and group.id in self._by_group:
+            self.spawn(self._reread(group.id))
+
     def _new_id(self) -> str:
         """An id for an envelope, unique across instances."""
         return f"{self.instance_id}:{next(self._ids)}"

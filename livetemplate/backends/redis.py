@@ -18,6 +18,7 @@ import asyncio
 import builtins
 import contextlib
 import os
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -135,7 +136,8 @@ class RedisSessionStore:
     ``probe_interval`` seconds. When Redis answers again, every key written meanwhile is
     written back with a compare-and-set against the version Redis had when the outage began
     (the version the writer presented). If Redis moved on meanwhile (another instance wrote
-    the key), **Redis wins**: the local change is dropped and logged with its key. Keys read
+    the key), **Redis wins**: the local change is dropped and logged with its key, and the
+    :attr:`overruled` hooks are called with it (the runtime's tabs take Redis's state). Keys read
     during the outage that are not in memory read as absent (the session starts fresh; when
     Redis returns, its older snapshot wins over that fresh one by the same rule). A delete is
     written back only for a key saved during the outage (for another, no version is known:
@@ -186,6 +188,9 @@ class RedisSessionStore:
         self._offset: dict[str, int] = {}
         self._recovery: asyncio.Task[None] | None = None
         self._write_back = asyncio.Lock()
+        #: Called with each key whose local change the write-back dropped (Redis had moved on):
+        #: what this process holds of it is not what Redis holds (the runtime reads it again).
+        self.overruled: builtins.list[Callable[[str], None]] = []
 
     def __repr__(self) -> str:
         return f"RedisSessionStore({self._name}, key_prefix={self.key_prefix!r}, degraded={self.degraded})"
@@ -383,6 +388,8 @@ class RedisSessionStore:
                 logger.warning(
                     "session %r changed in Redis during the outage: its local change is dropped (Redis wins)", key
                 )
+                for overruled in self.overruled:
+                    overruled(key)
             else:
                 written += 1
             del self._base[key], self._offset[key]

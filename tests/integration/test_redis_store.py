@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from typing import Any
 
+import msgspec
 import pytest
 from redis.asyncio import RedisCluster
 
@@ -16,6 +17,8 @@ from livetemplate.backends.redis_clients import RedisClient
 from livetemplate.backends.redis_commands import command_queue
 from livetemplate.groups import Groups
 from livetemplate.sessions import SessionStore, Snapshot, StaleVersion, StoreUnavailable
+from livetemplate.testing import LiveClient
+from tests.integration.apps import board
 from tests.integration.conftest import Proxy, eventually
 from tests.integration.redis_servers import Cluster, Standalone, Topology
 
@@ -365,6 +368,36 @@ async def test_a_group_read_again_during_an_outage_keeps_its_version_for_the_wri
     await eventually(lambda: not local.degraded, "the store to leave degraded mode")
     assert await other.get(groups.key("browser")) == Snapshot(b"during", 2)
     await groups.close()
+
+
+async def test_a_change_dropped_at_write_back_gives_way_in_the_tabs(
+    proxy: Proxy, standalone: Standalone, stores: Callable[..., RedisSessionStore], prefix: str
+) -> None:
+    """Regression: when the write-back dropped this instance's change of a session (another
+    instance had changed it in Redis meanwhile: Redis wins), the instance went on showing its
+    own, and at its next change took Redis's lower version for writes Redis had lost, and
+    wrote its data over the other instance's. Now its tabs take Redis's state at once."""
+    options = "fallback_to_memory=true&max_retries=1&retry_delay=0&probe_interval=0.05"
+    app = board(backend=f"{proxy.url}?key_prefix={prefix}&channel_prefix={prefix}&{options}")
+    other = stores(standalone.url)
+    async with LiveClient(app) as client, client.websocket("/") as ws:
+        await ws.receive_json()
+        await ws.action("add", {"item": "before"})
+        key = app.groups.key(client.group_id)
+        proxy.disconnect()
+        for item in ("local-1", "local-2"):  # served from memory: versions 2 and 3 here
+            assert (await ws.action("add", {"item": item}))["meta"]["success"]
+        assert app.store.degraded  # type: ignore[attr-defined]
+        await other.save(key, msgspec.msgpack.encode({"items": ["before", "other"]}), version=1)
+
+        proxy.reconnect()
+        await eventually(lambda: not app.store.degraded, "the write-back")  # type: ignore[attr-defined]
+        while "other" not in ws.html():
+            await ws.receive_json()
+        assert "local-1" not in ws.html()
+        await ws.action("add", {"item": "after"})
+    stored = await other.get(key)
+    assert stored is not None and msgspec.msgpack.decode(stored.data) == {"items": ["before", "other", "after"]}
 
 
 async def _ping_fails(store: RedisSessionStore) -> None:

@@ -224,3 +224,20 @@ async def test_a_remote_snapshot_replaces_ours_only_when_newer() -> None:
     group = await groups.get(GROUP)  # read again from the store
     assert group.snapshot is not None and group.snapshot.version == 1
     await store.close()
+
+
+async def test_an_overruled_group_takes_the_stores_snapshot_even_at_a_lower_version() -> None:
+    """A write-back that dropped this process's change (another instance's won) leaves the
+    store behind the group's version: the next read takes the store's state, where a store
+    that went back (flushed) would have had ours kept."""
+    store = MemorySessionStore()
+    groups = Groups(store, "app", persisted=True, idle_timeout=60)
+    group = await groups.get("g")
+    group.snapshot = Snapshot(b"ours", 3)
+    await store.save(groups.key("g"), b"theirs", version=0)
+    assert groups.overrule("other-app:g") is None  # another app's key
+    assert groups.overrule(groups.key("unknown")) is None
+    assert groups.overrule(groups.key("g")) is group and group.stale
+    await groups.reload(group)
+    assert group.snapshot == Snapshot(b"theirs", 1)
+    await groups.close()

@@ -514,10 +514,14 @@ class Hub:
 
     async def _reread(self, group_id: str) -> bool:
         """Read a group served here again and refresh its tabs; False when the store could not
-        be read (the group stays marked stale)."""
+        be read (the group stays marked stale), or serves from its fallback: that knows
+        nothing of what other instances changed meanwhile."""
         group = self.groups.find(group_id)
         if group is None or group_id not in self._by_group:  # no longer served here
             return True
+        if getattr(self.groups.store, "degraded", False):
+            group.stale = True
+            return False
         try:
             await self.groups.reload(group)
         except StoreUnavailable:

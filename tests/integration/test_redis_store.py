@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
@@ -398,6 +399,34 @@ async def test_a_change_dropped_at_write_back_gives_way_in_the_tabs(
         await ws.action("add", {"item": "after"})
     stored = await other.get(key)
     assert stored is not None and msgspec.msgpack.decode(stored.data) == {"items": ["before", "other", "after"]}
+
+
+async def test_a_resynchronisation_while_the_store_is_still_degraded_waits_for_it(
+    proxy: Proxy, standalone: Standalone, stores: Callable[..., RedisSessionStore], prefix: str
+) -> None:
+    """Regression: the broadcaster came back before the store left its fallback. The
+    resynchronisation read the groups from memory, found nothing new and ended, so a change
+    another instance made during the outage never reached the tabs (until their next action)."""
+    options = "fallback_to_memory=true&max_retries=1&retry_delay=0&probe_interval=4"
+    app = board(backend=f"{proxy.url}?key_prefix={prefix}&channel_prefix={prefix}&{options}")
+    other = stores(standalone.url)
+    async with LiveClient(app) as client, client.websocket("/") as ws:
+        await ws.receive_json()
+        await ws.action("add", {"item": "before"})
+        key = app.groups.key(client.group_id)
+        proxy.disconnect()
+        assert await app.store.get("another session") is None  # the store meets the outage
+        assert app.store.degraded  # type: ignore[attr-defined]
+        await other.save(key, msgspec.msgpack.encode({"items": ["before", "other"]}), version=1)
+        proxy.reconnect()  # the broadcaster is back within its backoff, the store at its probe
+
+        async def shown() -> bool:
+            with contextlib.suppress(AssertionError):  # no frame yet
+                await ws.receive_json(timeout=0.2)
+            return "other" in ws.html()
+
+        await eventually(shown, "the other instance's change in the tab")
+        assert not app.store.degraded  # type: ignore[attr-defined]
 
 
 async def _ping_fails(store: RedisSessionStore) -> None:

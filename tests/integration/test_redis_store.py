@@ -13,12 +13,13 @@ import msgspec
 import pytest
 from redis.asyncio import RedisCluster
 
+from livetemplate import LiveApp
 from livetemplate.backends.redis import CorruptSnapshot, RedisSessionStore
 from livetemplate.backends.redis_clients import RedisClient
 from livetemplate.backends.redis_commands import command_queue
 from livetemplate.groups import Groups
 from livetemplate.sessions import SessionStore, Snapshot, StaleVersion, StoreUnavailable
-from livetemplate.testing import LiveClient
+from livetemplate.testing import LiveClient, LiveSocket
 from tests.integration.apps import board
 from tests.integration.conftest import Proxy, eventually
 from tests.integration.redis_servers import Cluster, Standalone, Topology
@@ -371,6 +372,20 @@ async def test_a_group_read_again_during_an_outage_keeps_its_version_for_the_wri
     await groups.close()
 
 
+@contextlib.asynccontextmanager
+async def a_tab_through(
+    proxy: Proxy, prefix: str, probe_interval: float
+) -> AsyncIterator[tuple[LiveApp, LiveSocket, str]]:
+    """The board in process over Redis behind ``proxy``, with the memory fallback on, and a tab
+    of a session holding one item ("before"): the app, the tab's socket, the session's key."""
+    options = f"fallback_to_memory=true&max_retries=1&retry_delay=0&probe_interval={probe_interval}"
+    app = board(backend=f"{proxy.url}?key_prefix={prefix}&channel_prefix={prefix}&{options}")
+    async with LiveClient(app) as client, client.websocket("/") as ws:
+        await ws.receive_json()
+        await ws.action("add", {"item": "before"})
+        yield app, ws, app.groups.key(client.group_id)
+
+
 async def test_a_change_dropped_at_write_back_gives_way_in_the_tabs(
     proxy: Proxy, standalone: Standalone, stores: Callable[..., RedisSessionStore], prefix: str
 ) -> None:
@@ -378,13 +393,8 @@ async def test_a_change_dropped_at_write_back_gives_way_in_the_tabs(
     instance had changed it in Redis meanwhile: Redis wins), the instance went on showing its
     own, and at its next change took Redis's lower version for writes Redis had lost, and
     wrote its data over the other instance's. Now its tabs take Redis's state at once."""
-    options = "fallback_to_memory=true&max_retries=1&retry_delay=0&probe_interval=0.05"
-    app = board(backend=f"{proxy.url}?key_prefix={prefix}&channel_prefix={prefix}&{options}")
     other = stores(standalone.url)
-    async with LiveClient(app) as client, client.websocket("/") as ws:
-        await ws.receive_json()
-        await ws.action("add", {"item": "before"})
-        key = app.groups.key(client.group_id)
+    async with a_tab_through(proxy, prefix, probe_interval=0.05) as (app, ws, key):
         proxy.disconnect()
         for item in ("local-1", "local-2"):  # served from memory: versions 2 and 3 here
             assert (await ws.action("add", {"item": item}))["meta"]["success"]
@@ -407,13 +417,8 @@ async def test_a_resynchronisation_while_the_store_is_still_degraded_waits_for_i
     """Regression: the broadcaster came back before the store left its fallback. The
     resynchronisation read the groups from memory, found nothing new and ended, so a change
     another instance made during the outage never reached the tabs (until their next action)."""
-    options = "fallback_to_memory=true&max_retries=1&retry_delay=0&probe_interval=4"
-    app = board(backend=f"{proxy.url}?key_prefix={prefix}&channel_prefix={prefix}&{options}")
     other = stores(standalone.url)
-    async with LiveClient(app) as client, client.websocket("/") as ws:
-        await ws.receive_json()
-        await ws.action("add", {"item": "before"})
-        key = app.groups.key(client.group_id)
+    async with a_tab_through(proxy, prefix, probe_interval=4) as (app, ws, key):
         proxy.disconnect()
         assert await app.store.get("another session") is None  # the store meets the outage
         assert app.store.degraded  # type: ignore[attr-defined]

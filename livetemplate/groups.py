@@ -68,6 +68,12 @@ class Groups:
         """The store key of a group: the app's namespace and the group id."""
         return f"{self.namespace}:{group_id}"
 
+    @property
+    def degraded(self) -> bool:
+        """Whether the store serves from a fallback while its backend is away (a Redis store
+        with ``fallback_to_memory``): it knows nothing of other instances' changes meanwhile."""
+        return bool(getattr(self.store, "degraded", False))
+
     def find(self, group_id: str) -> Group | None:
         """The group if this process holds it."""
         return self._groups.get(group_id)
@@ -104,7 +110,7 @@ class Groups:
         except BaseException:  # not read (a store outage): read it again at its next use
             group.stale = True
             raise
-        if snapshot is None and getattr(self.store, "degraded", False):
+        if snapshot is None and self.degraded:
             return  # a store serving from memory while it is away does not know the group: not lost
         if snapshot is None or snapshot.version < group.version:
             version = snapshot.version if snapshot is not None else 0

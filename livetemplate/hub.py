@@ -519,7 +519,7 @@ class Hub:
         group = self.groups.find(group_id)
         if group is None or group_id not in self._by_group:  # no longer served here
             return True
-        if getattr(self.groups.store, "degraded", False):
+        if self.groups.degraded:
             group.stale = True
             return False
         try:

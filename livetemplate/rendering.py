@@ -13,12 +13,19 @@ state from then on (one copy in memory; a later render on it copies it first). C
 whose renders from different states give equal frames and equal states are merged so.
 This relies on what the template's filters and globals already promise: equal inputs
 render alike.
+
+Outside a batch, a client sent a complete tree (a tab opening, or reset) is rendered as
+usual, then merged into the state of a client that opened onto the same page a moment
+before, when both were sent the same frames and hold equal states: tabs showing the same
+page hold one copy of it. Nothing is taken from an earlier render, so a template whose
+globals change with time (a clock) still renders each tab afresh.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+import weakref
 from collections.abc import Mapping
 from typing import Any
 
@@ -51,6 +58,9 @@ class RenderFailed(Exception):
 Input = tuple[bytes, tuple[Any, ...] | None, bytes]
 
 _encode = msgspec.msgpack.Encoder().encode
+
+#: Complete trees a pipeline remembers having sent, for a client opening next to merge into.
+OPENED = 64
 
 
 class _Batch:
@@ -107,6 +117,9 @@ class Pipeline:
         self.share = share
         self.reads_helpers = "lvt" in template.names
         self._shareable: dict[type, bool] = {}  # state type -> whether its encoding stands for it
+        #: By the hash of the frames of a complete tree, the state a client sent them holds
+        #: (weakly: a closed tab's state is not kept for this), the oldest first.
+        self._opened: dict[int, weakref.ref[Held]] = {}
 
     def helpers(
         self, csrf: str, errors: Mapping[str, str], flash: Mapping[str, str], uploads: UploadEntries | None = None
@@ -148,6 +161,8 @@ class Pipeline:
         self._count(frames, complete)
         if batch is not None and transition is not None:
             self._remember(batch, renderer, transition, frames, complete)
+        elif complete and self.share:
+            self._merge_opened(renderer, frames)
         return frames
 
     def _count(self, frames: list[bytes], complete: bool) -> None:
@@ -195,6 +210,20 @@ class Pipeline:
             after = twin
         batch.after[transition] = (after, frames, complete)
         batch.pin(after)
+
+    def _merge_opened(self, renderer: Renderer, frames: list[bytes]) -> None:
+        """Share the state of a client that was sent the same complete tree lately, if it
+        holds what ``renderer``'s client holds (the hash only finds the candidate:
+        :meth:`Renderer.share` compares the states); else be that client for the next."""
+        key = hash(tuple(frames))
+        opened = self._opened
+        found = opened.pop(key, None)
+        if found is not None and (twin := found()) is not None and renderer.share(twin):
+            opened[key] = found  # the newest again
+        else:
+            opened[key] = weakref.ref(renderer.held)
+        if len(opened) > OPENED:
+            del opened[next(iter(opened))]  # the oldest
 
     def tree_frame(self, state: Any, helpers: Helpers, meta: dict[str, Any]) -> bytes:
         """A frame with the complete tree (HTTP answers: they cannot know what a tab holds).

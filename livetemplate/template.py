@@ -185,7 +185,7 @@ class Held:
     (and render batches, see :mod:`.rendering`) share it, and a version that changes with
     every render on it in place."""
 
-    __slots__ = ("sharers", "version", "view")
+    __slots__ = ("__weakref__", "sharers", "version", "view")
 
     def __init__(self, view: Any) -> None:
         self.view = view

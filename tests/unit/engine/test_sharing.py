@@ -4,7 +4,9 @@ equal states, and inside a render batch equal transitions render once, with the 
 
 from __future__ import annotations
 
+import gc
 import threading
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,7 +18,7 @@ from hypothesis import strategies as st
 from livetemplate import Template
 from livetemplate.helpers import Helpers
 from livetemplate.ops.metrics import Metrics
-from livetemplate.rendering import Pipeline, close_batch, open_batch
+from livetemplate.rendering import OPENED, Pipeline, close_batch, open_batch
 from tests.unit.engine.test_properties import PageS, fields_of, next_page, pages, templates
 
 LIST = (
@@ -289,6 +291,63 @@ def test_closing_the_batch_lets_a_lone_client_render_in_place() -> None:
     version = held.version
     pipe.update_frames(a, page(3), Helpers(), None)
     assert a.held is held and held.version == version + 1  # rendered in place, no copy
+
+
+def private(*states: Page) -> list[bytes]:
+    """The frames a client rendered on its own is sent for the last of ``states``."""
+    alone = pipeline(share=False)
+    renderer = alone.template.renderer()
+    return [alone.update_frames(renderer, state, Helpers(), None) for state in states][-1]
+
+
+def test_tabs_opening_onto_the_same_page_hold_one_copy_of_it() -> None:
+    pipe = pipeline()
+    a, b, c = (pipe.template.renderer() for _ in range(3))
+    first = pipe.update_frames(a, page(1, 2), Helpers(), None)
+    assert pipe.update_frames(b, page(1, 2), Helpers(), None) == first == private(page(1, 2))
+    assert renders(pipe) == 2  # each is rendered: only what the clients hold is merged
+    assert b.held is a.held and a.held.sharers == 2
+    pipe.update_frames(c, page(1, 3), Helpers(), None)  # another page: its own
+    assert c.held is not a.held and c.held.sharers == 1
+    # each goes on as it would alone: the first to render copies, the other renders in place
+    assert pipe.update_frames(b, page(2, count=5), Helpers(), None) == private(page(1, 2), page(2, count=5))
+    assert b.held is not a.held and a.held.sharers == 1
+    assert pipe.update_frames(a, page(1, 2, 4), Helpers(), None) == private(page(1, 2), page(1, 2, 4))
+
+
+def test_a_tab_that_moved_on_is_not_merged_into() -> None:
+    pipe = pipeline()
+    a, b = pipe.template.renderer(), pipe.template.renderer()
+    pipe.update_frames(a, page(1), Helpers(), None)
+    pipe.update_frames(a, page(2), Helpers(), None)  # in place: a no longer holds what it was sent first
+    pipe.update_frames(b, page(1), Helpers(), None)
+    assert b.held is not a.held
+    assert pipe.update_frames(b, page(3), Helpers(), None) == private(page(1), page(3))
+    assert pipe.update_frames(a, page(3), Helpers(), None) == private(page(2), page(3))
+
+
+def test_a_closed_tab_leaves_nothing_behind_and_old_pages_are_forgotten() -> None:
+    pipe = pipeline()
+    gone = pipe.template.renderer()
+    pipe.update_frames(gone, page(1), Helpers(), None)
+    held = weakref.ref(gone.held)
+    del gone
+    gc.collect()
+    assert held() is None  # the pipeline keeps no state of a closed tab
+    a, b = pipe.template.renderer(), pipe.template.renderer()
+    pipe.update_frames(a, page(1), Helpers(), None)
+    for count in range(OPENED):  # as many other pages since
+        pipe.update_frames(pipe.template.renderer(), page(count=count + 1), Helpers(), None)
+    pipe.update_frames(b, page(1), Helpers(), None)
+    assert b.held is not a.held
+
+
+def test_without_shared_renders_tabs_opening_alike_hold_their_own() -> None:
+    pipe = pipeline(share=False)
+    a, b = pipe.template.renderer(), pipe.template.renderer()
+    pipe.update_frames(a, page(1), Helpers(), None)
+    pipe.update_frames(b, page(1), Helpers(), None)
+    assert b.held is not a.held
 
 
 # -- the property: shared renders send what private ones send --------------------------------------------------

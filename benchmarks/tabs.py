@@ -12,6 +12,22 @@ from livetemplate.outbox import Outbox
 from livetemplate.session import LiveView
 
 
+class _Discarding:
+    """A connection whose socket takes every frame at once and drops it."""
+
+    async def write(self, frame: bytes) -> None:
+        """Nothing waits: the direct write takes every frame."""
+
+    def stuck(self) -> None:
+        """Never backed up."""
+
+    def write_text(self, *frames: bytes) -> bool:
+        return True
+
+
+_DISCARD = _Discarding()
+
+
 async def open_tabs(app: livetemplate.LiveApp, count: int, *, at_once: bool = False) -> None:
     """Open ``count`` tabs of sessions ``tab-00000``, ... (the same sessions on every app),
     one after the other or all at once (a storm of reconnections)."""
@@ -27,7 +43,7 @@ async def open_tab(app: livetemplate.LiveApp, index: int) -> None:
     attached to the hub, mounted (subscribed to its topics) and rendered."""
     runtime = app.runtime
     group = await runtime.groups.get(f"tab-{index:05d}")
-    outbox = Outbox(lambda frame: asyncio.sleep(0), write_now=lambda *frames: True)
+    outbox = Outbox(_DISCARD, direct=_DISCARD)
     view = LiveView(runtime.runner, runtime.pipeline, group, query={}, outbox=outbox)
     await runtime.hub.attach(view)
     await runtime.hub.settle(view, (await view.open()).outcome)

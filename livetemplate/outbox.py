@@ -4,9 +4,9 @@ Everything a connection sends goes through its outbox, in order: replies to its 
 and pushes fanned out by the hub. Putting frames never waits for the socket, so a client that
 reads slowly delays nobody else. Frames put on an idle outbox are written at once, in the
 caller's stack, as long as the socket takes them without waiting (a broadcast to many
-connections then costs no task per connection): with ``write_now``, a plain call that
-writes a frame if the socket takes it at once, else through ``write``; once the socket
-makes the writer wait, a task of the outbox's own carries on, and exists only while frames
+connections then costs no task per connection): with a server's ``direct`` write, a plain
+call that writes frames if the socket takes them at once, else through the connection's
+``write``; once the socket makes the writer wait, a task of the outbox's own carries on, and exists only while frames
 wait (an idle connection costs no task). A write that fails marks the outbox broken and
 drops what waits.
 
@@ -20,7 +20,10 @@ such an outbox meanwhile queues behind them.
 
 Past its byte ``budget`` an outbox is *backed up*: the hub then stops rendering pushes for
 that connection and sends one update once it has drained (``on_drained``). A connection that
-stays backed up for ``stuck_after`` seconds is given up (``on_stuck``).
+stays backed up for ``stuck_after`` seconds is given up (its ``stuck``).
+
+An outbox holds its connection and the server's direct write as objects, not as callbacks:
+a bound method is an object of its own on every idle connection.
 """
 
 from __future__ import annotations
@@ -30,18 +33,32 @@ import contextlib
 import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from .ops.logs import get_logger
 
-__all__ = ["Outbox", "hold_writes", "release_writes"]
+__all__ = ["DirectWrite", "Outbox", "Socket", "hold_writes", "release_writes"]
 
 logger = get_logger(__name__)
 
-Write = Callable[[bytes], Awaitable[None]]
-#: Writes frames (in one write) if the socket takes them without waiting; False (and nothing
-#: written) if not.
-WriteNow = Callable[..., bool]
+
+class Socket(Protocol):
+    """The connection an outbox writes to."""
+
+    def write(self, frame: bytes) -> Awaitable[None]:
+        """Write ``frame``, waiting until the socket takes it."""
+
+    def stuck(self) -> None:
+        """The outbox stayed backed up for its ``stuck_after``: give the client up."""
+
+
+class DirectWrite(Protocol):
+    """A server's write of text frames that does not wait (see
+    :data:`livetemplate.transports.websocket.WRITE_TEXT`)."""
+
+    def write_text(self, *frames: bytes) -> bool:
+        """Write ``frames`` (in one write) if the socket takes them without waiting; False
+        (and nothing written) if not."""
 
 
 #: Bytes of frames written together in one direct write at most (a frame larger goes alone).
@@ -77,7 +94,8 @@ def release_writes() -> None:
 
 
 class Outbox:
-    """Frames for one connection, written by ``write`` in the order they were put."""
+    """Frames for one connection, written to ``socket`` in the order they were put (with
+    ``direct`` while the socket takes them without waiting)."""
 
     __slots__ = (
         "_backed_up_since",
@@ -88,34 +106,33 @@ class Outbox:
         "_task",
         "broken",
         "budget",
+        "direct",
         "on_drained",
-        "on_stuck",
         "pending_bytes",
+        "socket",
         "stuck_after",
-        "write",
-        "write_now",
     )
 
     def __init__(
         self,
-        write: Write,
+        socket: Socket,
         *,
-        write_now: WriteNow | None = None,
+        direct: DirectWrite | None = None,
         budget: int = 1 << 62,
         stuck_after: float = float("inf"),
     ) -> None:
-        self.write = write
-        self.write_now = write_now
+        self.socket = socket
+        self.direct = direct
         self.budget = budget
+        #: Seconds backed up before the socket is told it is stuck (once: then infinite).
         self.stuck_after = stuck_after
         self.broken = False
         self.pending_bytes = 0
         #: Called once when a backed-up outbox has drained (set, then cleared, by the hub).
         self.on_drained: Callable[[], None] | None = None
-        #: Called when the outbox has stayed backed up for ``stuck_after`` seconds.
-        self.on_stuck: Callable[[], None] | None = None
-        # PERF: a list (an empty one is 56 bytes; a deque, 760): an outbox holds a few frames at a time
-        self._frames: list[bytes] = []
+        # PERF: a list (an empty one is 56 bytes; a deque, 760), made while frames wait: an
+        # outbox holds a few frames at a time, and an idle one none
+        self._frames: list[bytes] | None = None
         self._busy = False  # a task is writing
         self._held = False  # its frames wait for the write batch to be released
         self._task: asyncio.Task[None] | None = None  # the background writer, while it runs
@@ -123,7 +140,7 @@ class Outbox:
         self._backed_up_since: float | None = None
 
     def __len__(self) -> int:
-        return len(self._frames)
+        return len(self._frames) if self._frames else 0
 
     @property
     def backed_up(self) -> bool:
@@ -134,7 +151,7 @@ class Outbox:
         """Queue ``frames``: written now while the socket takes them without waiting (or
         when the write batch is released), then in the background."""
         held = _batch.held
-        if held is not None and self.write_now is not None and not self._busy:
+        if held is not None and self.direct is not None and not self._busy:
             if self._queue(frames) and not self._held:
                 self._held = True
                 held.append(self)
@@ -155,18 +172,17 @@ class Outbox:
     def _release(self) -> None:
         """Write the frames the write batch held back (unless a writer took them meanwhile)."""
         self._held = False
-        if self._busy or self.broken or self.write_now is None:
-            return
         frames = self._frames
+        if self._busy or self.broken or self.direct is None or frames is None:
+            return
         written = self._write_direct(frames)
-        if written == 1:  # PERF: the usual case, without a slice (1.4% of a broadcast's instructions)
-            self.pending_bytes -= len(frames.pop(0))
-        elif written:
-            self.pending_bytes -= sum(map(len, frames[:written]))
-            del frames[:written]
-        if not frames:
+        if written == len(frames):  # PERF: the usual case, without a slice
+            self._frames = None
+            self.pending_bytes = 0
             self._backed_up_since = None
         else:  # the socket pushes back: the rest in the background
+            self.pending_bytes -= sum(map(len, frames[:written]))
+            del frames[:written]
             self._write_in_background()
 
     async def send(self, frames: Iterable[bytes]) -> None:
@@ -190,73 +206,79 @@ class Outbox:
     def close(self) -> None:
         """Drop what waits and write nothing more."""
         self.broken = True
-        self._frames.clear()
+        self._frames = None
         self.pending_bytes = 0
         self.on_drained = None
         if self._task is not None and self._task is not asyncio.current_task():
             self._task.cancel()
 
     def _written_now(self, frames: Iterable[bytes]) -> Iterable[bytes]:
-        """Write ``frames`` with ``write_now`` while nothing waits before them and the
-        socket takes them; the frames left to queue."""
-        if self.write_now is None or self._busy or self._frames or self.broken:
+        """Write ``frames`` directly while nothing waits before them and the socket takes
+        them; the frames left to queue."""
+        if self.direct is None or self._busy or self._frames or self.broken:
             return frames
         left = list(frames)
         return left[self._write_direct(left) :]
 
     def _write_direct(self, frames: Sequence[bytes]) -> int:
-        """Write ``frames`` with ``write_now`` while the socket takes them, several in one
-        write up to ``COALESCE_BYTES`` (so that its flow control sees the bytes as they
-        grow); how many were written."""
-        write_now = self.write_now
-        assert write_now is not None
+        """Write ``frames`` directly while the socket takes them, several in one write up
+        to ``COALESCE_BYTES`` (so that its flow control sees the bytes as they grow); how
+        many were written."""
+        direct = self.direct
+        assert direct is not None
         count = len(frames)
         if count == 1:  # PERF: the usual case, without slicing
-            return 1 if write_now(frames[0]) else 0
+            return 1 if direct.write_text(frames[0]) else 0
         done = 0
         while done < count:
             end, size = done + 1, len(frames[done])
             while end < count and size + len(frames[end]) <= COALESCE_BYTES:
                 size += len(frames[end])
                 end += 1
-            if not write_now(*frames[done:end]):
+            if not direct.write_text(*frames[done:end]):
                 break
             done = end
         return done
 
     def _queue(self, frames: Iterable[bytes]) -> bool:
+        """Queue ``frames`` after those waiting; whether any frame waits."""
         if self.broken:
             return False
+        queued = self._frames
         for frame in frames:
-            self._frames.append(frame)
+            if queued is None:
+                queued = self._frames = [frame]
+            else:
+                queued.append(frame)
             self.pending_bytes += len(frame)
         if self._backed_up_since is None and self.pending_bytes > self.budget:  # backed up now
             self._backed_up_since = time.monotonic()
             if self.stuck_after != float("inf"):
                 asyncio.get_running_loop().call_later(self.stuck_after, self._check_stuck)
-        return bool(self._frames)
+        return queued is not None
 
     def _check_stuck(self) -> None:
         since = self._backed_up_since
-        if since is None or self.broken:
+        if since is None or self.broken or self.stuck_after == float("inf"):
             return
         waited = time.monotonic() - since
         if waited < self.stuck_after:  # it drained and backed up again meanwhile: check later
             asyncio.get_running_loop().call_later(self.stuck_after - waited, self._check_stuck)
-        elif self.on_stuck is not None:
-            on_stuck, self.on_stuck = self.on_stuck, None
-            on_stuck()
+        else:
+            self.stuck_after = float("inf")  # told once
+            self.socket.stuck()
 
     async def _drain(self) -> None:
-        frames = self._frames
         try:
-            while frames and not self.broken:
+            while (frames := self._frames) and not self.broken:
                 frame = frames.pop(0)
+                if not frames:
+                    self._frames = None
                 self.pending_bytes -= len(frame)
                 if self._backed_up_since is not None and not self.backed_up:
                     self._backed_up_since = None
                 try:
-                    await self.write(frame)
+                    await self.socket.write(frame)
                 except Exception:  # the client went away mid-write
                     self.close()
         finally:

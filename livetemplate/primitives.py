@@ -49,21 +49,26 @@ def _new_waiter(
     return waiters, future
 
 
-def _wake_first(waiters: list[asyncio.Future[None]] | None) -> bool:
+def _wake_first(waiters: list[asyncio.Future[None]] | None) -> tuple[bool, list[asyncio.Future[None]] | None]:
     """Wake the first of ``waiters`` not cancelled meanwhile, taking it (and those cancelled
-    before it) off the list; whether one was woken."""
+    before it) off the list; whether one was woken, and the list (None once empty: an idle
+    connection keeps no empty list)."""
     while waiters:
         future = waiters.pop(0)
         if not future.done():
             future.set_result(None)
-            return True
-    return False
+            return True, waiters or None
+    return False, None
 
 
-def _forget(waiters: list[asyncio.Future[None]] | None, future: asyncio.Future[None]) -> None:
-    """Take ``future`` off ``waiters`` if it is still there (its task left without being woken)."""
+def _forget(
+    waiters: list[asyncio.Future[None]] | None, future: asyncio.Future[None]
+) -> list[asyncio.Future[None]] | None:
+    """Take ``future`` off ``waiters`` if it is still there (its task left without being
+    woken); the list (None once empty)."""
     if waiters is not None and future in waiters:
         waiters.remove(future)
+    return waiters or None
 
 
 class Lock:
@@ -101,7 +106,8 @@ class Lock:
         """Give it to the first task waiting (it stays held), or free it."""
         if not self._held:
             raise RuntimeError("release of a lock that is not held")
-        if not _wake_first(self._waiters):
+        woken, self._waiters = _wake_first(self._waiters)
+        if not woken:
             self._held = False
 
     async def _wait(self) -> None:
@@ -112,7 +118,7 @@ class Lock:
             if future.done() and not future.cancelled():
                 self.release()  # it was handed over already: on to the next
             else:
-                _forget(self._waiters, future)
+                self._waiters = _forget(self._waiters, future)
             raise
 
 
@@ -150,32 +156,36 @@ class Event:
         try:
             await future
         finally:
-            _forget(self._waiters, future)  # cancelled while waiting
+            self._waiters = _forget(self._waiters, future)  # cancelled while waiting
 
 
 class Queue(Generic[T]):
     """An unbounded ``asyncio.Queue``: ``put_nowait``, ``get`` and ``empty``, first in first
     out. Meant for short queues (a connection's incoming messages: uvicorn stops reading
-    the socket while one waits), so the first item is taken from a list."""
+    the socket while one waits), so the first item is taken from a list, which exists only
+    while items wait."""
 
     __slots__ = ("_getters", "_items")
 
     def __init__(self) -> None:
-        self._items: list[T] = []
+        self._items: list[T] | None = None
         self._getters: list[asyncio.Future[None]] | None = None
 
     def __repr__(self) -> str:
-        return f"<Queue {len(self._items)} item(s)>"
+        return f"<Queue {self.qsize()} item(s)>"
 
     def empty(self) -> bool:
         return not self._items
 
     def qsize(self) -> int:
-        return len(self._items)
+        return len(self._items) if self._items else 0
 
     def put_nowait(self, item: T) -> None:
-        self._items.append(item)
-        _wake_first(self._getters)
+        if self._items is None:
+            self._items = [item]
+        else:
+            self._items.append(item)
+        _, self._getters = _wake_first(self._getters)
 
     async def get(self) -> T:
         """The first item, once there is one."""
@@ -185,8 +195,12 @@ class Queue(Generic[T]):
                 await getter
             except BaseException:
                 getter.cancel()
-                _forget(self._getters, getter)
+                self._getters = _forget(self._getters, getter)
                 if self._items and not getter.cancelled():  # woken, but leaves: wake the next
-                    _wake_first(self._getters)
+                    _, self._getters = _wake_first(self._getters)
                 raise
-        return self._items.pop(0)
+        items = self._items
+        item = items.pop(0)
+        if not items:
+            self._items = None
+        return item

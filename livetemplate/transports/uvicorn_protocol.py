@@ -3,31 +3,35 @@
 It is uvicorn's own ``websockets-sansio`` protocol (websockets' sans-I/O parser does the
 handshake, fragmentation, ping/pong, close codes, UTF-8 checks and size limits) with two
 additions. The first is a direct write for the app's text frames, offered in the connection's
-scope as the ASGI extension ``livetemplate.write_text``. ``{"write": write}``, where ``write(*payloads)``
-frames each payload and hands them to the socket at once, in one write, when the socket takes
-them without waiting (returns True), and otherwise does nothing (returns False: the app then
-sends through ASGI, which waits for the socket). A broadcast to many connections writes each
-update in a call, without a coroutine, an ASGI message and a frame object per recipient.
+scope as the ASGI extension ``livetemplate.write_text``: ``{"writer": protocol}``, where
+``protocol.write_text(*payloads)`` frames each payload and hands them to the socket at once,
+in one write, when the socket takes them without waiting (returns True), and otherwise does
+nothing (returns False: the app then sends through ASGI, which waits for the socket). A
+broadcast to many connections writes each update in a call, without a coroutine, an ASGI
+message and a frame object per recipient.
 
 The extension is not offered when per-message deflate was negotiated (frames would need
 compressing) or when the installed uvicorn lacks the write flow control this relies on
 (``writable``, uvicorn 0.52.1); without it the app sends through ASGI as with any server.
 :func:`livetemplate.server.recommended_settings` selects this class (``ws=``, an import path).
 
-The second is **parking** (the extension ``livetemplate.park``): an open connection with no
-message waiting lets its task end, and the protocol starts a new task for the app at the next
-message (a disconnect included), counted with uvicorn's own tasks (shutdown waits for them). An
-idle connection then holds no task, no coroutines and no future: 2.5 KiB and 13 GC-tracked
-objects less. It is offered only when the app's call is the :class:`~livetemplate.LiveApp`'s own
-(or uvicorn's proxy-headers middleware's around it): a middleware of the user's could act once
-the call returns, so an app behind one keeps its task as under any server.
+The second is **parking** (the extension ``livetemplate.park``: ``{"server": protocol}``): an
+open connection with no message waiting lets its task end, and the protocol starts a new task
+for the app at the next message (a disconnect included), counted with uvicorn's own tasks
+(shutdown waits for them). An idle connection then holds no task, no coroutines and no
+future: 2.5 KiB and 13 GC-tracked objects less. It is offered only when the app's call is
+the :class:`~livetemplate.LiveApp`'s own (or uvicorn's proxy-headers middleware's around
+it): a middleware of the user's could act once the call returns, so an app behind one keeps
+its task as under any server.
 
 Every open connection holds the protocol's queue of incoming messages and its ``writable``
 event; they are this project's :mod:`~livetemplate.primitives` (same behaviour), which make
 their waiters' lists only when a task waits: asyncio's allocate four deques, 3 KiB a connection.
 The protocol's own attributes are slots: uvicorn's class sets more of them than an instance dict
 shares its keys for, and each connection's dict took 1.6 KiB. Its keepalive pings go on one
-timer for all connections (:mod:`.keepalive`), not a timer each.
+timer for all connections (:mod:`.keepalive`), not a timer each. Once open, a connection keeps
+no empty lists of the handshake's or of the last message's (an empty list is 72 bytes and
+an object for the collector).
 """
 
 from __future__ import annotations
@@ -50,7 +54,7 @@ from ..app import LiveApp
 from ..frames import websocket_text_frame
 from ..primitives import Event, Queue
 from .keepalive import PingSchedule
-from .websocket import PARK, WRITE_TEXT
+from .websocket import PARK, WRITE_TEXT, Resumable
 
 __all__ = ["LiveWebSocketProtocol", "text_frame"]
 
@@ -81,6 +85,7 @@ class LiveWebSocketProtocol(WebSocketsSansIOProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.ping_due = 0  # the slice of the shared ping schedule this connection is in (0: none)
+        self.frames = _NO_FRAMES
         self.queue = _Inbox(self)  # type: ignore[assignment]  # the same methods as asyncio.Queue's
         if isinstance(getattr(self, "writable", None), asyncio.Event):  # uvicorn's write flow control
             self.writable = Event()  # type: ignore[assignment]  # the same methods as asyncio.Event's
@@ -93,7 +98,7 @@ class LiveWebSocketProtocol(WebSocketsSansIOProtocol):
             and not self.conn.extensions
             and isinstance(getattr(self, "writable", None), Event)
         ):
-            self.scope["extensions"][WRITE_TEXT] = {"write": self.write_text}
+            self.scope["extensions"][WRITE_TEXT] = {"writer": self}
 
     async def run_asgi(self) -> None:
         """The app's call, offered parking when nothing of the user's wraps it."""
@@ -101,23 +106,23 @@ class LiveWebSocketProtocol(WebSocketsSansIOProtocol):
         def call() -> Awaitable[Any]:
             awaitable: Awaitable[Any] = self.app(self.scope, self.receive, self.send)
             if _parks(self.app, awaitable):
-                self.scope["extensions"][PARK] = {"park": self.park}
+                self.scope["extensions"][PARK] = {"server": self}
             return awaitable
 
         await self._run_app(call)
 
-    def park(self, resume: Callable[[], Awaitable[None]]) -> bool:
+    def park(self, app: Resumable) -> bool:
         """Let the app's task end while no message waits: the next message put in the queue
-        (a disconnect included) starts ``resume()`` in a task of this connection, run as the
-        app's call is. False when a message waits already (the app reads it instead)."""
+        (a disconnect included) starts ``app.resume()`` in a task of this connection, run as
+        the app's call is. False when a message waits already (the app reads it instead)."""
         if not self.queue.empty():
             return False
-        cast(_Inbox, self.queue).resume = resume
+        cast(_Inbox, self.queue).parked = app
         return True
 
-    def resume_app(self, resume: Callable[[], Awaitable[None]]) -> None:
+    def resume_app(self, app: Resumable) -> None:
         """Run the parked app's ``resume()`` in a task, counted with the server's."""
-        task = self.loop.create_task(self._run_app(resume))
+        task = self.loop.create_task(self._run_app(app.resume))
         task.add_done_callback(self.on_task_complete)
         self.tasks.add(task)
 
@@ -138,7 +143,7 @@ class LiveWebSocketProtocol(WebSocketsSansIOProtocol):
                 self.send_500_response()
             elif result is not None:
                 self.logger.error("ASGI callable should return None, but returned '%s'.", result)
-        if cast(_Inbox, self.queue).resume is None and self.close_timer is None:
+        if cast(_Inbox, self.queue).parked is None and self.close_timer is None:
             self.transport.close()
 
     def start_keepalive(self) -> None:
@@ -147,6 +152,9 @@ class LiveWebSocketProtocol(WebSocketsSansIOProtocol):
         super().start_keepalive()
         self.request = self.response = None  # type: ignore[assignment]
         _restart_parser(self.conn)
+        self.conn.available_extensions = None  # offered: read by the handshake only
+        if not self.conn.extensions:  # none negotiated
+            self.conn.extensions = _NO_EXTENSIONS
         # The app has the scope it was given; this protocol's logs read its path and client only.
         scope = cast(dict[str, Any], self.scope)
         self.scope = cast(Any, {key: scope[key] for key in _LOGGED if key in scope})
@@ -168,6 +176,10 @@ class LiveWebSocketProtocol(WebSocketsSansIOProtocol):
             schedule.remove(self, self.ping_due)
         self.ping_due = 0
         super().stop_keepalive()
+
+    def send_receive_event_to_app(self) -> None:
+        super().send_receive_event_to_app()
+        self.frames = _NO_FRAMES  # the message is queued: no list kept until the next
 
     def write_text(self, *payloads: bytes) -> bool:
         """Write each of ``payloads`` (UTF-8 text) as a text frame, all in one write to the
@@ -191,22 +203,22 @@ class LiveWebSocketProtocol(WebSocketsSansIOProtocol):
 
 
 class _Inbox(Queue[Any]):
-    """The protocol's queue of incoming messages. While the app is parked (``resume`` set),
-    the first message put starts the app's ``resume()`` (see :meth:`LiveWebSocketProtocol.park`)."""
+    """The protocol's queue of incoming messages. While the app is ``parked``, the first
+    message put starts its ``resume()`` (see :meth:`LiveWebSocketProtocol.park`)."""
 
-    __slots__ = ("protocol", "resume")
+    __slots__ = ("parked", "protocol")
 
     def __init__(self, protocol: LiveWebSocketProtocol) -> None:
         super().__init__()
         self.protocol = protocol
-        self.resume: Callable[[], Awaitable[None]] | None = None
+        self.parked: Resumable | None = None
 
     def put_nowait(self, item: Any) -> None:
         super().put_nowait(item)
-        resume = self.resume
-        if resume is not None:
-            self.resume = None
-            self.protocol.resume_app(resume)
+        parked = self.parked
+        if parked is not None:
+            self.parked = None
+            self.protocol.resume_app(parked)
 
 
 def _parks(app: Any, call: Awaitable[Any]) -> bool:
@@ -219,6 +231,14 @@ def _parks(app: Any, call: Awaitable[Any]) -> bool:
         return True
     return code is ProxyHeadersMiddleware.__call__.__code__ and isinstance(getattr(app, "app", None), LiveApp)
 
+
+#: The frames of the message being received, between two messages: uvicorn's protocol
+#: assigns a new list at a message's first frame before appending any (websockets refuses a
+#: continuation frame that comes first), so a shared empty tuple stands in for the empty list.
+_NO_FRAMES: Any = ()
+#: The extensions negotiated on a connection that negotiated none (websockets only iterates
+#: them once the handshake is done).
+_NO_EXTENSIONS: Any = ()
 
 #: What uvicorn's protocol reads of its scope once the connection is open (its log lines).
 _LOGGED = ("type", "client", "path", "raw_path", "query_string")

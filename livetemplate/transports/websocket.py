@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
+from typing import Protocol
 
 from ..frames import encode_frame
 from ..ops.logs import get_logger
-from ..outbox import Outbox
+from ..outbox import DirectWrite, Outbox
 from ..primitives import Event
 from ..rendering import error_frame
 from ..request import Request, origin_allowed
@@ -22,12 +23,11 @@ from ..wire import PING, RATE_LIMIT_ERROR, MalformedMessage, decode_incoming, me
 __all__ = ["PARK", "WRITE_TEXT", "WebSocketConnection"]
 
 #: The scope extension of a server that writes text frames directly
-#: (:mod:`livetemplate.transports.uvicorn_protocol`): ``{"write": callable}``.
+#: (:mod:`livetemplate.transports.uvicorn_protocol`): ``{"writer": writer}``, a
+#: :class:`~livetemplate.outbox.DirectWrite`.
 WRITE_TEXT = "livetemplate.write_text"
 #: The scope extension of a server that lets an idle connection's task end (the same
-#: protocol): ``{"park": park}``, where ``park(resume)`` returns True when the server will run
-#: ``resume()`` in a new task at the next message (a disconnect included), and False when a
-#: message waits already.
+#: protocol): ``{"server": server}``, a :class:`ParkingServer`.
 PARK = "livetemplate.park"
 
 logger = get_logger(__name__)
@@ -63,6 +63,39 @@ class TokenBucket:
         return True
 
 
+class Server(Protocol):
+    """The server's side of a connection: its ASGI ``receive`` and ``send``."""
+
+    def receive(self) -> Awaitable[Message]: ...
+
+    def send(self, message: Message) -> Awaitable[None]: ...
+
+
+class Resumable(Protocol):
+    """An app that parked its connection: the server calls ``resume()`` at the next message."""
+
+    def resume(self) -> Awaitable[None]: ...
+
+
+class ParkingServer(Server, Protocol):
+    """A server that lets an idle connection's task end. Its ``receive`` and ``send`` are
+    those it called the app with; ``park(app)`` returns True when the server will run
+    ``app.resume()`` in a new task at the next message (a disconnect included), and False
+    when a message waits already."""
+
+    def park(self, app: Resumable) -> bool: ...
+
+
+class _Asgi:
+    """The ``receive`` and ``send`` a server called the app with."""
+
+    __slots__ = ("receive", "send")
+
+    def __init__(self, receive: Receive, send: Send) -> None:
+        self.receive = receive
+        self.send = send
+
+
 class WebSocketConnection:
     """One WebSocket of a mounted app."""
 
@@ -70,26 +103,22 @@ class WebSocketConnection:
         options = runtime.options
         self.runtime = runtime
         self._scope = scope  # read while opening, then let go (see run)
-        #: whether the server can refuse the upgrade with an HTTP response (else a close)
-        self._answers_http = "websocket.http.response" in (scope.get("extensions") or {})
-        self._receive = receive
-        self._send = send
         extensions = scope.get("extensions") or {}
+        #: whether the server can refuse the upgrade with an HTTP response (else a close)
+        self._answers_http = "websocket.http.response" in extensions
         direct = extensions.get(WRITE_TEXT)  # offered by the project's uvicorn protocol
         parking = extensions.get(PARK)  # the same
-        self._park: Callable[[Callable[[], Awaitable[None]]], bool] | None = parking["park"] if parking else None
-        self.outbox = Outbox(
-            self._write,
-            write_now=direct["write"] if direct else None,
-            budget=options.send_budget,
-            stuck_after=options.slow_client_timeout,
-        )
-        self.outbox.on_stuck = self._stuck
+        # PERF: a parking server is held as itself, not by the bound methods it was called
+        # with: an idle connection holds no method object (nor does its outbox).
+        self._parking: ParkingServer | None = parking["server"] if parking else None
+        self._server: Server = self._parking or _Asgi(receive, send)
+        writer: DirectWrite | None = direct["writer"] if direct else None
+        self.outbox = Outbox(self, direct=writer, budget=options.send_budget, stuck_after=options.slow_client_timeout)
         limit = options.message_rate_limit
         self.bucket = TokenBucket(*limit) if limit is not None else None
         self.view: LiveView | None = None
-        self.idle = Event()  # no message is being handled (its reply is queued)
-        self.idle.set()
+        self._handling = False  # a message is being handled (until its reply is queued)
+        self._handled: Event | None = None  # set when it is, for a drain waiting on it
         self.group_id = ""
         self.accepted = False
         self.closed = False
@@ -97,7 +126,7 @@ class WebSocketConnection:
     async def run(self) -> None:
         """Serve the connection until the client goes away or the app closes it."""
         rt = self.runtime
-        if (await self._receive())["type"] != "websocket.connect":
+        if (await self._server.receive())["type"] != "websocket.connect":
             return
         request = Request(self._scope, rt.options.trust_forwarded_headers)
         refusal = self._refusal(request)
@@ -114,7 +143,7 @@ class WebSocketConnection:
         parked = False
         try:
             headers = [(b"set-cookie", set_cookie.encode("latin-1"))] if set_cookie else []
-            await self._send({"type": "websocket.accept", "headers": headers})
+            await self._server.send({"type": "websocket.accept", "headers": headers})
             del headers, set_cookie  # this frame lasts as long as the connection: none of the handshake in it
             self.accepted = True
             parked = await self._serve(group_id, query, secure)
@@ -148,14 +177,14 @@ class WebSocketConnection:
             headers = [(b"content-type", b"text/plain; charset=utf-8")]
             if status == 503:
                 headers.append((b"retry-after", str(RETRY_AFTER).encode()))
-            await self._send({"type": "websocket.http.response.start", "status": status, "headers": headers})
-            await self._send({"type": "websocket.http.response.body", "body": message.encode()})
+            await self._server.send({"type": "websocket.http.response.start", "status": status, "headers": headers})
+            await self._server.send({"type": "websocket.http.response.body", "body": message.encode()})
         else:
-            await self._send({"type": "websocket.close", "code": POLICY_VIOLATION})  # a 403 to the client
+            await self._server.send({"type": "websocket.close", "code": POLICY_VIOLATION})  # a 403 to the client
 
     async def _serve(self, group_id: str, query: dict[str, str], secure: bool) -> bool:
         """Open the tab and handle its messages; True when the connection parked (it goes on
-        in :meth:`_resume`), False when it is over and cleaned up."""
+        in :meth:`resume`), False when it is over and cleaned up."""
         rt = self.runtime
         try:
             group = await rt.groups.get(group_id)
@@ -189,18 +218,18 @@ class WebSocketConnection:
     async def _messages(self, view: LiveView) -> bool:
         """Handle the client's messages in order until it goes (False). With a server that
         parks idle connections, return True instead once none waits: the server runs
-        :meth:`_resume` at the next, so that an idle connection holds no task."""
+        :meth:`resume` at the next, so that an idle connection holds no task."""
         while not self.closed:
-            if self._park is not None and self._park(self._resume):
+            if self._parking is not None and self._parking.park(self):
                 return True
-            message = await self._receive()
+            message = await self._server.receive()
             if message["type"] == "websocket.disconnect":
                 break
             await self._handle(view, message)
             del message  # an idle connection keeps none of it
         return False
 
-    async def _resume(self) -> None:
+    async def resume(self) -> None:
         """A message came for the parked connection: handle it and those after it."""
         view = self.view
         assert view is not None
@@ -231,7 +260,7 @@ class WebSocketConnection:
 
     async def _handle(self, view: LiveView, message: Message) -> None:
         """Handle a message of the client."""
-        self.idle.clear()
+        self._handling = True
         try:
             await self._on_message(view, message)
         except Exception:
@@ -239,7 +268,10 @@ class WebSocketConnection:
             logger.exception("handling a message failed")
             await self.outbox.send([error_frame("the server failed to handle the message")])
         finally:
-            self.idle.set()
+            self._handling = False
+            if self._handled is not None:
+                self._handled.set()
+                self._handled = None
 
     async def _on_message(self, view: LiveView, message: Message) -> None:
         text = message.get("text")
@@ -276,14 +308,15 @@ class WebSocketConnection:
         await self.outbox.send(reply.frames)
         await self.runtime.hub.settle(view, reply.outcome)
 
-    async def _write(self, frame: bytes) -> None:
+    async def write(self, frame: bytes) -> None:
+        """Send ``frame`` through ASGI, waiting for the socket (the outbox's writer)."""
         try:
-            await self._send({"type": "websocket.send", "text": frame.decode()})
+            await self._server.send({"type": "websocket.send", "text": frame.decode()})
         except Exception:
             self.runtime.metrics.websocket_write_errors.inc()
             raise
 
-    def _stuck(self) -> None:
+    def stuck(self) -> None:
         """The client has not read for ``slow_client_timeout``: give it up."""
         logger.warning("closing a WebSocket whose client stopped reading (%d bytes waiting)", self.outbox.pending_bytes)
         self.runtime.metrics.websocket_slow_client_closes.inc()
@@ -294,7 +327,10 @@ class WebSocketConnection:
         view = self.view
         if view is not None and view.phase is Phase.OPEN:
             view.drain()
-        await self.idle.wait()
+        if self._handling:
+            if self._handled is None:
+                self._handled = Event()
+            await self._handled.wait()
 
     async def close(self, code: int = 1000, reason: str = "", *, flush: float = 1.0) -> None:
         """Close the connection (the app shutting down, a policy violation); frames already
@@ -308,6 +344,8 @@ class WebSocketConnection:
         self.outbox.close()
         if self.accepted:
             try:  # a client that stopped reading may not take even the close frame
-                await asyncio.wait_for(self._send({"type": "websocket.close", "code": code, "reason": reason}), 1.0)
+                await asyncio.wait_for(
+                    self._server.send({"type": "websocket.close", "code": code, "reason": reason}), 1.0
+                )
             except Exception:  # already gone
                 logger.debug("closing an already closed WebSocket", exc_info=True)

@@ -12,6 +12,7 @@ import pytest
 
 from livetemplate.fanout import INLINE_BATCH, Delivery, FanOut
 from livetemplate.outbox import Outbox
+from tests.support.sockets import Direct, Socket
 
 pytestmark = pytest.mark.anyio
 
@@ -66,11 +67,8 @@ async def test_the_direct_writes_of_inline_runs_go_out_together_before_the_loop_
     seen_by_others: list[list[int]] = []
     count = INLINE_BATCH + 6  # two stretches of inline runs
 
-    async def never(frame: bytes) -> None:
-        raise AssertionError("frames go out by the direct write")
-
     def run(i: int) -> Any:
-        outbox = Outbox(never, write_now=lambda *frames: written.extend(map(int, frames)) is None)
+        outbox = Outbox(Socket(awaited=False), direct=Direct(lambda *frames: written.extend(map(int, frames)) is None))
 
         async def body() -> None:
             seen_by_runs.append(list(written))
@@ -98,10 +96,7 @@ async def test_a_run_that_waits_first_lets_the_held_writes_go() -> None:
     gate = asyncio.Event()
     written: list[bytes] = []
 
-    async def never(frame: bytes) -> None:
-        raise AssertionError("frames go out by the direct write")
-
-    outbox = Outbox(never, write_now=lambda *frames: written.extend(frames) is None)
+    outbox = Outbox(Socket(awaited=False), direct=Direct(lambda *frames: written.extend(frames) is None))
 
     async def puts() -> None:
         outbox.put([b"first"])

@@ -20,6 +20,7 @@ from livetemplate.session import LiveView
 from livetemplate.testing import LiveClient, LiveSocket, settle
 from livetemplate.wire import Incoming
 from tests.support.metrics import renders
+from tests.support.sockets import Direct, Socket
 
 pytestmark = pytest.mark.anyio
 
@@ -492,7 +493,7 @@ async def open_tabs(app: livetemplate.LiveApp, writers: list[Callable[..., bool]
     rt, views = app.runtime, []
     for index, write_now in enumerate(writers):
         group = await rt.groups.get(f"group-{index:04d}")
-        outbox = Outbox(lambda frame: asyncio.sleep(0), write_now=write_now)
+        outbox = Outbox(Socket(), direct=Direct(write_now))
         view = LiveView(rt.runner, rt.pipeline, group, query={}, outbox=outbox)
         await app.hub.attach(view)
         await app.hub.settle(view, (await view.open()).outcome)

@@ -9,27 +9,14 @@ import threading
 import pytest
 
 from livetemplate.outbox import COALESCE_BYTES, Outbox, hold_writes, release_writes
+from tests.support.sockets import Direct, Socket
 
 pytestmark = pytest.mark.anyio
 
 
-class Socket:
-    def __init__(self) -> None:
-        self.written: list[bytes] = []
-        self.gate = asyncio.Event()
-        self.gate.set()
-        self.fail = False
-
-    async def write(self, frame: bytes) -> None:
-        await self.gate.wait()
-        if self.fail:
-            raise OSError("gone")
-        self.written.append(frame)
-
-
 async def test_frames_go_out_in_order_from_put_and_send() -> None:
     socket = Socket()
-    outbox = Outbox(socket.write)
+    outbox = Outbox(socket)
     await outbox.send([b"1", b"2"])
     assert socket.written == [b"1", b"2"]  # written in this task: no task was needed
     assert outbox._task is None
@@ -39,12 +26,13 @@ async def test_frames_go_out_in_order_from_put_and_send() -> None:
     assert await outbox.flush(timeout=1)
     assert socket.written == [b"1", b"2", b"3", b"4", b"5"]
     assert outbox._task is None and len(outbox) == 0 and outbox.pending_bytes == 0
+    assert outbox._frames is None  # an idle outbox holds no list
 
 
 async def test_putting_never_waits_for_a_slow_socket() -> None:
     socket = Socket()
     socket.gate.clear()  # the client stopped reading
-    outbox = Outbox(socket.write)
+    outbox = Outbox(socket)
     for _ in range(100):
         outbox.put([b"x" * 10])
     assert len(outbox) >= 99 and outbox.pending_bytes >= 990
@@ -57,7 +45,7 @@ async def test_putting_never_waits_for_a_slow_socket() -> None:
 async def test_a_failed_write_breaks_the_outbox_and_drops_what_waits() -> None:
     socket = Socket()
     socket.fail = True
-    outbox = Outbox(socket.write)
+    outbox = Outbox(socket)
     outbox.put([b"a", b"b", b"c"])
     assert await outbox.flush(timeout=1)
     assert outbox.broken and len(outbox) == 0 and outbox.pending_bytes == 0
@@ -69,7 +57,7 @@ async def test_a_failed_write_breaks_the_outbox_and_drops_what_waits() -> None:
 async def test_close_stops_a_stuck_writer() -> None:
     socket = Socket()
     socket.gate.clear()
-    outbox = Outbox(socket.write)
+    outbox = Outbox(socket)
     outbox.put([b"a", b"b"])
     await asyncio.sleep(0)
     task = outbox._task
@@ -83,7 +71,7 @@ async def test_close_stops_a_stuck_writer() -> None:
 
 async def test_put_on_an_idle_outbox_writes_at_once_without_a_task() -> None:
     socket = Socket()
-    outbox = Outbox(socket.write)
+    outbox = Outbox(socket)
     outbox.put([b"a", b"b"])
     assert socket.written == [b"a", b"b"]  # before put returned
     assert outbox._task is None and not outbox._busy
@@ -92,7 +80,7 @@ async def test_put_on_an_idle_outbox_writes_at_once_without_a_task() -> None:
 async def test_a_writer_that_has_to_wait_is_carried_on_by_a_task() -> None:
     socket = Socket()
     socket.gate.clear()
-    outbox = Outbox(socket.write)
+    outbox = Outbox(socket)
     outbox.put([b"a"])
     assert socket.written == [] and outbox._task is not None
     outbox.put([b"b"])  # queued behind the writer
@@ -119,7 +107,7 @@ class Steps:
 
 async def test_the_carried_on_writer_reads_its_futures_outcome() -> None:
     steps = Steps()
-    outbox = Outbox(steps.write)
+    outbox = Outbox(steps)
     outbox.put([b"a"])
     await asyncio.sleep(0.01)
     steps.future.set_exception(OSError("reset"))
@@ -129,7 +117,7 @@ async def test_the_carried_on_writer_reads_its_futures_outcome() -> None:
 
 async def test_a_cancellation_reaches_the_carried_on_writer() -> None:
     steps = Steps()
-    outbox = Outbox(steps.write)
+    outbox = Outbox(steps)
     outbox.put([b"a"])
     await asyncio.sleep(0.01)
     steps.future.set_result("done")  # its outcome is in, but the task has not run yet
@@ -152,7 +140,7 @@ async def test_a_direct_write_is_used_while_the_socket_takes_frames_and_order_ho
             socket.written.extend(frames)
         return taking[0]
 
-    outbox = Outbox(socket.write, write_now=write_now)
+    outbox = Outbox(socket, direct=Direct(write_now))
     outbox.put([b"1", b"2"])
     assert direct == [b"1", b"2"] and outbox._task is None  # written in the call, no task
     taking[0] = False  # the socket pushes back: the rest waits for the awaited write
@@ -180,8 +168,8 @@ async def test_a_write_batch_holds_direct_writes_until_released_in_order() -> No
         socket.written.extend(frames)
         return True
 
-    first, second = Outbox(socket.write, write_now=write_now), Outbox(socket.write, write_now=write_now)
-    queued_only = Outbox(socket.write)  # no direct write: the batch leaves it alone
+    first, second = Outbox(socket, direct=Direct(write_now)), Outbox(socket, direct=Direct(write_now))
+    queued_only = Outbox(socket)  # no direct write: the batch leaves it alone
     hold_writes()
     try:
         first.put([b"a1"])
@@ -206,7 +194,7 @@ async def test_a_reply_sent_while_frames_are_held_goes_after_them() -> None:
         socket.written.extend(frames)
         return True
 
-    outbox = Outbox(socket.write, write_now=write_now)
+    outbox = Outbox(socket, direct=Direct(write_now))
     hold_writes()
     try:
         outbox.put([b"push"])
@@ -223,8 +211,8 @@ async def test_a_writer_that_fails_on_release_loses_its_connection_only() -> Non
     def broken(*frames: bytes) -> bool:
         raise RuntimeError("a bug in the writer")
 
-    failing = Outbox(socket.write, write_now=broken)
-    healthy = Outbox(socket.write, write_now=lambda *frames: socket.written.extend(frames) is None)
+    failing = Outbox(socket, direct=Direct(broken))
+    healthy = Outbox(socket, direct=Direct(lambda *frames: socket.written.extend(frames) is None))
     hold_writes()
     failing.put([b"lost"])
     healthy.put([b"kept"])
@@ -235,7 +223,7 @@ async def test_a_writer_that_fails_on_release_loses_its_connection_only() -> Non
 
 async def test_held_frames_the_socket_will_not_take_at_once_go_out_in_the_background() -> None:
     socket = Socket()
-    outbox = Outbox(socket.write, write_now=lambda *frames: False)  # the socket pushes back
+    outbox = Outbox(socket, direct=Direct(lambda *frames: False))  # the socket pushes back
     hold_writes()
     outbox.put([b"1", b"2", b"3"])
     socket.gate.clear()  # the awaited write waits too
@@ -255,7 +243,7 @@ async def test_frames_written_together_stay_within_the_coalescing_bound() -> Non
         socket.written.extend(frames)
         return True
 
-    outbox = Outbox(socket.write, write_now=write_now)
+    outbox = Outbox(socket, direct=Direct(write_now))
     quarter = COALESCE_BYTES // 4
     outbox.put([b"a" * quarter] * 5 + [b"b" * (COALESCE_BYTES * 2), b"c"])
     assert writes == [[quarter] * 4, [quarter], [COALESCE_BYTES * 2], [1]]  # a big frame goes alone
@@ -268,7 +256,7 @@ async def test_a_write_batch_holds_the_writes_of_its_own_thread_only() -> None:
     written: list[tuple[str, bytes]] = []
 
     def direct(where: str) -> Outbox:
-        return Outbox(Socket().write, write_now=lambda *frames: written.extend((where, f) for f in frames) is None)
+        return Outbox(Socket(), direct=Direct(lambda *frames: written.extend((where, f) for f in frames) is None))
 
     here = direct("here")
     hold_writes()
@@ -281,3 +269,28 @@ async def test_a_write_batch_holds_the_writes_of_its_own_thread_only() -> None:
     finally:
         release_writes()
     assert written == [("there", b"at once"), ("here", b"held")]
+
+
+async def test_a_backed_up_outbox_tells_its_socket_once_that_it_is_stuck() -> None:
+    socket = Socket()
+    socket.gate.clear()  # the client stopped reading
+    outbox = Outbox(socket, budget=3, stuck_after=0.05)
+    outbox.put([b"ab", b"cd", b"ef"])  # one in the writer's hands, 4 bytes waiting: backed up
+    assert outbox.backed_up
+    await asyncio.sleep(0.2)
+    assert socket.stuck_calls == 1
+    outbox.put([b"gh"])  # still backed up: not told again
+    await asyncio.sleep(0.2)
+    assert socket.stuck_calls == 1
+
+
+async def test_an_outbox_that_drains_in_time_is_not_stuck() -> None:
+    socket = Socket()
+    socket.gate.clear()
+    outbox = Outbox(socket, budget=3, stuck_after=0.1)
+    outbox.put([b"ab", b"cd", b"ef"])
+    await asyncio.sleep(0.02)
+    socket.gate.set()  # the client reads again
+    assert await outbox.flush(timeout=1)
+    await asyncio.sleep(0.2)
+    assert socket.stuck_calls == 0 and socket.written == [b"ab", b"cd", b"ef"]

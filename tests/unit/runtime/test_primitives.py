@@ -173,3 +173,24 @@ async def test_queue_getters_are_served_in_order_and_a_cancelled_one_passes_its_
     await asyncio.sleep(0)
     queue.put_nowait(2)
     assert await asyncio.wait_for(queue.get(), HANG) == 2
+
+
+async def test_idle_primitives_keep_no_lists_once_their_waiters_are_gone() -> None:
+    """An idle connection's lock, event and queue hold no empty list (each is an object for
+    the collector) after tasks waited on them."""
+    lock, event, queue = Lock(), Event(), Queue[str]()
+    async with lock:
+        waiter = asyncio.create_task(lock.__aenter__())
+        await asyncio.sleep(0)
+    await asyncio.wait_for(waiter, HANG)  # handed over on release
+    lock.release()
+    cancelled = asyncio.create_task(event.wait())
+    await asyncio.sleep(0)
+    cancelled.cancel()
+    await asyncio.sleep(0)
+    getter = asyncio.create_task(queue.get())
+    await asyncio.sleep(0)
+    queue.put_nowait("a")
+    assert await asyncio.wait_for(getter, HANG) == "a"
+    assert (lock._waiters, event._waiters, queue._getters, queue._items) == (None, None, None, None)
+    assert not lock.locked() and queue.empty() and queue.qsize() == 0

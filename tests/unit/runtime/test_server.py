@@ -58,7 +58,7 @@ async def test_stopping_the_server_drains_the_app_first() -> None:
     async with connect(f"ws://127.0.0.1:{port}/") as ws:
         json.loads(await ws.recv())
         (connection,) = app.runtime.connections
-        assert connection.outbox.write_now is not None  # the project's protocol writes frames directly
+        assert connection.outbox.direct is not None  # the project's protocol writes frames directly
         await ws.send(json.dumps({"action": "work", "data": {"seconds": 0.5}}))
         await asyncio.sleep(0.1)
         server.should_exit = True  # as SIGTERM does, while the action runs

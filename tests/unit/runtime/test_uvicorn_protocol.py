@@ -14,6 +14,7 @@ import json
 import os
 import socket
 import struct
+import types
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -32,10 +33,21 @@ from livetemplate.server import recommended_settings
 from livetemplate.transports.keepalive import PingSchedule
 from livetemplate.transports.uvicorn_protocol import LiveWebSocketProtocol, _instance_attributes, text_frame
 from livetemplate.transports.websocket import WRITE_TEXT
+from tests.support.sockets import Direct
 
 pytestmark = pytest.mark.anyio
 
 PROTOCOL = recommended_settings(None)["ws"]
+
+
+class AsgiSocket:
+    """An outbox's awaited write through ASGI's ``send``."""
+
+    def __init__(self, write: Callable[[bytes], Any]) -> None:
+        self.write = write
+
+    def stuck(self) -> None:
+        raise AssertionError("no test here backs up")
 
 
 class FrameApp:
@@ -59,27 +71,27 @@ class FrameApp:
             await send({"type": "websocket.send", "text": frame.decode()})
 
         def write_now(*frames: bytes) -> bool:
-            taken: bool = direct["write"](*frames)
+            taken: bool = direct["writer"].write_text(*frames)
             self.refused += not taken
             return taken
 
-        outbox = Outbox(write, write_now=write_now if direct else None)
+        outbox = Outbox(AsgiSocket(write), direct=Direct(write_now) if direct else None)
         while (message := await receive())["type"] == "websocket.receive":
             order = json.loads(message["text"])
             if "send" in order:
                 for size in order["send"]:
                     payload = ("é" * (size // 2) + "x" * (size % 2)).encode()
-                    self.written.append(direct["write"](payload) if direct else False)
+                    self.written.append(direct["writer"].write_text(payload) if direct else False)
                     if not direct:
                         await write(payload)
             elif "together" in order:
                 payloads = [f"frame {n}".encode() for n in range(order["together"])]
-                self.written.append(direct["write"](*payloads))
+                self.written.append(direct["writer"].write_text(*payloads))
             elif "flood" in order:
                 outbox.put(json.dumps([n, "x" * order["size"]]).encode() for n in range(order["flood"]))
             elif "close" in order:
                 await send({"type": "websocket.close", "code": 1000})
-                self.written.append(direct["write"](b"late"))
+                self.written.append(direct["writer"].write_text(b"late"))
                 return
 
 
@@ -392,6 +404,30 @@ async def test_an_idle_connection_of_the_app_holds_no_task_and_goes_on_at_each_m
             await until(lambda: not connection_tasks())  # parked again after each message
         await until(lambda: not app.runtime.connections)  # the clients' closes ended both
         assert app.hub.views == set() and not connection_tasks()
+
+
+async def test_an_idle_connection_of_the_app_holds_no_method_objects_nor_empty_lists() -> None:
+    """Each object an idle connection holds is one more for the collector: its outbox and the
+    app hold the server itself rather than bound methods of it, and no empty list is kept of
+    the handshake (the extensions offered and negotiated) or of the last message."""
+    app = livetemplate.mount(CounterController(), Counter(), template=COUNTER)
+    async with serving(app) as port, connect(f"ws://127.0.0.1:{port}/") as ws:
+        assert json.loads(await ws.recv())["meta"]["success"]
+        await ws.send(json.dumps({"action": "increment"}))
+        assert json.loads(await ws.recv())["tree"]["0"] == "1"
+        await until(lambda: not connection_tasks())  # parked
+        (connection,) = app.runtime.connections
+        (protocol,) = open_protocols()
+        held = [
+            *vars(connection).values(),
+            *gc.get_referents(protocol, protocol.queue, connection.outbox),
+            protocol.conn.extensions,
+            protocol.conn.available_extensions,
+        ]
+        assert [type(o).__name__ for o in held if isinstance(o, types.MethodType)] == []
+        assert [o for o in held if isinstance(o, list) and not o] == []
+        await ws.send(json.dumps({"action": "increment"}))  # and it goes on
+        assert json.loads(await ws.recv())["tree"]["0"] == "2"
 
 
 async def test_a_parked_connection_is_closed_with_1012_at_shutdown_and_cleaned_up() -> None:

@@ -1,8 +1,7 @@
 """The WebSocket protocol this project serves with under uvicorn.
 
 It is uvicorn's own ``websockets-sansio`` protocol (websockets' sans-I/O parser does the
-handshake, fragmentation, ping/pong, close codes, UTF-8 checks and size limits) with two
-additions. The first is a direct write for the app's text frames, offered in the connection's
+handshake) with three additions. The first is a direct write for the app's text frames, offered in the connection's
 scope as the ASGI extension ``livetemplate.write_text``: ``{"writer": protocol}``, where
 ``protocol.write_text(*payloads)`` frames each payload and hands them to the socket at once,
 in one write, when the socket takes them without waiting (returns True), and otherwise does
@@ -27,11 +26,18 @@ its task as under any server.
 Every open connection holds the protocol's queue of incoming messages and its ``writable``
 event; they are this project's :mod:`~livetemplate.primitives` (same behaviour), which make
 their waiters' lists only when a task waits: asyncio's allocate four deques, 3 KiB a connection.
+A connection whose transport takes writes shares one set ``writable`` event with the others;
+one paused by its transport gets its own until it is resumed.
 The protocol's own attributes are slots: uvicorn's class sets more of them than an instance dict
 shares its keys for, and each connection's dict took 1.6 KiB. Its keepalive pings go on one
-timer for all connections (:mod:`.keepalive`), not a timer each. Once open, a connection keeps
-no empty lists of the handshake's or of the last message's (an empty list is 72 bytes and
-an object for the collector).
+timer for all connections (:mod:`.keepalive`), not a timer each. Between two messages it keeps
+no list of the last one's frames (an empty list is 72 bytes and an object for the collector).
+
+The third: once the handshake is answered, the open connection's frames (fragmentation,
+ping/pong, close codes, masking, size limits) are read and written by the project's
+:class:`~.open_websocket.OpenWebSocket`, one object in place of websockets' protocol, its
+stream reader, generators and lists (2 KiB and 7 objects a connection). A connection that
+negotiated per-message deflate keeps websockets' protocol.
 """
 
 from __future__ import annotations
@@ -54,6 +60,7 @@ from ..app import LiveApp
 from ..frames import websocket_text_frame
 from ..primitives import Event, Queue
 from .keepalive import PingSchedule
+from .open_websocket import OpenWebSocket
 from .websocket import PARK, WRITE_TEXT, Resumable
 
 __all__ = ["LiveWebSocketProtocol", "text_frame"]
@@ -88,8 +95,24 @@ class LiveWebSocketProtocol(WebSocketsSansIOProtocol):
         self.frames = _NO_FRAMES
         self.queue = _Inbox(self)  # type: ignore[assignment]  # the same methods as asyncio.Queue's
         if isinstance(getattr(self, "writable", None), asyncio.Event):  # uvicorn's write flow control
-            self.writable = Event()  # type: ignore[assignment]  # the same methods as asyncio.Event's
-            self.writable.set()
+            self.writable = _WRITABLE  # type: ignore[assignment]  # the same methods as asyncio.Event's
+
+    def pause_writing(self) -> None:
+        """The transport's buffer is full: sends wait, on an event of this connection's own."""
+        writable: Any = self.writable  # typed as asyncio's Event by uvicorn
+        if writable is _WRITABLE:
+            self.writable = Event()  # type: ignore[assignment]
+        else:
+            super().pause_writing()
+
+    def resume_writing(self) -> None:
+        """The transport's buffer drained: the sends waiting go on."""
+        paused: Any = self.writable
+        if isinstance(paused, Event) and paused is not _WRITABLE:
+            self.writable = _WRITABLE  # type: ignore[assignment]
+            paused.set()
+        else:
+            super().resume_writing()
 
     def handle_connect(self, event: Any) -> None:
         super().handle_connect(event)
@@ -151,10 +174,8 @@ class LiveWebSocketProtocol(WebSocketsSansIOProtocol):
         read again, and an open connection need not keep their headers."""
         super().start_keepalive()
         self.request = self.response = None  # type: ignore[assignment]
-        _restart_parser(self.conn)
-        self.conn.available_extensions = None  # offered: read by the handshake only
-        if not self.conn.extensions:  # none negotiated
-            self.conn.extensions = _NO_EXTENSIONS
+        if _at_rest(self.conn):  # the open connection's frames: an object of the project's
+            self.conn = cast(ServerProtocol, OpenWebSocket(self.conn.max_message_size))
         # The app has the scope it was given; this protocol's logs read its path and client only.
         scope = cast(dict[str, Any], self.scope)
         self.scope = cast(Any, {key: scope[key] for key in _LOGGED if key in scope})
@@ -232,14 +253,15 @@ def _parks(app: Any, call: Awaitable[Any]) -> bool:
     return code is ProxyHeadersMiddleware.__call__.__code__ and isinstance(getattr(app, "app", None), LiveApp)
 
 
+#: The ``writable`` event of every connection whose transport takes writes: set, and never
+#: cleared (a connection paused by its transport gets an event of its own until resumed).
+_WRITABLE = Event()
+_WRITABLE.set()
+
 #: The frames of the message being received, between two messages: uvicorn's protocol
 #: assigns a new list at a message's first frame before appending any (websockets refuses a
 #: continuation frame that comes first), so a shared empty tuple stands in for the empty list.
 _NO_FRAMES: Any = ()
-#: The extensions negotiated on a connection that negotiated none (websockets only iterates
-#: them once the handshake is done).
-_NO_EXTENSIONS: Any = ()
-
 #: What uvicorn's protocol reads of its scope once the connection is open (its log lines).
 _LOGGED = ("type", "client", "path", "raw_path", "query_string")
 
@@ -248,21 +270,23 @@ _LOGGED = ("type", "client", "path", "raw_path", "query_string")
 _BETWEEN_FRAMES = [ServerProtocol.parse.__code__, Protocol.parse.__code__, StreamReader.at_eof.__code__]
 
 
-def _restart_parser(conn: ServerProtocol) -> None:
-    """websockets parses the handshake and then the frames in one generator, whose frame keeps
-    the upgrade request (its headers: some 2.5 KiB and a dozen lists) for the connection's
-    life. Waiting between two frames, that generator is replaced by the frame loop alone, as
-    websockets itself replaces its parser on closing; anywhere else it is left as it is."""
+def _at_rest(conn: ServerProtocol) -> bool:
+    """Whether websockets' protocol can hand the connection over to :class:`OpenWebSocket`:
+    it is open, negotiated no extension, and waits between two frames with no byte unread
+    (a client that sent a frame's first bytes before the handshake's answer keeps it)."""
     codes: list[CodeType] = []
     step: Any = conn.parser  # a generator (typed as Generator, which does not name gi_*)
     while step is not None:
         codes.append(step.gi_code)
         step = step.gi_yieldfrom
-    if codes != _BETWEEN_FRAMES or conn.state is not State.OPEN or conn.reader.buffer:
-        return
-    parser = Protocol.parse(conn)
-    next(parser)  # to its first wait for data, as websockets starts its parsers
-    conn.parser = parser
+    return (
+        codes == _BETWEEN_FRAMES
+        and conn.state is State.OPEN
+        and not conn.extensions
+        and not conn.reader.buffer
+        and not conn.events
+        and not conn.writes
+    )
 
 
 #: The payload framed last and its frame (a server's frames are not masked: the same for

@@ -31,6 +31,7 @@ from livetemplate.frames import websocket_text_frame
 from livetemplate.outbox import Outbox
 from livetemplate.server import recommended_settings
 from livetemplate.transports.keepalive import PingSchedule
+from livetemplate.transports.open_websocket import OpenWebSocket
 from livetemplate.transports.uvicorn_protocol import LiveWebSocketProtocol, _instance_attributes, text_frame
 from livetemplate.transports.websocket import WRITE_TEXT
 from tests.support.sockets import Direct
@@ -138,12 +139,24 @@ async def test_frames_written_together_arrive_as_separate_messages_in_order() ->
 
 
 async def test_a_client_that_does_not_read_gets_every_frame_in_order_once_it_does() -> None:
+    """Its transport pauses the writer: that connection waits on an event of its own, while
+    the others share one that stays set and write on directly."""
     app = FrameApp()
     count = 400
-    async with serving(app) as port, connect(f"ws://127.0.0.1:{port}/", max_size=None, max_queue=1) as ws:
+    async with (
+        serving(app) as port,
+        connect(f"ws://127.0.0.1:{port}/", max_size=None, max_queue=1) as ws,
+        connect(f"ws://127.0.0.1:{port}/") as other,
+    ):
         await ws.send(json.dumps({"flood": count, "size": 65_536}))  # 26 MB: more than the socket buffers hold
+        await until(lambda: any(not protocol.writable.is_set() for protocol in open_protocols()))
+        (flooded,) = [protocol for protocol in open_protocols() if not protocol.writable.is_set()]
+        (idle,) = [protocol for protocol in open_protocols() if protocol is not flooded]
+        await other.send(json.dumps({"send": [3]}))
+        assert await other.recv() == "éx" and app.written == [True]  # written directly meanwhile
         async with asyncio.timeout(30):  # a frame lost would leave the client waiting
             numbers = [json.loads(await ws.recv())[0] for _ in range(count)]
+        assert flooded.writable is idle.writable and idle.writable.is_set()  # resumed: shared again
     assert numbers == list(range(count))
     assert app.refused >= 1  # the socket paused the writer at least once: the outbox waited through ASGI
 
@@ -164,6 +177,10 @@ async def test_with_per_message_deflate_frames_go_through_asgi() -> None:
         await ws.send(json.dumps({"send": [10, 70_000]}))
         received = [await ws.recv() for _ in range(2)]
         assert ws.protocol.extensions  # deflate was negotiated
+        (protocol,) = open_protocols()
+        assert not isinstance(protocol.conn, OpenWebSocket)  # websockets' protocol inflates
+        await ws.send(json.dumps({"send": [5]}))  # and reads the client's compressed frames
+        assert len((await ws.recv()).encode()) == 5
     assert [len(text.encode()) for text in received] == [10, 70_000]
     assert app.offered == [False]
 
@@ -408,8 +425,9 @@ async def test_an_idle_connection_of_the_app_holds_no_task_and_goes_on_at_each_m
 
 async def test_an_idle_connection_of_the_app_holds_no_method_objects_nor_empty_lists() -> None:
     """Each object an idle connection holds is one more for the collector: its outbox and the
-    app hold the server itself rather than bound methods of it, and no empty list is kept of
-    the handshake (the extensions offered and negotiated) or of the last message."""
+    app hold the server itself rather than bound methods of it, no empty list is kept of the
+    last message, and the frames are read by the project's own object (websockets' protocol
+    held a stream reader, two generators and lists)."""
     app = livetemplate.mount(CounterController(), Counter(), template=COUNTER)
     async with serving(app) as port, connect(f"ws://127.0.0.1:{port}/") as ws:
         assert json.loads(await ws.recv())["meta"]["success"]
@@ -418,11 +436,10 @@ async def test_an_idle_connection_of_the_app_holds_no_method_objects_nor_empty_l
         await until(lambda: not connection_tasks())  # parked
         (connection,) = app.runtime.connections
         (protocol,) = open_protocols()
+        assert isinstance(protocol.conn, OpenWebSocket)
         held = [
             *vars(connection).values(),
-            *gc.get_referents(protocol, protocol.queue, connection.outbox),
-            protocol.conn.extensions,
-            protocol.conn.available_extensions,
+            *gc.get_referents(protocol, protocol.queue, connection.outbox, protocol.conn),
         ]
         assert [type(o).__name__ for o in held if isinstance(o, types.MethodType)] == []
         assert [o for o in held if isinstance(o, list) and not o] == []

@@ -1,0 +1,259 @@
+"""The WebSocket protocol of an open connection, server side, sans I/O, in one object.
+
+websockets' ``ServerProtocol`` parses the handshake and then the frames with generators over
+a stream reader: an open connection holds the protocol, its reader, two generators, their
+frames and a few lists, some 2 KiB and 7 objects for the collector. Once the handshake is
+done, :class:`~livetemplate.transports.uvicorn_protocol.LiveWebSocketProtocol` hands the
+connection to :class:`OpenWebSocket`: the same methods and attributes of ``ServerProtocol``
+that uvicorn's protocol uses after the handshake, with the same behaviour (it is tested
+against websockets on the same bytes), holding the bytes of an incomplete frame only while
+there are some. websockets' ``Frame`` and ``Close`` still check, parse and carry what goes in
+and out; the frames of the app's text messages are made by :mod:`livetemplate.frames`.
+
+RFC 6455 as websockets applies it: client frames must be masked; reserved bits, unknown
+opcodes, long or fragmented control frames, continuation frames out of place and bad close
+codes fail the connection with 1002; a message longer than ``max_size`` with 1009; a close
+reason that is not UTF-8 with 1007. A close frame is echoed, and then (as after a failure)
+the server closes the TCP connection and what else comes is discarded. It applies no
+extension: a connection that negotiated one (per-message deflate) keeps websockets' protocol.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from websockets.exceptions import InvalidState, PayloadTooBig, ProtocolError
+from websockets.frames import Close, CloseCode, Frame, Opcode
+from websockets.protocol import State
+
+try:
+    from websockets.speedups import apply_mask
+except ImportError:  # websockets installed without its C extension
+    from websockets.utils import apply_mask
+
+from ..frames import websocket_text_frame
+
+__all__ = ["OpenWebSocket"]
+
+#: What an empty read of events or of bytes to send returns (nothing is allocated for it).
+_NOTHING: tuple[()] = ()
+#: The end of the data stream to send: the server closes the TCP connection.
+SEND_EOF = b""
+_OPCODES = frozenset(Opcode)
+
+
+class OpenWebSocket:
+    """An open connection's frames in and out (see the module's text). ``max_size`` bounds
+    a message's payload (None: no bound)."""
+
+    __slots__ = (
+        "_current",
+        "_discarding",
+        "_events",
+        "_pending",
+        "_writes",
+        "close_rcvd",
+        "close_sent",
+        "max_size",
+        "parser_exc",
+        "state",
+    )
+
+    #: The handshake is over (uvicorn's protocol reads it on every read of data).
+    handshake_exc = None
+
+    def __init__(self, max_size: int | None) -> None:
+        self.max_size = max_size
+        self.state = State.OPEN
+        self.close_rcvd: Close | None = None
+        self.close_sent: Close | None = None
+        self.parser_exc: Exception | None = None
+        self._pending: bytearray | None = None  # an incomplete frame's bytes
+        self._current: int | None = None  # the payload bytes so far of a fragmented message
+        self._discarding = False  # closed or failed: what comes is not read
+        self._events: list[Frame] | None = None
+        self._writes: list[bytes] | None = None
+
+    # -- in -------------------------------------------------------------------------------------
+
+    def receive_data(self, data: bytes | bytearray) -> None:
+        """Read the frames in ``data`` (and in what came before it): their events wait for
+        :meth:`events_received`, the answers (a pong, a close) for :meth:`data_to_send`."""
+        if self._discarding:
+            return
+        pending = self._pending
+        if pending is not None:  # PERF: a long message comes in pieces, added in place
+            pending += data
+            data = pending
+        try:
+            end = self._read_frames(data)
+        except ProtocolError as exc:
+            self._failed(CloseCode.PROTOCOL_ERROR, str(exc), exc)
+        except UnicodeDecodeError as exc:
+            self._failed(CloseCode.INVALID_DATA, f"{exc.reason} at position {exc.start}", exc)
+        except PayloadTooBig as exc:
+            exc.set_current_size(self._current)
+            self._failed(CloseCode.MESSAGE_TOO_BIG, str(exc), exc)
+        else:
+            if self._discarding or end == len(data):
+                self._pending = None
+            elif pending is None:
+                self._pending = bytearray(data[end:])
+            elif end:
+                del pending[:end]
+
+    def _read_frames(self, data: bytes | bytearray) -> int:
+        """Read the complete frames of ``data``; where the first incomplete one starts."""
+        start, size = 0, len(data)
+        while not self._discarding and size - start >= 2:
+            head1, head2 = data[start], data[start + 1]
+            if head1 & 0x0F not in _OPCODES:
+                raise ProtocolError("invalid opcode")
+            if not head2 & 0x80:
+                raise ProtocolError("incorrect masking")
+            length, header = head2 & 0x7F, 2
+            if length == 126:
+                if size - start < 4:
+                    break
+                length, header = int.from_bytes(data[start + 2 : start + 4], "big"), 4
+            elif length == 127:
+                if size - start < 10:
+                    break
+                length, header = int.from_bytes(data[start + 2 : start + 10], "big"), 10
+            limit = self._limit()
+            if limit is not None and length > limit:
+                raise PayloadTooBig(length, limit)
+            mask = start + header
+            end = mask + 4 + length
+            if end > size:
+                break
+            payload = apply_mask(data[mask + 4 : end], data[mask : mask + 4])
+            fin, rsv1, rsv2, rsv3 = (bool(head1 & bit) for bit in (0x80, 0x40, 0x20, 0x10))
+            frame = Frame(Opcode(head1 & 0x0F), payload, fin, rsv1, rsv2, rsv3)
+            frame.check()
+            start = end
+            self._receive_frame(frame)
+        return start
+
+    def _limit(self) -> int | None:
+        """The longest payload the next frame may have."""
+        if self.max_size is None or self._current is None:
+            return self.max_size
+        return self.max_size - self._current
+
+    def _receive_frame(self, frame: Frame) -> None:
+        opcode = frame.opcode
+        if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
+            if self._current is not None:
+                raise ProtocolError("expected a continuation frame")
+            if not frame.fin:
+                self._current = len(frame.data)
+        elif opcode is Opcode.CONT:
+            if self._current is None:
+                raise ProtocolError("unexpected continuation frame")
+            self._current = None if frame.fin else self._current + len(frame.data)
+        elif opcode is Opcode.PING:
+            self._send(Opcode.PONG, frame.data)  # RFC 6455 5.5.2: a ping is answered
+        elif opcode is Opcode.CLOSE:
+            self.close_rcvd = Close.parse(frame.data)
+            if self._current is not None:
+                raise ProtocolError("incomplete fragmented message")
+            if self.state is State.OPEN:  # echoed (its data as it came: an empty close stays empty)
+                self._send(Opcode.CLOSE, frame.data)
+                self.close_sent = self.close_rcvd
+                self.state = State.CLOSING
+            self._end()
+        if self._events is None:
+            self._events = [frame]
+        else:
+            self._events.append(frame)
+
+    def events_received(self) -> Sequence[Frame]:
+        """The frames read since the last call, in order."""
+        events, self._events = self._events, None
+        return events or _NOTHING
+
+    # -- out ------------------------------------------------------------------------------------
+
+    def data_to_send(self) -> Sequence[bytes]:
+        """The bytes to write since the last call; an empty one asks for the end of the stream."""
+        writes, self._writes = self._writes, None
+        return writes or _NOTHING
+
+    def send_text(self, data: bytes) -> None:
+        """A text message (``data``: UTF-8)."""
+        self._check_open()
+        self._write(websocket_text_frame(data))
+
+    def send_binary(self, data: bytes) -> None:
+        """A binary message."""
+        self._check_open()
+        self._send(Opcode.BINARY, data)
+
+    def send_close(self, code: int | None = None, reason: str = "") -> None:
+        """Start the closing handshake, with ``code`` and ``reason`` (none: an empty close)."""
+        self._check_open()
+        if code is None:
+            if reason:
+                raise ProtocolError("cannot send a reason without a code")
+            close, data = Close(CloseCode.NO_STATUS_RCVD, ""), b""
+        else:
+            close = Close(code, reason)
+            data = close.serialize()
+        self._send(Opcode.CLOSE, data)
+        self.close_sent = close
+        self.state = State.CLOSING
+
+    def send_ping(self, data: bytes) -> None:
+        """A ping (also while closing)."""
+        if self.state is not State.OPEN and self.state is not State.CLOSING:
+            raise InvalidState(f"connection is {self.state.name.lower()}")
+        self._send(Opcode.PING, data)
+
+    def fail(self, code: int, reason: str = "") -> None:
+        """Fail the connection (RFC 6455 7.1.7): a close frame unless one was sent (or the
+        network failed: 1006), then the end of the stream; nothing more is read."""
+        if self.state is State.OPEN and code != CloseCode.ABNORMAL_CLOSURE:
+            close = Close(code, reason)
+            self._send(Opcode.CLOSE, close.serialize())
+            self.close_sent = close
+            self.state = State.CLOSING
+        self._end()
+
+    def _failed(self, code: int, reason: str, error: Exception) -> None:
+        self.fail(code, reason)
+        self.parser_exc = error
+        self._pending = None
+
+    def _end(self) -> None:
+        """The server closes the TCP connection; what comes is discarded."""
+        if not self._discarding:
+            self._discarding = True
+            self._write(SEND_EOF)
+
+    def _check_open(self) -> None:
+        if self.state is not State.OPEN:
+            raise InvalidState(f"connection is {self.state.name.lower()}")
+
+    def _send(self, opcode: Opcode, data: bytes | bytearray | memoryview) -> None:
+        frame = Frame(opcode, data)
+        frame.check()
+        self._write(_unmasked(opcode, frame.data))
+
+    def _write(self, data: bytes) -> None:
+        if self._writes is None:
+            self._writes = [data]
+        else:
+            self._writes.append(data)
+
+
+def _unmasked(opcode: int, data: bytes | bytearray | memoryview) -> bytes:
+    """A final frame of ``opcode`` as a server writes it (RFC 6455 5.2: never masked)."""
+    size = len(data)
+    if size < 126:
+        head = bytes((0x80 | opcode, size))
+    elif size < 65536:
+        head = bytes((0x80 | opcode, 126)) + size.to_bytes(2, "big")
+    else:
+        head = bytes((0x80 | opcode, 127)) + size.to_bytes(8, "big")
+    return head + data

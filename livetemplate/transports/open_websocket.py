@@ -2,7 +2,7 @@
 
 websockets' ``ServerProtocol`` parses the handshake and then the frames with generators over
 a stream reader: an open connection holds the protocol, its reader, two generators, their
-frames and a few lists, some 2 KiB and 7 objects for the collector. Once the handshake is
+frames and a few lists, some 1.2 KiB and 6 objects for the collector. Once the handshake is
 done, :class:`~livetemplate.transports.uvicorn_protocol.LiveWebSocketProtocol` hands the
 connection to :class:`OpenWebSocket`: the same methods and attributes of ``ServerProtocol``
 that uvicorn's protocol uses after the handshake, with the same behaviour (it is tested

@@ -20,7 +20,7 @@ from ..sessions import StoreUnavailable
 from ..types import Message, Receive, Scope, Send
 from ..wire import PING, RATE_LIMIT_ERROR, MalformedMessage, decode_incoming, meta
 
-__all__ = ["PARK", "WRITE_TEXT", "WebSocketConnection"]
+__all__ = ["PARK", "WRITE_TEXT", "ParkingServer", "Resumable", "Server", "WebSocketConnection"]
 
 #: The scope extension of a server that writes text frames directly
 #: (:mod:`livetemplate.transports.uvicorn_protocol`): ``{"writer": writer}``, a

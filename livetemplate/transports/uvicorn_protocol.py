@@ -274,7 +274,11 @@ _BETWEEN_FRAMES = [ServerProtocol.parse.__code__, Protocol.parse.__code__, Strea
 def _at_rest(conn: ServerProtocol) -> bool:
     """Whether websockets' protocol can hand the connection over to :class:`OpenWebSocket`:
     it is open, negotiated no extension, and waits between two frames with no byte unread
-    (a client that sent a frame's first bytes before the handshake's answer keeps it)."""
+    (a client that sent a frame's first bytes before the handshake's answer keeps it). Any
+    other websockets than the one it knows (its parser's steps, its size limit's name) keeps
+    its own protocol too."""
+    if not hasattr(conn, "max_message_size"):
+        return False
     codes: list[CodeType] = []
     step: Any = conn.parser  # a generator (typed as Generator, which does not name gi_*)
     while step is not None:

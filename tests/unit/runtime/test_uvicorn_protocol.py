@@ -224,14 +224,18 @@ def frame(opcode: int, payload: bytes, *, masked: bool = True) -> bytes:
     return bytes([0x80 | opcode]) + length + extended + mask + body
 
 
-async def close_code_after(port: int, data: bytes) -> int:
-    """Open a WebSocket with a raw socket, write ``data``, return the server's close code."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+def upgrade_request(port: int) -> bytes:
     key = base64.b64encode(os.urandom(16)).decode()
-    writer.write(
+    return (
         f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
         f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
     )
+
+
+async def close_code_after(port: int, data: bytes) -> int:
+    """Open a WebSocket with a raw socket, write ``data``, return the server's close code."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(upgrade_request(port))
     head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
     assert head.startswith(b"HTTP/1.1 101")
     writer.write(data)
@@ -252,6 +256,30 @@ async def _read_close(read: Callable[[int], Any]) -> int:
         payload = await read(size)
         if first & 0x0F == 0x8:
             return int(struct.unpack("!H", payload[:2])[0])
+
+
+async def test_a_frame_begun_before_the_handshakes_answer_is_read_by_websockets_protocol() -> None:
+    """The connection is handed to the project's frame reader only between two frames: a
+    client that sent a frame's first bytes before the upgrade was answered keeps websockets' own."""
+
+    class SlowToAccept(FrameApp):
+        async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+            await asyncio.sleep(0.3)  # the client's first bytes of a frame arrive meanwhile
+            await super().__call__(scope, receive, send)
+
+    async with serving(SlowToAccept()) as port:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        message = frame(0x1, json.dumps({"send": [3]}).encode())
+        writer.write(upgrade_request(port))
+        await asyncio.sleep(0.1)
+        writer.write(message[:3])
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        assert head.startswith(b"HTTP/1.1 101")
+        (protocol,) = open_protocols()
+        assert not isinstance(protocol.conn, OpenWebSocket)
+        writer.write(message[3:])
+        assert await asyncio.wait_for(reader.readexactly(5), 5) == b"\x81\x03" + "éx".encode()
+        writer.close()
 
 
 def test_a_payload_shared_by_a_broadcasts_recipients_is_framed_once() -> None:

@@ -6,9 +6,9 @@ reads slowly delays nobody else. Frames put on an idle outbox are written at onc
 caller's stack, as long as the socket takes them without waiting (a broadcast to many
 connections then costs no task per connection): with a server's ``direct`` write, a plain
 call that writes frames if the socket takes them at once, else through the connection's
-``write``; once the socket makes the writer wait, a task of the outbox's own carries on, and exists only while frames
-wait (an idle connection costs no task). A write that fails marks the outbox broken and
-drops what waits.
+``write``; once the socket makes the writer wait, a task of the outbox's own carries on,
+and exists only while frames wait (an idle connection costs no task). A write that fails
+marks the outbox broken and drops what waits.
 
 While a *write batch* is held (:func:`hold_writes`, by the fan-out, for a stretch of
 runs that never yields to the event loop), frames put on outboxes that write directly are

@@ -38,7 +38,7 @@ __all__ = ["OpenWebSocket"]
 #: What an empty read of events or of bytes to send returns (nothing is allocated for it).
 _NOTHING: tuple[()] = ()
 #: The end of the data stream to send: the server closes the TCP connection.
-SEND_EOF = b""
+_SEND_EOF = b""
 _OPCODES = frozenset(Opcode)
 
 
@@ -128,8 +128,8 @@ class OpenWebSocket:
             if end > size:
                 break
             payload = apply_mask(data[mask + 4 : end], data[mask : mask + 4])
-            fin, rsv1, rsv2, rsv3 = (bool(head1 & bit) for bit in (0x80, 0x40, 0x20, 0x10))
-            frame = Frame(Opcode(head1 & 0x0F), payload, fin, rsv1, rsv2, rsv3)
+            fin, rsv = head1 & 0x80 != 0, head1 & 0x70
+            frame = Frame(Opcode(head1 & 0x0F), payload, fin, rsv & 0x40 != 0, rsv & 0x20 != 0, rsv & 0x10 != 0)
             frame.check()
             start = end
             self._receive_frame(frame)
@@ -229,7 +229,7 @@ class OpenWebSocket:
         """The server closes the TCP connection; what comes is discarded."""
         if not self._discarding:
             self._discarding = True
-            self._write(SEND_EOF)
+            self._write(_SEND_EOF)
 
     def _check_open(self) -> None:
         if self.state is not State.OPEN:

@@ -159,9 +159,7 @@ class OpenWebSocket:
             if self._current is not None:
                 raise ProtocolError("incomplete fragmented message")
             if self.state is State.OPEN:  # echoed (its data as it came: an empty close stays empty)
-                self._send(Opcode.CLOSE, frame.data)
-                self.close_sent = self.close_rcvd
-                self.state = State.CLOSING
+                self._closing(self.close_rcvd, frame.data)
             self._end()
         if self._events is None:
             self._events = [frame]
@@ -196,13 +194,10 @@ class OpenWebSocket:
         if code is None:
             if reason:
                 raise ProtocolError("cannot send a reason without a code")
-            close, data = Close(CloseCode.NO_STATUS_RCVD, ""), b""
+            self._closing(Close(CloseCode.NO_STATUS_RCVD, ""), b"")
         else:
             close = Close(code, reason)
-            data = close.serialize()
-        self._send(Opcode.CLOSE, data)
-        self.close_sent = close
-        self.state = State.CLOSING
+            self._closing(close, close.serialize())
 
     def send_ping(self, data: bytes) -> None:
         """A ping (also while closing)."""
@@ -215,9 +210,7 @@ class OpenWebSocket:
         network failed: 1006), then the end of the stream; nothing more is read."""
         if self.state is State.OPEN and code != CloseCode.ABNORMAL_CLOSURE:
             close = Close(code, reason)
-            self._send(Opcode.CLOSE, close.serialize())
-            self.close_sent = close
-            self.state = State.CLOSING
+            self._closing(close, close.serialize())
         self._end()
 
     def _failed(self, code: int, reason: str, error: Exception) -> None:
@@ -231,29 +224,22 @@ class OpenWebSocket:
             self._discarding = True
             self._write(_SEND_EOF)
 
+    def _closing(self, close: Close, data: bytes | bytearray | memoryview) -> None:
+        """Send a close frame of ``data`` (which says ``close``): the closing handshake starts."""
+        self._send(Opcode.CLOSE, data)
+        self.close_sent = close
+        self.state = State.CLOSING
+
     def _check_open(self) -> None:
         if self.state is not State.OPEN:
             raise InvalidState(f"connection is {self.state.name.lower()}")
 
     def _send(self, opcode: Opcode, data: bytes | bytearray | memoryview) -> None:
-        frame = Frame(opcode, data)
-        frame.check()
-        self._write(_unmasked(opcode, frame.data))
+        """A final frame (checked as websockets checks it; a server never masks)."""
+        self._write(Frame(opcode, data).serialize(mask=False))
 
     def _write(self, data: bytes) -> None:
         if self._writes is None:
             self._writes = [data]
         else:
             self._writes.append(data)
-
-
-def _unmasked(opcode: int, data: bytes | bytearray | memoryview) -> bytes:
-    """A final frame of ``opcode`` as a server writes it (RFC 6455 5.2: never masked)."""
-    size = len(data)
-    if size < 126:
-        head = bytes((0x80 | opcode, size))
-    elif size < 65536:
-        head = bytes((0x80 | opcode, 126)) + size.to_bytes(2, "big")
-    else:
-        head = bytes((0x80 | opcode, 127)) + size.to_bytes(8, "big")
-    return head + data

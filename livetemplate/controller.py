@@ -87,28 +87,20 @@ class Call:
 
     __slots__ = ("args", "function", "held", "in_thread")
 
-    def __init__(self, function: Callable[..., Any], *args: Any, in_thread: bool = False) -> None:
+    def __init__(self, function: Callable[..., Any], *args: Any, in_thread: bool = False, held: float = 0.0) -> None:
         self.function = function
         self.args = args
         self.in_thread = in_thread
-        self.held = 0.0
+        self.held = held
 
     def __await__(self) -> Generator[Any, Any, Any]:
         if self.in_thread and not inspect.iscoroutinefunction(self.function):
             result = yield from asyncio.to_thread(self.function, *self.args).__await__()
         else:
-            result = self.inline()
+            result, self.held = call_inline(self.function, *self.args)
         if not awaitable(result):
             return result
         return (yield from self.timed(result))
-
-    def inline(self) -> Any:
-        """Call the function in this thread, timing it: its result, which :meth:`timed`
-        awaits when it is awaitable (an async function's coroutine)."""
-        started = time.perf_counter()
-        result = self.function(*self.args)
-        self.held = time.perf_counter() - started
-        return result
 
     @types.coroutine
     def timed(self, result: Any) -> Generator[Any, Any, Any]:
@@ -128,6 +120,14 @@ class Call:
                 value, error = (yield yielded), None
             except BaseException as exc:  # thrown into the awaiting task (a cancellation): pass it on
                 value, error = None, exc
+
+
+def call_inline(function: Callable[..., Any], *args: Any) -> tuple[Any, float]:
+    """Call ``function`` in this thread: its result (which :meth:`Call.timed` awaits when it
+    is awaitable, an async function's coroutine) and the seconds the call took."""
+    started = time.perf_counter()
+    result = function(*args)
+    return result, time.perf_counter() - started
 
 
 #: Types whose values are never awaitable (no ``__await__``, not generators): the results

@@ -20,7 +20,7 @@ from typing import Any
 import msgspec
 
 from .context import Context, Effects, Exchange, Publish, SessionHandle, TopicPolicy
-from .controller import Actions, Call, awaitable
+from .controller import Actions, Call, awaitable, call_inline
 from .errors import FieldError, NotAvailable, TopicForbidden
 from .groups import Group, Groups
 from .ops.logs import fingerprint, get_logger
@@ -208,15 +208,13 @@ class Runner:
             for hook in run.hooks:
                 method = self.actions.hook(hook)
                 if method is not None:
-                    ctx = self._context(run, effects, "", run.query)
-                    working = self._result(await self._call(method, working, ctx, run, hook), working, run, hook)
+                    working = await self._call(method, working, run, effects, hook)
             if run.action is not None:
                 method = self.actions.find(run.action)
                 if method is None:
                     self.metrics.errors.labels("unknown_action").inc()
                     return run.failed({GENERAL_ERROR: f"unknown action {run.action[:MAX_ACTION_NAME]!r}"}), None
-                ctx = self._context(run, effects, run.action, run.data)
-                working = self._result(await self._call(method, working, ctx, run), working, run)
+                working = await self._call(method, working, run, effects)
         except FieldError as exc:
             return run.failed(exc.errors), None
         except TopicForbidden as exc:
@@ -240,53 +238,57 @@ class Runner:
         return Outcome(True, {}, working, publishes=effects.publishes, deferred=pending.pushes), effects
 
     async def _call(
-        self, method: Callable[..., Any], state: Any, ctx: Context, run: _Run, hook: str | None = None
+        self, method: Callable[..., Any], state: Any, run: _Run, effects: Effects, hook: str | None = None
     ) -> Any:
-        """Call a hook (``hook``) or the run's action. A sync one runs inline
-        (``sync_actions="inline"``, or ``"auto"`` until it is seen holding the event loop:
-        then in a worker thread from there on) or always in a worker thread (``"thread"``)."""
-        function = getattr(method, "__func__", method)
-        mode = self.sync_actions
-        in_thread = mode == "thread" or (mode == "auto" and function in self._threaded)
-        call = Call(method, state, ctx, in_thread=in_thread)
-        if in_thread:
-            result = await call
-        else:  # PERF: the usual sync action, called here without a generator
-            result = call.inline()
-            if awaitable(result):
-                result = await call.timed(result)
-        if call.held > self.slow_action:
-            where = hook or run.where
-            self.metrics.errors.labels("slow_action").inc()
-            if mode == "auto" and not inspect.iscoroutinefunction(function):
-                self._threaded.add(function)
-                logger.warning(
-                    "%s held the event loop for %.0f ms: every session waited; it runs in a worker thread from now on",
-                    where,
-                    call.held * 1000,
-                )
-            else:
-                logger.warning("%s held the event loop for %.0f ms: every session waited", where, call.held * 1000)
-        return result
-
-    def _context(self, run: _Run, effects: Effects, action: str, data: Mapping[str, Any]) -> Context:
-        return Context(
+        """Call a hook (``hook``) or the run's action on ``state``: the state it leaves. A sync
+        one runs inline (``sync_actions="inline"``, or ``"auto"`` until it is seen holding the
+        event loop: then in a worker thread from there on) or always in a worker thread
+        (``"thread"``)."""
+        ctx = Context(
             run.exchange,
             effects,
             group_id=run.group.id,
-            action=action,
-            data=data,
+            action="" if hook is not None else (run.action or ""),
+            data=run.data if hook is None else run.query,
             query=run.query,
             sessions=self.sessions,
             topic_policy=self.topic_policy,
         )
-
-    def _result(self, result: Any, working: Any, run: _Run, hook: str | None = None) -> Any:
+        function = getattr(method, "__func__", method)
+        mode = self.sync_actions
+        if mode == "thread" or (mode == "auto" and function in self._threaded):
+            call = Call(method, state, ctx, in_thread=True)
+            result = await call
+            held = call.held
+        else:  # PERF: the usual sync action, called here without a generator or a Call
+            result, held = call_inline(method, state, ctx)
+            if awaitable(result):
+                call = Call(method, state, ctx, held=held)
+                result = await call.timed(result)
+                held = call.held
+        if held > self.slow_action:
+            self._held_loop(function, hook or run.where, held)
         if result is None:
-            return working
+            return state
+        if type(result) is self.spec.type:  # PERF: the usual result, without the check's closure
+            return result
         if isinstance(result, FieldError):
             raise result
         return self.spec.check(result, lambda: hook or run.where)
+
+    def _held_loop(self, function: Callable[..., Any], where: str, held: float) -> None:
+        """A call held the event loop for ``held`` seconds: say so; with ``"auto"``, a sync
+        function runs in a worker thread from now on."""
+        self.metrics.errors.labels("slow_action").inc()
+        if self.sync_actions == "auto" and not inspect.iscoroutinefunction(function):
+            self._threaded.add(function)
+            logger.warning(
+                "%s held the event loop for %.0f ms: every session waited; it runs in a worker thread from now on",
+                where,
+                held * 1000,
+            )
+        else:
+            logger.warning("%s held the event loop for %.0f ms: every session waited", where, held * 1000)
 
 
 def _hint(exc: BaseException) -> str:

@@ -25,6 +25,22 @@ async def test_a_free_lock_is_taken_and_given_back() -> None:
     assert not lock.locked()
 
 
+def test_a_free_lock_is_taken_in_any_event_loop() -> None:
+    """``async with`` of a free lock awaits one done future made at import, on a loop of its
+    own: every loop, asyncio's and uvloop's, takes it without waiting on that loop."""
+    import uvloop
+
+    lock = Lock()
+
+    async def take() -> bool:
+        async with lock:
+            held = lock.locked()
+        return held and not lock.locked()
+
+    assert asyncio.run(take())
+    assert uvloop.run(take())
+
+
 async def test_an_error_inside_gives_it_back_and_propagates() -> None:
     lock = Lock()
     with pytest.raises(ValueError, match="inside"):

@@ -39,15 +39,13 @@ _EMPTY: Mapping[str, Any] = {}  # no data, no query: the context copies what it 
 Deferred = Callable[[], Coroutine[Any, Any, None]]
 
 
-class _Pending:
+class _Pending(msgspec.Struct):
     """The pushes an action requested; closed when it returns, so that a task the action
     started (which inherits the context) pushes directly later on."""
 
-    __slots__ = ("open", "pushes")
-
-    def __init__(self) -> None:
-        self.open = True
-        self.pushes: list[Deferred] = []
+    # PERF: a Struct is made in C (one per run)
+    open: bool = True
+    pushes: list[Deferred] = []
 
 
 _pending: contextvars.ContextVar[_Pending | None] = contextvars.ContextVar("livetemplate_pending", default=None)

@@ -12,6 +12,7 @@ import pytest
 import livetemplate
 from livetemplate import Context, FieldError, MemorySessionStore, Persist, SessionStore, Snapshot, StoreUnavailable
 from livetemplate.sessions import CorruptSnapshot
+from livetemplate.state import StateSpec
 from livetemplate.testing import LiveClient, settle
 from tests.support.stores import RecordingStore
 
@@ -121,6 +122,29 @@ async def test_persisted_fields_survive_reload_and_others_are_refilled() -> None
         assert shown(again.html(), "count") == "1"
         assert shown(again.html(), "note") == ""
         assert shown(again.html(), "filter") == "active"
+
+
+class TwoPersisted(msgspec.Struct):
+    title: Annotated[str, Persist] = ""
+    count: Annotated[int, Persist] = 0
+    draft: str = ""
+
+
+@pytest.mark.parametrize("initial", [State(count=3, note="x"), TwoPersisted("a", 2, "y")])
+def test_the_persisted_fields_are_dumped_by_name_and_loaded_back_alone(initial: Any) -> None:
+    """One persisted field or several: stored as a map of their names (the format a store
+    holds across versions), and loaded into a state without touching the other fields."""
+    spec = StateSpec(initial)
+    data = spec.dump(initial)
+    assert data is not None
+    persisted = {name: getattr(initial, name) for name in spec.persisted}
+    assert msgspec.msgpack.decode(data) == persisted
+    fresh = spec.new()
+    loaded = spec.load(fresh, data)
+    assert {name: getattr(loaded, name) for name in spec.persisted} == persisted
+    others = [name for name in type(initial).__struct_fields__ if name not in persisted]
+    assert others
+    assert [getattr(loaded, name) for name in others] == [getattr(spec.new(), name) for name in others]
 
 
 async def test_persisted_fields_come_back_from_the_store() -> None:

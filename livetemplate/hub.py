@@ -221,9 +221,10 @@ class Hub:
         assert group_id is not None
         if outcome.committed is not None:
             self._refresh(group_id, view, running)
-            channel = self._group_channel(group_id)
-            if self._others_listen(channel):  # PERF: alone in the process, nobody to tell (22 µs a commit)
-                await self._send(channel, group_id, "commit", snapshot=outcome.committed)
+            if not self._alone():  # PERF: nobody to tell (an envelope took 22 µs a commit), no channel to name
+                channel = self._group_channel(group_id)
+                if self._others_listen(channel):
+                    await self._send(channel, group_id, "commit", snapshot=outcome.committed)
         for publish in outcome.publishes:
             self.spawn(self.publish(publish.topic, publish.action, publish.data))
         for push in outcome.deferred:
@@ -339,6 +340,12 @@ class Hub:
         if elsewhere:
             # the persisted fields change once: here when a view is here, else where the push lands
             await self._send(channel, group_id, "push", action=action, data=data, commit=not views)
+
+    def _alone(self) -> bool:
+        """Whether nobody but this hub hears anything it sends: an in-process broadcaster that
+        no other app in the process subscribed to (the usual case)."""
+        broadcaster = self.broadcaster
+        return isinstance(broadcaster, InProcessBroadcaster) and broadcaster.alone(self._handler)
 
     def _others_listen(self, channel: str) -> bool:
         """Whether anyone but this hub may hear ``channel``: always with a shared broadcaster;

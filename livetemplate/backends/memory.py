@@ -177,10 +177,15 @@ class InProcessBroadcaster:
         """Channels with at least one handler."""
         return list(self._handlers)
 
+    def alone(self, handler: Handler) -> bool:
+        """Whether no handler but ``handler`` is subscribed to any channel (one app in the
+        process, the usual case)."""
+        uses = self._uses
+        return not uses or (len(uses) == 1 and handler in uses)
+
     def heard_besides(self, channel: str, handler: Handler) -> bool:
         """Whether a handler other than ``handler`` is subscribed to ``channel``."""
-        uses = self._uses
-        if not uses or (len(uses) == 1 and handler in uses):  # PERF: one app in the process, the usual case
+        if self.alone(handler):
             return False
         handlers = self._handlers.get(channel)
         return handlers is not None and (len(handlers) > 1 or handlers[0] != handler)

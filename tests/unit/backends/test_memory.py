@@ -187,11 +187,15 @@ async def test_in_process_broadcaster_tells_whether_another_handler_hears_a_chan
     async def theirs(message: bytes) -> None: ...
 
     assert not broadcaster.heard_besides("c", ours)  # nobody subscribed
+    assert broadcaster.alone(ours)
     await broadcaster.subscribe("c", ours)
     await broadcaster.subscribe("d", ours)
     assert not broadcaster.heard_besides("c", ours)  # only ours, anywhere
+    assert broadcaster.alone(ours)
     assert broadcaster.heard_besides("c", theirs)
+    assert not broadcaster.alone(theirs)
     await broadcaster.subscribe("d", theirs)  # another app in the process, on another channel
+    assert not broadcaster.alone(ours)
     assert not broadcaster.heard_besides("c", ours)
     assert broadcaster.heard_besides("d", ours)
     await broadcaster.subscribe("c", theirs)

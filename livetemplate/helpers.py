@@ -43,8 +43,8 @@ class Helpers:
         dev_mode: bool = False,
         uploads: UploadEntries | None = None,
     ) -> None:
-        self.errors = dict(errors or {})
-        self.flashes = dict(flashes or {})
+        self.errors = dict(errors) if errors else {}
+        self.flashes = dict(flashes) if flashes else {}
         self._csrf = csrf
         self.dev_mode = dev_mode
         self._uploads = uploads

@@ -53,11 +53,11 @@ prerequisites:
 # regression gate (its speed-up over the twin, measured in the same run, against the stored
 # one), 5 seconds, with the load harness's own tests; then the quick load run (2,000
 # connections beside the bare asyncio floor) against the M3 floor, about a minute. Its fan-out
-# gate is advisory there (reported, not counted) until it passes on every run: it is at 3x
-# of the floor on this machine, give or take the machine's noise.
+# gate is advisory there (reported, not counted) until it passes on every run: it reads
+# 2.2-2.8x of the floor on this machine, and the machine's noise moves it by more than that margin.
 test: prerequisites build check
 	$(PY) -m pytest
-	$(PY) -m pytest benchmarks/test_regression.py benchmarks/load/test_harness.py -q -p no:cacheprovider --benchmark-disable-gc
+	$(PY) -m pytest benchmarks/test_regression.py benchmarks/test_recipient.py benchmarks/load/test_harness.py -q -p no:cacheprovider --benchmark-disable-gc
 	$(PY) -m benchmarks.load --quick --gate --advisory fanout_ratio --json perf-gate.json
 	$(MAKE) --no-print-directory test-pure
 

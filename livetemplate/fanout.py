@@ -105,8 +105,8 @@ class FanOut:
                         logger.error("a broadcast's run of %r failed", broadcast.action, exc_info=True)
                         done += 1
                         continue
-                    retired = True
                     self._hand_over()
+                    retired = True
                     try:
                         await _rest(run, waiting)
                     except Exception:

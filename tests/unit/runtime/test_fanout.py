@@ -185,6 +185,30 @@ async def test_a_failing_run_is_logged_and_the_others_still_run(caplog: pytest.L
     assert "broadcast's run of 'show' failed" in caplog.text and "broken action" in caplog.text
 
 
+async def test_a_run_failing_after_it_waited_is_logged_and_the_next_broadcast_still_runs(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    spawn = Spawner()
+    done: list[str] = []
+
+    async def waits_then_fails() -> None:
+        await asyncio.sleep(0)
+        raise ValueError("broken after waiting")
+
+    async def quick() -> None:
+        done.append("quick")
+
+    fan_out = FanOut(spawn)
+    with caplog.at_level(logging.ERROR, logger="livetemplate.fanout"):
+        fan_out.start("fails", free(waits_then_fails, quick))
+        await spawn.settle()
+        fan_out.start("later", free(quick))
+        await spawn.settle()
+    assert done == ["quick", "quick"]
+    assert "broadcast's run of 'fails' failed" in caplog.text and "broken after waiting" in caplog.text
+    assert fan_out.waiting == {"fails"}
+
+
 async def test_a_timeout_inside_an_inline_run_cancels_only_that_run() -> None:
     spawn = Spawner()
     outcomes: list[str] = []

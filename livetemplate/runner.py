@@ -246,7 +246,7 @@ class Runner:
             run.exchange,
             effects,
             group_id=run.group.id,
-            action="" if hook is not None else (run.action or ""),
+            action=(run.action or "") if hook is None else "",
             data=run.data if hook is None else run.query,
             query=run.query,
             sessions=self.sessions,

@@ -66,7 +66,8 @@ class StateSpec(Generic[S]):
             msgspec.defstruct(f"{tp.__name__}Saved", persisted) if persisted else None
         )
         #: The persisted fields' values of a state: one value for one field, else a tuple.
-        #: PERF: attrgetter reads them in C (a comprehension took half of ``dump``)
+        #: PERF: attrgetter reads them in C (with a comprehension ``dump`` took 1.5x as long:
+        #: benchmarks/idioms.py)
         self._values = operator.attrgetter(*self.persisted) if persisted else None
 
     def new(self) -> S:

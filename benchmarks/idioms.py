@@ -42,15 +42,14 @@ _READY = _Ready()
 
 
 class GeneratorLock(Lock):
-    """The same lock, its ``__aenter__`` and ``__aexit__`` giving the generator awaitable."""
+    """The same lock as it was, its ``__aenter__`` and ``__aexit__`` giving the generator
+    awaitable (taken here only while free: nothing else runs)."""
 
     __slots__ = ()
 
     def __aenter__(self) -> Awaitable[None]:
-        if not self._held:
-            self._held = True
-            return _READY
-        return self._wait()
+        self._held = True
+        return _READY
 
     def __aexit__(
         self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None

@@ -28,7 +28,7 @@ $(DEPS): $(PY) pyproject.toml setup.py
 $(CLIENT): package.json package-lock.json scripts/fetch-client
 	scripts/fetch-client
 
-$(ENGINE): $(DEPS) livetemplate/_render_py.py ext/_render_c.pxd livetemplate/_frames_py.py ext/_frames_c.pxd setup.py
+$(ENGINE): $(DEPS) livetemplate/_render_py.py ext/_render_c.pxd livetemplate/_frames_py.py ext/_frames_c.pxd ext/_sender_c.pyx setup.py
 	$(PY) setup.py --quiet build_ext --inplace
 	touch $@
 

@@ -2,7 +2,9 @@
 
 Each hot module has one Python source in ``livetemplate/`` (the pure-Python twin) and a
 ``.pxd`` in ``ext/`` that gives Cython its static types. The build copies both side by
-side under ``build/cython/`` and compiles them as ``livetemplate.<name>_c``.
+side under ``build/cython/`` and compiles them as ``livetemplate.<name>_c``. One more, the
+send thread of broadcasts' socket writes (``ext/_sender_c.pyx``, POSIX only), has no twin:
+without it the writes are made on the event loop's thread.
 
 Environment switches:
 
@@ -22,6 +24,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 from setuptools import Extension, setup
@@ -55,6 +58,15 @@ def _extensions() -> list[Extension]:
                 [str((staging / f"{compiled}.py").relative_to(ROOT))],
                 extra_compile_args=["-O0", "-g"] if debug else ["-O2", "-g0"],
                 define_macros=[("CYTHON_TRACE", "1")] if debug else [],
+                optional=os.environ.get("LIVETEMPLATE_BUILD_EXTENSIONS") != "required",
+            )
+        )
+    if sys.platform != "win32":  # POSIX threads and sockets
+        extensions.append(
+            Extension(
+                "livetemplate._sender_c",
+                ["ext/_sender_c.pyx"],
+                extra_compile_args=["-O0", "-g"] if debug else ["-O2", "-g0"],
                 optional=os.environ.get("LIVETEMPLATE_BUILD_EXTENSIONS") != "required",
             )
         )

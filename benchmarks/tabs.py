@@ -5,6 +5,7 @@ broadcast without the kernel's."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any
 
 import livetemplate
@@ -23,6 +24,13 @@ class _Discarding:
 
     def write_text(self, *frames: bytes) -> bool:
         return True
+
+    def framed(self, frames: Sequence[bytes]) -> tuple[int, bytes] | None:
+        """No socket for the send thread: the frames are discarded on the loop's thread."""
+        return None
+
+    def write_rest(self, data: bytes) -> None:
+        """Never called: nothing goes to the send thread."""
 
 
 _DISCARD = _Discarding()

@@ -11,7 +11,8 @@ still to come to a task each at that moment, and the broadcasts queued after it 
 worker, so nobody waits behind it; the action is remembered, and its later broadcasts start
 with a task per run. A run whose session group is busy (its lock taken) gets a task too.
 The socket writes of each stretch of inline runs are held back and go out together before
-the loop runs (a write batch, see :mod:`.outbox`), and its renders are shared by the views
+the loop runs (a write batch, see :mod:`.outbox`; every few runs, a send thread on another
+CPU is given those held so far, where there is one), and its renders are shared by the views
 brought from equal states to equal inputs (a render batch, see :mod:`.rendering`).
 
 Order: a later broadcast's run for a group never starts before an earlier one's. The
@@ -41,6 +42,9 @@ logger = get_logger(__name__)
 
 #: Inline runs between two turns of the event loop (other work, and the sockets, get in).
 INLINE_BATCH = 64
+#: Inline runs between two hand-overs of the held writes to the send thread (see
+#: :mod:`.outbox`), which writes them on another CPU while the next runs go on.
+HAND_OVER = 16
 
 
 class Delivery(Protocol):
@@ -90,7 +94,7 @@ class FanOut:
                         self.spawn(delivery.run())
                         started_tasks = True
                         continue
-                    if started_tasks or done >= INLINE_BATCH:
+                    if started_tasks or (done >= INLINE_BATCH and not _still_sending(done)):
                         _release()
                         await asyncio.sleep(0)  # started tasks take their places in the locks' queues
                         _hold()
@@ -100,6 +104,8 @@ class FanOut:
                         waiting = run.send(None)
                     except StopIteration:
                         done += 1
+                        if done % HAND_OVER == 0 and done <= INLINE_BATCH:  # no more once the stretch is due to end
+                            outbox.hand_over_writes()
                         continue
                     except Exception:
                         logger.error("a broadcast's run of %r failed", broadcast.action, exc_info=True)
@@ -130,6 +136,13 @@ class FanOut:
             self.spawn(self._work())
         else:
             self._worker = False
+
+
+def _still_sending(done: int) -> bool:
+    """Whether a stretch of ``done`` runs goes on, up to twice its length, because the send
+    thread still writes its frames: the loop could not run before that thread is done anyway,
+    and the runs go on meanwhile where the wait would stand still."""
+    return done < 2 * INLINE_BATCH and outbox.sending()
 
 
 def _hold() -> None:

@@ -18,6 +18,17 @@ Python (the kernel's send path then stays in the CPU's caches), and the frames o
 connection got in the stretch go out in one write. Anything else put or sent on
 such an outbox meanwhile queues behind them.
 
+Where the compiled send thread was built and the process may use more than one CPU, the
+frames held so far can be *handed over* (:func:`hand_over_writes`, by the fan-out every few
+runs): a thread that never holds the GIL writes them on the other CPU while the stretch's
+runs go on. Order is kept by three rules. A connection's frames are handed over once a
+stretch at most (what it gets later waits for the release); only while its transport holds
+nothing back, and never for TLS; and the release waits for the thread before anything else
+is written, then writes what a socket did not take whole (the rest, and that connection's
+later frames) through the transport, before the event loop runs again (so uvicorn's own
+pongs and close frames cannot come in between). ``LIVETEMPLATE_SEND_THREAD=0`` turns the
+thread off.
+
 Past its byte ``budget`` an outbox is *backed up*: the hub then stops rendering pushes for
 that connection and sends one update once it has drained (``on_drained``). A connection that
 stays backed up for ``stuck_after`` seconds is given up (its ``stuck``).
@@ -30,14 +41,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from typing import Any, Protocol
 
+from . import _twins
 from .ops.logs import get_logger
 
-__all__ = ["DirectWrite", "Outbox", "Socket", "hold_writes", "release_writes"]
+__all__ = ["DirectWrite", "Outbox", "Socket", "hand_over_writes", "hold_writes", "release_writes"]
 
 logger = get_logger(__name__)
 
@@ -60,19 +73,79 @@ class DirectWrite(Protocol):
         """Write ``frames`` (in one write) if the socket takes them without waiting; False
         (and nothing written) if not."""
 
+    def framed(self, frames: Sequence[bytes]) -> tuple[int, bytes] | None:
+        """The socket's descriptor and the bytes ``write_text(*frames)`` would write now, for
+        the send thread to write instead; None when it may not (see the module)."""
+
+    def write_rest(self, data: bytes) -> None:
+        """Write ``data``, what the send thread left of frames it was given, before anything
+        else (the transport holds back what the socket does not take)."""
+
 
 #: Bytes of frames written together in one direct write at most (a frame larger goes alone).
 COALESCE_BYTES = 64 * 1024
 
 
+class Sender(Protocol):
+    """The compiled send thread's jobs (``livetemplate._sender_c.Sender``)."""
+
+    def hand(self, key: int, frame: bytes) -> bool: ...
+
+    def wait(self) -> list[tuple[int, int]]: ...
+
+    def run(self) -> None: ...
+
+    def busy(self) -> bool: ...
+
+
 class _WriteBatch(threading.local):
     """The write batch of this thread's event loop: the outboxes with frames held back
-    (None: no batch is open)."""
+    (None: no batch is open), those whose frames went to the send thread, in order, and
+    that thread (made at the first hand-over, in each process)."""
 
     held: list[Outbox] | None = None
+    handed: list[tuple[Outbox, bytes]] | None = None
+    sender: Sender | None = None
+    sender_pid = 0  # the process the sender was made in (a fork has no thread)
 
 
 _batch = _WriteBatch()
+
+
+def _sender() -> Sender | None:
+    """This thread's send thread, started at the first call in this process: None where it
+    was not built, is turned off, or the process may use one CPU only (it would only take
+    turns with the loop)."""
+    batch = _batch
+    pid = os.getpid()
+    if batch.sender_pid != pid:
+        batch.sender_pid, batch.sender = pid, _start_sender()
+    return batch.sender
+
+
+def _start_sender() -> Sender | None:
+    if os.environ.get("LIVETEMPLATE_SEND_THREAD", "").lower() in {"0", "false", "no", "off", "n"}:
+        return None
+    if _twins.extensions_disabled() or len(_usable_cpus()) < 2:
+        return None
+    try:
+        module = _twins.compiled("_sender")
+    except ImportError:
+        return None
+    sender: Sender = module.Sender()
+    try:
+        threading.Thread(target=sender.run, name="livetemplate-send", daemon=True).start()
+    except RuntimeError as exc:  # no thread to be had: the writes stay on the loop's thread
+        logger.warning("the send thread could not start: %s", exc)
+        return None
+    return sender
+
+
+def _usable_cpus() -> set[int]:
+    try:
+        return os.sched_getaffinity(0)
+    except AttributeError:  # not on macOS
+        return set(range(os.cpu_count() or 1))
 
 
 def hold_writes() -> None:
@@ -82,15 +155,52 @@ def hold_writes() -> None:
         _batch.held = []
 
 
+def hand_over_writes() -> None:
+    """Give the frames held so far to the send thread, which writes them while the
+    stretch's runs go on (see the module); without one, they stay held."""
+    batch = _batch
+    held = batch.held
+    if not held:
+        return
+    sender = _sender()
+    if sender is None:
+        return
+    if batch.handed is None:
+        batch.handed = []
+    handed = batch.handed
+    held[:] = [outbox for outbox in held if not outbox._hand_over(sender, handed)]
+
+
+def sending() -> bool:
+    """Whether the send thread is still writing frames of this write batch."""
+    batch = _batch
+    return bool(batch.handed) and batch.sender is not None and batch.sender.busy()
+
+
 def release_writes() -> None:
-    """Close the write batch and write what it held back."""
-    held, _batch.held = _batch.held, None
+    """Close the write batch and write what it held back (after what the send thread was
+    given, once it is done)."""
+    batch = _batch
+    held, batch.held = batch.held, None
+    handed, batch.handed = batch.handed, None
+    if handed:
+        sender = batch.sender
+        assert sender is not None
+        for index, written in sender.wait():
+            outbox, frame = handed[index]
+            _guarded(outbox, outbox._write_rest, frame[written:])
+        for outbox, _ in handed:
+            outbox._handed = False
     for outbox in held or ():
-        try:
-            outbox._release()
-        except Exception:  # a bug in a connection's writer: that connection only is given up
-            logger.exception("writing held frames failed; the connection's outbox is closed")
-            outbox.close()
+        _guarded(outbox, outbox._release)
+
+
+def _guarded(outbox: Outbox, write: Callable[..., None], *args: Any) -> None:
+    try:
+        write(*args)
+    except Exception:  # a bug in a connection's writer: that connection only is given up
+        logger.exception("writing held frames failed; the connection's outbox is closed")
+        outbox.close()
 
 
 class Outbox:
@@ -101,6 +211,7 @@ class Outbox:
         "_backed_up_since",
         "_busy",
         "_frames",
+        "_handed",
         "_held",
         "_idle",
         "_task",
@@ -135,6 +246,7 @@ class Outbox:
         self._frames: list[bytes] | None = None
         self._busy = False  # a task is writing
         self._held = False  # its frames wait for the write batch to be released
+        self._handed = False  # the send thread was given frames of it in this write batch
         self._task: asyncio.Task[None] | None = None  # the background writer, while it runs
         self._idle: asyncio.Event | None = None
         self._backed_up_since: float | None = None
@@ -184,6 +296,30 @@ class Outbox:
             self.pending_bytes -= sum(map(len, frames[:written]))
             del frames[:written]
             self._write_in_background()
+
+    def _hand_over(self, sender: Sender, handed: list[tuple[Outbox, bytes]]) -> bool:
+        """Give the held frames to ``sender`` (noted in ``handed``); False when they stay
+        held: this outbox was handed over already in this batch, does not write directly,
+        its frames are larger than one coalesced write, or its writer declines."""
+        frames, direct = self._frames, self.direct
+        if self._handed or self._busy or self.broken or direct is None or frames is None:
+            return False
+        if len(frames) > 1 and sum(map(len, frames)) > COALESCE_BYTES:
+            return False
+        job = direct.framed(frames)
+        if job is None or not sender.hand(*job):
+            return False
+        handed.append((self, job[1]))
+        self._handed, self._held = True, False
+        self._frames = None
+        self.pending_bytes = 0
+        self._backed_up_since = None
+        return True
+
+    def _write_rest(self, data: bytes) -> None:
+        """What the send thread did not write of frames it was given: before anything else."""
+        if not self.broken and self.direct is not None:
+            self.direct.write_rest(data)
 
     async def send(self, frames: Iterable[bytes]) -> None:
         """Queue ``frames`` and, when no write is under way, write them now in this task

@@ -46,7 +46,7 @@ from __future__ import annotations
 import asyncio
 import dis
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from types import CodeType
 from typing import Any, cast
 
@@ -88,11 +88,12 @@ class LiveWebSocketProtocol(WebSocketsSansIOProtocol):
     # PERF: uvicorn's protocol sets some 37 attributes, more than an instance dict shares its
     # keys for (30 on CPython 3.11): each connection's dict took 1.6 KiB. As slots, they take
     # 8 bytes each. An attribute a later uvicorn adds lands in the instance dict as before.
-    __slots__ = tuple(sorted({*_instance_attributes(WebSocketsSansIOProtocol), "ping_due"}))
+    __slots__ = tuple(sorted({*_instance_attributes(WebSocketsSansIOProtocol), "ping_due", "send_fd"}))
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.ping_due = 0  # the slice of the shared ping schedule this connection is in (0: none)
+        self.send_fd = _UNKNOWN  # the socket's descriptor for the send thread (-1: not for it)
         self.frames = _NO_FRAMES
         self.queue = _Inbox(self)  # type: ignore[assignment]  # the same methods as asyncio.Queue's
         if isinstance(getattr(self, "writable", None), asyncio.Event):  # uvicorn's write flow control
@@ -207,7 +208,31 @@ class LiveWebSocketProtocol(WebSocketsSansIOProtocol):
         """Write each of ``payloads`` (UTF-8 text) as a text frame, all in one write to the
         socket, if it takes them now: the connection is open, no close was sent and the
         transport is not paused."""
-        if (
+        if self._takes_frames():
+            self.transport.write(_framed(payloads))
+            return True
+        return False
+
+    def framed(self, payloads: Sequence[bytes]) -> tuple[int, bytes] | None:
+        """The socket's descriptor and what ``write_text(*payloads)`` would write now, for
+        the send thread of :mod:`livetemplate.outbox` to write instead: only while the
+        transport holds nothing back, and only on a plain socket (TLS encrypts on this
+        thread); None otherwise."""
+        fd = self.send_fd
+        if fd == _UNKNOWN:
+            fd = self.send_fd = _plain_descriptor(self.transport)
+        if fd < 0 or self.transport.get_write_buffer_size() or not self._takes_frames():
+            return None
+        return fd, _framed(payloads)
+
+    def write_rest(self, data: bytes) -> None:
+        """Write ``data``, the part of frames the send thread could not write, before
+        anything else (the transport holds back what the socket does not take)."""
+        if not self.transport.is_closing():
+            self.transport.write(data)
+
+    def _takes_frames(self) -> bool:
+        return (
             self.writable.is_set()
             and self.handshake_complete
             and self.initial_response is None
@@ -215,13 +240,27 @@ class LiveWebSocketProtocol(WebSocketsSansIOProtocol):
             and not self.disconnected
             and self.conn.state is _OPEN
             and not self.transport.is_closing()
-        ):
-            if len(payloads) == 1:
-                self.transport.write(text_frame(payloads[0]))
-            else:  # one system call for the frames of a stretch of broadcasts
-                self.transport.write(b"".join([text_frame(payload) for payload in payloads]))
-            return True
-        return False
+        )
+
+
+def _framed(payloads: Sequence[bytes]) -> bytes:
+    """``payloads`` as text frames, in one ``bytes`` (one system call for the frames of a
+    stretch of broadcasts)."""
+    if len(payloads) == 1:
+        return text_frame(payloads[0])
+    return b"".join([text_frame(payload) for payload in payloads])
+
+
+def _plain_descriptor(transport: asyncio.BaseTransport) -> int:
+    """The descriptor of ``transport``'s socket when what is written to the transport is
+    what goes on the wire (no TLS); -1 otherwise."""
+    if transport.get_extra_info("sslcontext") is not None:
+        return -1
+    sock = transport.get_extra_info("socket")
+    try:
+        return int(sock.fileno()) if sock is not None else -1
+    except (OSError, ValueError):
+        return -1
 
 
 class _Inbox(Queue[Any]):
@@ -266,6 +305,7 @@ _NO_FRAMES: Any = ()
 #: PERF: an enum member read through its class is about 70 ns slower than a module name on
 #: Python 3.11 (benchmarks/idioms.py); this one is read by every write
 _OPEN = State.OPEN
+_UNKNOWN = -2  # the send thread's descriptor is looked up at the first hand-over
 #: What uvicorn's protocol reads of its scope once the connection is open (its log lines).
 _LOGGED = ("type", "client", "path", "raw_path", "query_string")
 

@@ -80,3 +80,34 @@ class SlowController:
 def slow(**options: Any) -> livetemplate.LiveApp:
     """An app whose action takes ``seconds`` (for shutdowns with an action in flight)."""
     return livetemplate.mount(SlowController(), Slow(), template="<p>done {{ done }}</p>", **options)
+
+
+BOARD_TOPIC = "board"
+
+
+class Board(msgspec.Struct):
+    seq: int = 0
+    pad: str = ""
+
+
+class BoardController:
+    """Every tab shows the last post: ``post`` publishes it to the topic every tab subscribed to."""
+
+    def mount(self, state: Board, ctx: Context) -> Board:
+        ctx.subscribe(BOARD_TOPIC)
+        return state
+
+    def post(self, state: Board, ctx: Context) -> Board:
+        ctx.publish(BOARD_TOPIC, "show", {"seq": ctx.get_int("seq"), "pad": ctx.get_str("pad")})
+        return state
+
+    def show(self, state: Board, ctx: Context) -> Board:
+        state.seq, state.pad = ctx.get_int("seq"), ctx.get_str("pad")
+        return state
+
+
+def board(**options: Any) -> livetemplate.LiveApp:
+    """Broadcasts to every open tab, with a payload of the poster's size."""
+    return livetemplate.mount(
+        BoardController(), Board(), template="<p>{{ seq }}</p><i>{{ pad }}</i>", open_topics=True, **options
+    )

@@ -1,17 +1,24 @@
 """The server as operators run it (uvicorn with ``livetemplate.server``'s settings), seen by a
-raw WebSocket client: frames over the limit refused by the protocol, and a graceful shutdown
-that finishes the action in flight before closing with 1012."""
+raw WebSocket client: frames over the limit refused by the protocol, a graceful shutdown
+that finishes the action in flight before closing with 1012, and broadcasts that reach every
+client whole and in order beside one that stops reading (the send thread's writes included)."""
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
+import socket
 import threading
+import time
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 import pytest
 from websockets.exceptions import ConnectionClosed
-from websockets.sync.client import connect
+from websockets.sync.client import ClientConnection, connect
 
+from benchmarks.load.frames import TEXT, FrameParser, upgrade_request
 from tests.e2e.harness import Server
 
 
@@ -42,3 +49,78 @@ def test_shutdown_finishes_the_action_in_flight_then_closes_with_1012(serve: Cal
         with pytest.raises(ConnectionClosed) as closed:
             ws.recv()
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1012
+
+
+class SlowFrames:
+    """The text messages a raw client reads, one at a time, past the handshake's answer."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.parser = FrameParser()
+        self.head: bytes | None = b""
+        self.messages: list[bytes] = []
+
+    def next(self) -> bytes:
+        while not self.messages:
+            data = self.sock.recv(1 << 16)
+            assert data, "the server closed the connection"
+            if self.head is not None:
+                self.head += data
+                if b"\r\n\r\n" not in self.head:
+                    continue
+                answer, _, data = self.head.partition(b"\r\n\r\n")
+                assert answer.startswith(b"HTTP/1.1 101"), answer
+                self.head = None
+            self.messages += [payload for opcode, payload in self.parser.feed(data) if opcode == TEXT]
+        return self.messages.pop(0)
+
+
+def shown(message: str | bytes) -> int | None:
+    """The post a board's update shows (None: the frame changes no post)."""
+    tree = json.loads(message)["tree"]
+    return int(tree["0"]) if "0" in tree else None
+
+
+def test_broadcasts_reach_every_client_whole_and_in_order_beside_one_that_stops_reading(
+    serve: Callable[..., Server],
+) -> None:
+    server = serve("tests.e2e.apps:board", factory=True, slow_client_timeout=60, message_rate_limit=None)
+    url, address = ws_url(server), urlsplit(server.url)
+    posts, pad = 300, "p" * 20_000  # 6 MB a client (each post its own): more than a socket buffers
+    seen: list[list[int]] = [[] for _ in range(34)]
+
+    def read(ws: ClientConnection, into: list[int]) -> None:
+        while not into or into[-1] < posts:
+            value = shown(ws.recv(timeout=30))
+            if value is not None:
+                into.append(value)
+
+    with contextlib.ExitStack() as stack:
+        slow = stack.enter_context(socket.socket())  # a raw client: it stops reading when told
+        slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        slow.connect((address.hostname, address.port))
+        slow.sendall(upgrade_request(str(address.hostname), int(address.port or 0), "/"))
+        slow.settimeout(30)
+        slow_frames = SlowFrames(slow)
+        slow_frames.next()  # the complete tree; then it reads nothing until the posts are done
+        # more readers than the runs between two hand-overs to the send thread
+        readers = [stack.enter_context(connect(url)) for _ in seen]
+        for ws in readers:
+            shown(ws.recv(timeout=10))
+        threads = [threading.Thread(target=read, args=pair) for pair in zip(readers, seen, strict=True)]
+        for thread in threads:
+            thread.start()
+        for seq in range(1, posts + 1):
+            readers[0].send(json.dumps({"action": "post", "data": {"seq": seq, "pad": f"{seq}{pad}"}}))
+        for thread in threads:
+            thread.join(timeout=60)
+        time.sleep(0.5)  # the slow client's socket is full, its updates coalesce
+        slow_seen: list[int] = []
+        while not slow_seen or slow_seen[-1] < posts:  # reading again: what was written, then the rest at once
+            value = shown(slow_frames.next())
+            if value is not None:
+                slow_seen.append(value)
+    for values in [*seen, slow_seen]:
+        assert values[-1] == posts
+        assert all(a < b for a, b in itertools.pairwise(values)), values  # in order, none twice
+    assert len(slow_seen) < posts  # it fell behind and was caught up

@@ -4,7 +4,7 @@ write."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 
 class Socket:
@@ -39,3 +39,10 @@ class Direct:
 
     def __init__(self, write: Callable[..., bool]) -> None:
         self.write_text = write
+
+    def framed(self, frames: Sequence[bytes]) -> tuple[int, bytes] | None:
+        """No socket: nothing goes to the send thread."""
+        return None
+
+    def write_rest(self, data: bytes) -> None:
+        raise AssertionError("nothing was handed to the send thread")

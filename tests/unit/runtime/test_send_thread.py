@@ -1,0 +1,257 @@
+"""The send thread of held writes (``livetemplate._sender_c``, see :mod:`livetemplate.outbox`):
+frames reach their sockets whole and in order, what a socket does not take is handed back
+for the loop's thread to write first, and a socket closed meanwhile never lends its
+descriptor's number to another. Without the compiled build the writes stay on the loop's
+thread, with the same bytes on the wire."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator, Sequence
+
+import pytest
+
+from livetemplate import outbox as outbox_module
+from livetemplate._twins import compiled
+from livetemplate.outbox import Outbox, hand_over_writes, hold_writes, release_writes
+from tests.support.engines import NO_EXTENSIONS
+from tests.support.sockets import Socket
+
+compiled_only = pytest.mark.skipif(NO_EXTENSIONS, reason="the send thread is compiled: the pure install has none")
+
+
+@pytest.fixture
+def pairs() -> Iterator[list[tuple[socket.socket, socket.socket]]]:
+    """Connected socket pairs (the first end non-blocking, as a server's), closed after."""
+    made: list[tuple[socket.socket, socket.socket]] = []
+    yield made
+    for a, b in made:
+        a.close()
+        b.close()
+
+
+def pair(pairs: list[tuple[socket.socket, socket.socket]], *, sndbuf: int = 0) -> tuple[socket.socket, socket.socket]:
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    if sndbuf:
+        a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
+    pairs.append((a, b))
+    return a, b
+
+
+def drain(sock: socket.socket) -> bytes:
+    """What waits on ``sock`` now."""
+    sock.setblocking(False)
+    chunks = []
+    while True:
+        try:
+            chunk = sock.recv(1 << 20)
+        except BlockingIOError:
+            return b"".join(chunks)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+
+
+def started_sender(capacity: int = 8) -> outbox_module.Sender:
+    sender: outbox_module.Sender = compiled("_sender").Sender(capacity)
+    threading.Thread(target=sender.run, daemon=True).start()
+    return sender
+
+
+# -- the thread itself ------------------------------------------------------------------------
+
+
+@compiled_only
+def test_frames_reach_their_sockets_whole_and_in_order(pairs: list[tuple[socket.socket, socket.socket]]) -> None:
+    sender = started_sender()
+    (a1, b1), (a2, b2) = pair(pairs), pair(pairs)
+    assert sender.hand(a1.fileno(), b"one") and sender.hand(a2.fileno(), b"two")
+    assert sender.wait() == []
+    assert drain(b1) == b"one" and drain(b2) == b"two"
+    assert sender.hand(a1.fileno(), b"three")  # a new round
+    assert sender.wait() == [] and drain(b1) == b"three"
+
+
+@compiled_only
+def test_what_a_socket_does_not_take_is_handed_back_and_its_later_frames_wait(
+    pairs: list[tuple[socket.socket, socket.socket]],
+) -> None:
+    sender = started_sender()
+    (full, peer), (other, other_peer) = pair(pairs, sndbuf=4096), pair(pairs)
+    big = bytes(range(256)) * 4096  # 1 MiB: more than the socket takes
+    assert sender.hand(full.fileno(), big)
+    assert sender.hand(other.fileno(), b"unaffected")
+    assert sender.hand(full.fileno(), b"after")  # must not overtake the rest of ``big``
+    (first, written), (third, nothing) = sender.wait()
+    assert (first, third, nothing) == (0, 2, 0) and 0 < written < len(big)
+    assert drain(peer) == big[:written]  # the start of the frame, and nothing after it
+    assert drain(other_peer) == b"unaffected"
+
+
+@compiled_only
+def test_a_socket_closed_meanwhile_does_not_lend_its_number(pairs: list[tuple[socket.socket, socket.socket]]) -> None:
+    sender = started_sender()
+    closing, peer = socket.socketpair()
+    number = closing.fileno()
+    assert sender.hand(number, b"to the closed one")
+    closing.close()  # the thread writes to its own duplicate: the frame still reaches the peer
+    newcomer, newcomer_peer = pair(pairs)  # likely given the freed number
+    assert sender.wait() == []
+    assert drain(peer) == b"to the closed one"
+    assert drain(newcomer_peer) == b""
+    peer.close()
+    del newcomer
+
+
+@compiled_only
+def test_a_descriptor_that_cannot_be_duplicated_is_handed_back_whole() -> None:
+    sender = started_sender()
+    with socket.socket() as closed:
+        number = closed.fileno()
+    assert sender.hand(number, b"nowhere")
+    assert sender.wait() == [(0, 0)]
+
+
+@compiled_only
+def test_a_full_round_takes_no_more(pairs: list[tuple[socket.socket, socket.socket]]) -> None:
+    sender = started_sender(capacity=2)
+    a, b = pair(pairs)
+    assert sender.hand(a.fileno(), b"1") and sender.hand(a.fileno(), b"2")
+    assert not sender.hand(a.fileno(), b"3")
+    assert sender.wait() == [] and drain(b) == b"12"
+
+
+# -- outboxes handing their held frames over ---------------------------------------------------
+
+
+class SocketDirect:
+    """A server's direct write to a real socket: what ``write_text`` writes is the frames
+    joined (no framing, so that the bytes on the wire read back as the frames)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.rests: list[bytes] = []
+        self.held_back = b""  # what the "transport" keeps until the socket takes it
+
+    def write_text(self, *frames: bytes) -> bool:
+        self._send(b"".join(frames))
+        return True
+
+    def framed(self, frames: Sequence[bytes]) -> tuple[int, bytes] | None:
+        return (self.sock.fileno(), b"".join(frames)) if not self.held_back else None
+
+    def write_rest(self, data: bytes) -> None:
+        self.rests.append(data)
+        self._send(data)
+
+    def _send(self, data: bytes) -> None:
+        data = self.held_back + data
+        try:
+            sent = self.sock.send(data) if not self.held_back else 0
+        except BlockingIOError:
+            sent = 0
+        self.held_back = data[sent:]
+
+    def finish(self) -> None:
+        """Write what was held back, waiting for the socket, and close it for writing."""
+        self.sock.setblocking(True)
+        self.sock.sendall(self.held_back)
+        self.held_back = b""
+        self.sock.shutdown(socket.SHUT_WR)
+
+
+def read_all(sock: socket.socket) -> tuple[threading.Thread, list[bytes]]:
+    """A thread that reads ``sock`` until its peer stops writing, and what it read."""
+    chunks: list[bytes] = []
+
+    def read() -> None:
+        while chunk := sock.recv(1 << 16):
+            chunks.append(chunk)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    return reader, chunks
+
+
+def test_frames_handed_over_and_held_after_reach_the_socket_in_order(
+    pairs: list[tuple[socket.socket, socket.socket]],
+) -> None:
+    (a1, b1), (a2, b2) = pair(pairs), pair(pairs)
+    d1, d2 = SocketDirect(a1), SocketDirect(a2)
+    first, second = Outbox(Socket(), direct=d1), Outbox(Socket(), direct=d2)
+    hold_writes()
+    try:
+        first.put([b"a1", b"a2"])
+        second.put([b"b1"])
+        hand_over_writes()
+        first.put([b"a3"])  # after a hand-over: held until the release, behind what was handed
+        hand_over_writes()
+        first.put([b"a4"])
+        # handed over, only what came after is held (without the thread, everything is)
+        assert (first.pending_bytes, len(second)) == ((8, 1) if NO_EXTENSIONS else (4, 0))
+    finally:
+        release_writes()
+    assert drain(b1) == b"a1a2a3a4" and drain(b2) == b"b1"
+    assert d1.rests == [] and first.pending_bytes == 0 and not first._handed
+    first.put([b"a5"])  # released: written directly again
+    assert drain(b1) == b"a5"
+
+
+def test_the_rest_of_a_frame_the_socket_did_not_take_goes_first(
+    pairs: list[tuple[socket.socket, socket.socket]],
+) -> None:
+    a, b = pair(pairs, sndbuf=4096)
+    direct = SocketDirect(a)
+    box = Outbox(Socket(), direct=direct)
+    big = bytes(range(256)) * 1024  # 256 KiB: more than the socket takes at once
+    hold_writes()
+    try:
+        box.put([big])
+        hand_over_writes()
+        box.put([b"after"])
+    finally:
+        release_writes()
+    reader, chunks = read_all(b)
+    direct.finish()
+    reader.join()
+    assert b"".join(chunks) == big + b"after"
+    if not NO_EXTENSIONS:
+        assert len(direct.rests) == 1 and big.endswith(direct.rests[0])  # the thread's rest, written first
+
+
+def test_the_send_thread_is_there_with_the_compiled_build_on_more_than_one_cpu(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(outbox_module._batch, "sender", None)  # restored after the test
+    monkeypatch.setattr(outbox_module._batch, "sender_pid", 0)  # as in a new process
+    expected = not NO_EXTENSIONS and len(outbox_module._usable_cpus()) > 1
+    assert (outbox_module._sender() is not None) == expected
+    monkeypatch.setattr(outbox_module._batch, "sender_pid", 0)
+    monkeypatch.setenv("LIVETEMPLATE_SEND_THREAD", "0")
+    assert outbox_module._sender() is None  # turned off
+    monkeypatch.setattr(outbox_module._batch, "sender_pid", 0)
+    monkeypatch.delenv("LIVETEMPLATE_SEND_THREAD")
+    monkeypatch.setattr(outbox_module, "_usable_cpus", lambda: {0})
+    assert outbox_module._sender() is None  # one CPU: it would only take turns with the loop
+
+
+class Transport:
+    """What ``_plain_descriptor`` asks a transport."""
+
+    def __init__(self, **extra: object) -> None:
+        self.extra = extra
+
+    def get_extra_info(self, name: str) -> object:
+        return self.extra.get(name)
+
+
+def test_only_a_plain_socket_is_written_by_the_send_thread(pairs: list[tuple[socket.socket, socket.socket]]) -> None:
+    from livetemplate.transports.uvicorn_protocol import _plain_descriptor
+
+    a, _ = pair(pairs)
+    assert _plain_descriptor(Transport(socket=a)) == a.fileno()
+    # TLS: the bytes on the wire are not the frames
+    assert _plain_descriptor(Transport(socket=a, sslcontext=object())) == -1
+    assert _plain_descriptor(Transport()) == -1

@@ -292,6 +292,7 @@ class Outbox:
             self._frames = None
             self.pending_bytes = 0
             self._backed_up_since = None
+            self._drained()
         else:  # the socket pushes back: the rest in the background
             self.pending_bytes -= sum(map(len, frames[:written]))
             del frames[:written]
@@ -314,6 +315,7 @@ class Outbox:
         self._frames = None
         self.pending_bytes = 0
         self._backed_up_since = None
+        self._drained()
         return True
 
     def _write_rest(self, data: bytes) -> None:
@@ -423,9 +425,16 @@ class Outbox:
             if self._idle is not None:
                 self._idle.set()
                 self._idle = None
-            if self.on_drained is not None and not self.broken:
-                on_drained, self.on_drained = self.on_drained, None
-                on_drained()
+            self._drained()
+
+    def _drained(self) -> None:
+        """Nothing waits any more: tell ``on_drained`` (once), which a push skipped while the
+        outbox was backed up set. Frames held in a write batch can back it up too, and go out
+        all at once when it is released: without this, a client would stay on the update
+        before the last skipped one until the next push."""
+        if self.on_drained is not None and not self.broken:
+            on_drained, self.on_drained = self.on_drained, None
+            on_drained()
 
 
 async def _carry_on(steps: Coroutine[Any, Any, None], waiting: Any) -> None:

@@ -187,6 +187,23 @@ async def test_a_write_batch_holds_direct_writes_until_released_in_order() -> No
     assert direct[-1] == b"a3"
 
 
+async def test_frames_held_past_the_budget_tell_the_outbox_drained_once_released() -> None:
+    """A push skipped while held frames backed the outbox up is caught up once they are out."""
+    socket = Socket()
+    outbox = Outbox(socket, direct=Direct(lambda *frames: socket.written.extend(frames) is None), budget=4)
+    told: list[int] = []
+    hold_writes()
+    try:
+        outbox.put([b"abc"])
+        outbox.put([b"def"])
+        assert outbox.backed_up  # a push now would be skipped, and wait for on_drained
+        outbox.on_drained = lambda: told.append(outbox.pending_bytes)
+    finally:
+        release_writes()
+    assert told == [0] and outbox.on_drained is None
+    assert socket.written == [b"abc", b"def"] and not outbox.backed_up
+
+
 async def test_a_reply_sent_while_frames_are_held_goes_after_them() -> None:
     socket = Socket()
 

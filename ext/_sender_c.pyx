@@ -80,11 +80,6 @@ cdef class Sender:
         free(self.jobs)
         free(self.stopped)
 
-    @property
-    def pending(self) -> int:
-        """Jobs handed this round (done or not)."""
-        return self.count
-
     def hand(self, int key, bytes frame) -> bool:
         """Queue ``frame`` for the socket whose descriptor is ``key``; False (nothing
         queued) when the round is full."""

@@ -39,6 +39,9 @@ ping/pong, close codes, masking, size limits) are read and written by the projec
 :class:`~.open_websocket.OpenWebSocket`, one object in place of websockets' protocol, its
 stream reader, generators and lists (1.2 KiB and 6 objects a connection). A connection that
 negotiated per-message deflate keeps websockets' protocol.
+
+At shutdown, a connection the app's drain closed (1012) gets up to a second for the client's
+close reply before its socket closes (:meth:`LiveWebSocketProtocol.shutdown`).
 """
 
 from __future__ import annotations
@@ -65,6 +68,9 @@ from .open_websocket import OpenWebSocket
 from .websocket import PARK, WRITE_TEXT, Resumable
 
 __all__ = ["LiveWebSocketProtocol", "text_frame"]
+
+#: How long, once uvicorn stops, a connection that sent its close frame waits for the client's.
+CLOSING_HANDSHAKE_WAIT = 1.0
 
 
 def _instance_attributes(cls: type) -> tuple[str, ...]:
@@ -124,6 +130,20 @@ class LiveWebSocketProtocol(WebSocketsSansIOProtocol):
             and isinstance(getattr(self, "writable", None), Event)
         ):
             self.scope["extensions"][WRITE_TEXT] = {"writer": self}
+
+    def shutdown(self) -> None:
+        """uvicorn is stopping. A connection whose close frame went out (the app's drain sent
+        1012) finishes its closing handshake, for up to :data:`CLOSING_HANDSHAKE_WAIT`, where
+        uvicorn would close its socket at once: a socket closed with the client's last frames
+        unread is reset, and a client or a proxy that is still writing then loses the close
+        frame it was sent (it reports 1006, not 1012). uvicorn waits for the connection."""
+        close_timer = self.close_timer
+        if not self.close_sent or close_timer is None:
+            super().shutdown()
+            return
+        self.stop_keepalive()
+        close_timer.cancel()
+        self.close_timer = self.loop.call_later(CLOSING_HANDSHAKE_WAIT, self.transport.close)
 
     async def run_asgi(self) -> None:
         """The app's call, offered parking when nothing of the user's wraps it."""

@@ -194,6 +194,8 @@ class WebSocketConnection:
             await self.outbox.send([error_frame("Your session cannot be read right now; reload in a moment.")])
             await self.close(TRY_AGAIN_LATER, "session store unavailable")
             return False
+        if self.closed:  # the app closed it (a drain) while the session loaded: open no tab
+            return False
         view = self.view = LiveView(
             rt.runner,
             rt.pipeline,

@@ -9,6 +9,7 @@ import contextlib
 import itertools
 import json
 import socket
+import struct
 import threading
 import time
 from collections.abc import Callable
@@ -18,7 +19,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-from benchmarks.load.frames import TEXT, FrameParser, upgrade_request
+from benchmarks.load.frames import CLOSE, TEXT, FrameParser, client_frame, upgrade_request
 from tests.e2e.harness import Server
 
 
@@ -49,6 +50,44 @@ def test_shutdown_finishes_the_action_in_flight_then_closes_with_1012(serve: Cal
         with pytest.raises(ConnectionClosed) as closed:
             ws.recv()
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1012
+
+
+def test_at_shutdown_a_client_still_writing_after_the_close_frame_gets_a_clean_end(
+    serve: Callable[..., Server],
+) -> None:
+    """The drain's close frame goes out, and the socket stays open for the client's close
+    reply: a client (or a proxy) that writes after the close frame came, before answering
+    it, is neither cut off nor reset (a reset can cost a client the close frame itself: it
+    reports 1006, not 1012); the server ends the connection once the reply came."""
+    server = serve("tests.e2e.apps:counter", shutdown_timeout=5)  # a server of its own: it is stopped
+    address = urlsplit(server.url)
+    host, port = str(address.hostname), int(address.port or 0)
+    with socket.create_connection((host, port)) as raw:
+        raw.settimeout(10)
+        raw.sendall(upgrade_request(host, port, "/"))
+        head, parser, frames = b"", FrameParser(), []
+        while b"\r\n\r\n" not in head:
+            head += raw.recv(1 << 16)
+        answer, _, rest = head.partition(b"\r\n\r\n")
+        assert answer.startswith(b"HTTP/1.1 101"), answer
+        frames += parser.feed(rest)
+        stopping = threading.Thread(target=server.stop)  # SIGTERM; it returns once the server exited
+        stopping.start()
+        while not any(opcode == CLOSE for opcode, _ in frames):
+            data = raw.recv(1 << 16)
+            assert data, "the server ended the connection without a close frame"
+            frames += parser.feed(data)
+        close = next(payload for opcode, payload in frames if opcode == CLOSE)
+        assert struct.unpack("!H", close[:2])[0] == 1012
+        raw.sendall(client_frame(json.dumps({"action": "increment", "data": {}}).encode()))
+        time.sleep(0.2)
+        raw.settimeout(0)
+        with pytest.raises(BlockingIOError):  # nothing came: the server waits, neither ended nor reset
+            raw.recv(1, socket.MSG_PEEK)
+        raw.settimeout(10)
+        raw.sendall(client_frame(close[:2], CLOSE))
+        assert raw.recv(1 << 16) == b""  # then it ends the connection
+        stopping.join()
 
 
 class SlowFrames:

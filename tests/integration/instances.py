@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 import httpx
 from playwright.async_api import Browser, BrowserContext, Page
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidMessage, InvalidStatus
 
 from livetemplate.testing.tree import ClientTree
 from livetemplate.wire import SESSION_COOKIE
@@ -244,18 +244,23 @@ class Tab:
         ws_url = "ws" + url.removeprefix("http") + (f"?{query}" if query else "")
         ws = await connect(ws_url, additional_headers={"Cookie": f"{SESSION_COOKIE}={cookie}"}, open_timeout=WAIT)
         tab = cls(ws)
-        await tab.until(lambda: tab.frames > 0, "the first tree")
+        await tab.until(lambda: tab.frames > 0 or tab._reader.done(), "the first tree")
+        if tab.frames == 0:  # closed first (an instance starting to drain closes it with 1012)
+            await tab.close()
+            raise Closed(tab.close_code)
         return tab
 
     @classmethod
     async def reopen(cls, url: str, cookie: str, *, query: str = "") -> Tab:
-        """:meth:`open`, tried again while refused (an instance draining answers 503 until the
-        balancer stops sending it connections), as a client reconnecting would."""
+        """:meth:`open`, tried again while refused or cut off, as a client reconnecting would:
+        an instance draining answers 503 until the balancer stops sending it connections,
+        closes with 1012 a connection it admitted just before, and a connection still
+        waiting in its listening socket's queue when it stops listening is reset."""
         async with asyncio.timeout(WAIT):
             while True:
                 try:
                     return await cls.open(url, cookie, query=query)
-                except (InvalidStatus, OSError):
+                except (InvalidStatus, InvalidMessage, Closed, OSError):
                     await asyncio.sleep(0.05)
 
     @property

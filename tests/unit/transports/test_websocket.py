@@ -312,6 +312,34 @@ async def test_shutdown_closes_connections_with_1012() -> None:
             assert not refused.accepted
 
 
+async def test_a_connection_whose_session_loads_while_the_app_drains_opens_no_tab() -> None:
+    """The drain closes it with 1012 as it does every other; once the session is read, no tab
+    opens (no mount, no view in the hub) on a connection already closed."""
+    controller = Controller()
+    app = make(controller=controller)
+    loading, release = asyncio.Event(), asyncio.Event()
+    read = app.runtime.groups.get
+
+    async def slow_read(group_id: str) -> Any:
+        loading.set()
+        await release.wait()
+        return await read(group_id)
+
+    app.runtime.groups.get = slow_read  # type: ignore[method-assign]
+    async with LiveClient(app, shutdown=False) as client:
+        async with client.websocket("/") as ws:
+            await loading.wait()
+            await app.drain()
+            assert await ws.receive_close() == 1012
+            release.set()
+            async with asyncio.timeout(5):  # until the connection's task is over
+                while app.runtime.connections:
+                    await asyncio.sleep(0.01)
+        assert controller.log == []
+        assert app.hub.views == set()
+    await app.shutdown()
+
+
 # -- flash over WebSocket ------------------------------------------------------------------------------
 
 

@@ -194,8 +194,6 @@ class WebSocketConnection:
             await self.outbox.send([error_frame("Your session cannot be read right now; reload in a moment.")])
             await self.close(TRY_AGAIN_LATER, "session store unavailable")
             return False
-        if self.closed:  # the app closed it (a drain) while the session loaded: open no tab
-            return False
         view = self.view = LiveView(
             rt.runner,
             rt.pipeline,
@@ -210,6 +208,8 @@ class WebSocketConnection:
         await rt.hub.attach(view)
         parked = False
         try:
+            if self.closed:  # the app closed it (a drain) while it was being set up: mount nothing
+                return False
             await self._open(view)
             parked = await self._messages(view)
             return parked

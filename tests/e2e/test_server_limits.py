@@ -52,6 +52,25 @@ def test_shutdown_finishes_the_action_in_flight_then_closes_with_1012(serve: Cal
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1012
 
 
+def opened_raw(server: Server) -> tuple[socket.socket, FrameParser, list[tuple[int, bytes]]]:
+    """A raw WebSocket client of ``server`` past the handshake: its socket, its parser, and
+    the frames read so far (the complete tree's, at least)."""
+    address = urlsplit(server.url)
+    host, port = str(address.hostname), int(address.port or 0)
+    raw = socket.create_connection((host, port))
+    raw.settimeout(10)
+    raw.sendall(upgrade_request(host, port, "/"))
+    head, parser, frames = b"", FrameParser(), []
+    while b"\r\n\r\n" not in head:
+        head += raw.recv(1 << 16)
+    answer, _, rest = head.partition(b"\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 101"), answer
+    frames += parser.feed(rest)
+    while not frames:
+        frames += parser.feed(raw.recv(1 << 16))
+    return raw, parser, frames
+
+
 def test_at_shutdown_a_client_still_writing_after_the_close_frame_gets_a_clean_end(
     serve: Callable[..., Server],
 ) -> None:
@@ -60,17 +79,8 @@ def test_at_shutdown_a_client_still_writing_after_the_close_frame_gets_a_clean_e
     it, is neither cut off nor reset (a reset can cost a client the close frame itself: it
     reports 1006, not 1012); the server ends the connection once the reply came."""
     server = serve("tests.e2e.apps:counter", shutdown_timeout=5)  # a server of its own: it is stopped
-    address = urlsplit(server.url)
-    host, port = str(address.hostname), int(address.port or 0)
-    with socket.create_connection((host, port)) as raw:
-        raw.settimeout(10)
-        raw.sendall(upgrade_request(host, port, "/"))
-        head, parser, frames = b"", FrameParser(), []
-        while b"\r\n\r\n" not in head:
-            head += raw.recv(1 << 16)
-        answer, _, rest = head.partition(b"\r\n\r\n")
-        assert answer.startswith(b"HTTP/1.1 101"), answer
-        frames += parser.feed(rest)
+    raw, parser, frames = opened_raw(server)
+    with raw:
         stopping = threading.Thread(target=server.stop)  # SIGTERM; it returns once the server exited
         stopping.start()
         while not any(opcode == CLOSE for opcode, _ in frames):
@@ -88,6 +98,24 @@ def test_at_shutdown_a_client_still_writing_after_the_close_frame_gets_a_clean_e
         raw.sendall(client_frame(close[:2], CLOSE))
         assert raw.recv(1 << 16) == b""  # then it ends the connection
         stopping.join()
+
+
+def test_at_shutdown_a_client_that_never_answers_the_close_frame_holds_it_a_second_at_most(
+    serve: Callable[..., Server],
+) -> None:
+    """The wait for the client's close reply is bounded: not uvicorn's ten-second close
+    timeout, so a client that stopped answering cannot stretch the shutdown."""
+    server = serve("tests.e2e.apps:counter", shutdown_timeout=4)  # a server of its own: it is stopped
+    raw, parser, frames = opened_raw(server)
+    with raw:
+        stopping = threading.Thread(target=server.stop)
+        stopping.start()
+        raw.settimeout(5)  # uvicorn alone would wait 10 s for the reply
+        while data := raw.recv(1 << 16):  # to the end, answering nothing
+            frames += parser.feed(data)
+        stopping.join()
+    assert [opcode for opcode, _ in frames] == [TEXT, CLOSE]  # the complete tree, then 1012
+    assert struct.unpack("!H", frames[-1][1][:2])[0] == 1012
 
 
 class SlowFrames:

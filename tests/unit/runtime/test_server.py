@@ -14,7 +14,6 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 import livetemplate
-from benchmarks.load.frames import CLOSE, TEXT, FrameParser, upgrade_request
 from livetemplate import Context, Persist
 from livetemplate.server import Server, uvicorn_config
 
@@ -71,27 +70,3 @@ async def test_stopping_the_server_drains_the_app_first() -> None:
     await serving
     assert app.runtime.closing
 
-
-async def test_a_client_that_never_answers_the_close_frame_holds_the_shutdown_a_second_at_most() -> None:
-    """The drain's close frame goes out; the socket waits for the client's reply, but not
-    for uvicorn's ten-second close timeout: the server stops well inside its grace period."""
-    app = make(shutdown_timeout=5)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = Server(uvicorn_config(app, log_level="warning"), app)
-    serving = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        await asyncio.sleep(0.01)
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(upgrade_request("127.0.0.1", port, "/"))
-    await reader.readuntil(b"\r\n\r\n")
-    parser, frames = FrameParser(), []
-    server.should_exit = True  # as SIGTERM does
-    async with asyncio.timeout(4):  # uvicorn alone would wait 10 s for the reply
-        while data := await reader.read(1 << 16):  # to the end, answering nothing
-            frames += parser.feed(data)
-        await serving
-    assert [opcode for opcode, _ in frames] == [TEXT, CLOSE]  # the first tree, then 1012
-    assert frames[-1][1][:2] == (1012).to_bytes(2, "big")
-    writer.close()

@@ -69,4 +69,3 @@ async def test_stopping_the_server_drains_the_app_first() -> None:
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1012
     await serving
     assert app.runtime.closing
-

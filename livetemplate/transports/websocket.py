@@ -99,6 +99,10 @@ class _Asgi:
 class WebSocketConnection:
     """One WebSocket of a mounted app."""
 
+    #: Set once :meth:`close` is done, for the connection's task (an instance's own from the
+    #: first close: an open connection holds none).
+    _closing: Event | None = None
+
     def __init__(self, runtime: Runtime, scope: Scope, receive: Receive, send: Send) -> None:
         options = runtime.options
         self.runtime = runtime
@@ -246,7 +250,11 @@ class WebSocketConnection:
                     self._release()
 
     async def _leave(self, view: LiveView) -> None:
-        """The tab is closed: its last change is carried out, and it leaves the hub."""
+        """The tab is closed: its last change is carried out, and it leaves the hub. A close
+        under way in another task (a drain's) is waited for: the server closes the socket
+        once the connection's task ends, which must not come before the close frame."""
+        if self._closing is not None:
+            await self._closing.wait()
         outcome = await view.close()
         await self.runtime.hub.detach(view)
         if outcome is not None:
@@ -340,14 +348,18 @@ class WebSocketConnection:
         if self.closed:
             return
         self.closed = True
-        if self.view is not None and self.view.phase is Phase.OPEN:
-            self.view.drain()
-        await self.outbox.flush(timeout=flush)
-        self.outbox.close()
-        if self.accepted:
-            try:  # a client that stopped reading may not take even the close frame
-                await asyncio.wait_for(
-                    self._server.send({"type": "websocket.close", "code": code, "reason": reason}), 1.0
-                )
-            except Exception:  # already gone
-                logger.debug("closing an already closed WebSocket", exc_info=True)
+        self._closing = closing = Event()
+        try:
+            if self.view is not None and self.view.phase is Phase.OPEN:
+                self.view.drain()
+            await self.outbox.flush(timeout=flush)
+            self.outbox.close()
+            if self.accepted:
+                try:  # a client that stopped reading may not take even the close frame
+                    await asyncio.wait_for(
+                        self._server.send({"type": "websocket.close", "code": code, "reason": reason}), 1.0
+                    )
+                except Exception:  # already gone
+                    logger.debug("closing an already closed WebSocket", exc_info=True)
+        finally:
+            closing.set()

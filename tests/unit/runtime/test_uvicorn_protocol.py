@@ -487,6 +487,37 @@ async def test_a_parked_connection_is_closed_with_1012_at_shutdown_and_cleaned_u
     assert not app.runtime.connections and app.hub.views == set()
 
 
+async def test_a_message_arriving_while_the_app_closes_the_connection_does_not_cut_it_short(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The drain closes a parked connection with 1012: while its frames are flushed, a message
+    of the client resumes it. The connection's task ends (it is closed) only once the close
+    frame went out; ending first, uvicorn would close the socket under it (the client: 1006)."""
+    app = livetemplate.mount(CounterController(), Counter(), template=COUNTER)
+    async with serving(app) as port:
+        ws = await connect(f"ws://127.0.0.1:{port}/")
+        assert json.loads(await ws.recv())["meta"]["success"]
+        await until(lambda: not connection_tasks())  # parked
+        (connection,) = app.runtime.connections
+        flushing, flushed = asyncio.Event(), asyncio.Event()
+
+        async def slow_flush(outbox: Outbox, timeout: float) -> None:  # a slow client's frames going out
+            flushing.set()
+            await flushed.wait()
+
+        monkeypatch.setattr(Outbox, "flush", slow_flush)
+        closing = asyncio.ensure_future(connection.close(1012, "Server restarting", flush=5.0))
+        await flushing.wait()
+        await ws.send(json.dumps({"action": "increment"}))  # it resumes the parked connection
+        await asyncio.sleep(0.2)  # the message was read and the connection's task ran
+        flushed.set()
+        await closing
+        with pytest.raises(ConnectionClosed) as closed:
+            await ws.recv()
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1012
+    assert not app.runtime.connections and app.hub.views == set()
+
+
 async def test_an_app_behind_a_middleware_of_its_own_is_not_parked() -> None:
     """A middleware could act once the app's call returns: the app keeps its task then."""
     app = livetemplate.mount(CounterController(), Counter(), template=COUNTER)

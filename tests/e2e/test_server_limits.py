@@ -52,6 +52,18 @@ def test_shutdown_finishes_the_action_in_flight_then_closes_with_1012(serve: Cal
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1012
 
 
+def past_handshake(sock: socket.socket) -> bytes:
+    """Read the server's answer to the upgrade (a 101); what came after it."""
+    head = b""
+    while b"\r\n\r\n" not in head:
+        data = sock.recv(1 << 16)
+        assert data, "the server closed the connection"
+        head += data
+    answer, _, rest = head.partition(b"\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 101"), answer
+    return rest
+
+
 def opened_raw(server: Server) -> tuple[socket.socket, FrameParser, list[tuple[int, bytes]]]:
     """A raw WebSocket client of ``server`` past the handshake: its socket, its parser, and
     the frames read so far (the complete tree's, at least)."""
@@ -60,12 +72,8 @@ def opened_raw(server: Server) -> tuple[socket.socket, FrameParser, list[tuple[i
     raw = socket.create_connection((host, port))
     raw.settimeout(10)
     raw.sendall(upgrade_request(host, port, "/"))
-    head, parser, frames = b"", FrameParser(), []
-    while b"\r\n\r\n" not in head:
-        head += raw.recv(1 << 16)
-    answer, _, rest = head.partition(b"\r\n\r\n")
-    assert answer.startswith(b"HTTP/1.1 101"), answer
-    frames += parser.feed(rest)
+    parser = FrameParser()
+    frames = parser.feed(past_handshake(raw))
     while not frames:
         frames += parser.feed(raw.recv(1 << 16))
     return raw, parser, frames
@@ -119,27 +127,24 @@ def test_at_shutdown_a_client_that_never_answers_the_close_frame_holds_it_a_seco
 
 
 class SlowFrames:
-    """The text messages a raw client reads, one at a time, past the handshake's answer."""
+    """The text messages a raw client reads, one at a time, past the handshake's answer
+    (read here, once the upgrade request was sent)."""
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.parser = FrameParser()
-        self.head: bytes | None = b""
         self.messages: list[bytes] = []
+        self._take(past_handshake(sock))
 
     def next(self) -> bytes:
         while not self.messages:
             data = self.sock.recv(1 << 16)
             assert data, "the server closed the connection"
-            if self.head is not None:
-                self.head += data
-                if b"\r\n\r\n" not in self.head:
-                    continue
-                answer, _, data = self.head.partition(b"\r\n\r\n")
-                assert answer.startswith(b"HTTP/1.1 101"), answer
-                self.head = None
-            self.messages += [payload for opcode, payload in self.parser.feed(data) if opcode == TEXT]
+            self._take(data)
         return self.messages.pop(0)
+
+    def _take(self, data: bytes) -> None:
+        self.messages += [payload for opcode, payload in self.parser.feed(data) if opcode == TEXT]
 
 
 def shown(message: str | bytes) -> int | None:

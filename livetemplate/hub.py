@@ -189,7 +189,7 @@ class Hub:
     async def detach(self, view: LiveView) -> None:
         self.views.discard(view)
         view.topics.clear()
-        await self._sync_topics(view)
+        await self.sync_topics(view)
         self._topics_of.pop(view, None)
         members = self._by_group.get(view.group.id)
         if members is not None and view in members:
@@ -215,7 +215,7 @@ class Hub:
             group_id = view.group.id
             had = self._topics_of.get(view, ())
             if len(view.topics) != len(had) or not view.topics.issuperset(had):
-                await self._sync_topics(view)
+                await self.sync_topics(view)
         if outcome is None or not outcome.success:
             return
         assert group_id is not None
@@ -230,8 +230,12 @@ class Hub:
         for push in outcome.deferred:
             self.spawn(push())
 
-    async def _sync_topics(self, view: LiveView) -> None:
-        """Bring the hub's topic membership in line with the view's subscriptions."""
+    async def sync_topics(self, view: LiveView) -> None:
+        """Bring the hub's topic membership in line with the view's subscriptions. A
+        transport calls it before it sends the frames of a run that (un)subscribed: once a
+        client has its page, or the reply to the action that subscribed, every message
+        published on its topics after that reaches it (a shared broadcaster's subscription
+        holds once confirmed)."""
         had = set(self._topics_of.get(view, ()))
         wanted = view.topics
         if had == wanted:

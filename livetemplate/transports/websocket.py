@@ -265,6 +265,7 @@ class WebSocketConnection:
 
     async def _open(self, view: LiveView) -> None:
         reply = await view.open()
+        await self.runtime.hub.sync_topics(view)  # subscribed before the client sees its page
         await self.outbox.send(reply.frames)
         await self.runtime.hub.settle(view, reply.outcome)
 
@@ -315,6 +316,7 @@ class WebSocketConnection:
             await self.outbox.send([encode_frame({}, refused)])
             return
         reply = await view.handle(incoming)
+        await self.runtime.hub.sync_topics(view)  # and before it has the reply
         await self.outbox.send(reply.frames)
         await self.runtime.hub.settle(view, reply.outcome)
 

@@ -269,6 +269,27 @@ async def test_unsubscribe_and_cleanup_on_close() -> None:
         assert broadcaster.channels() == []
 
 
+class SlowlySubscribing(livetemplate.InProcessBroadcaster):
+    """Subscribes after a round trip, as Redis does (it waits for the confirmation)."""
+
+    async def subscribe(self, channel: str, handler: Any) -> None:
+        await asyncio.sleep(0.05)
+        await super().subscribe(channel, handler)
+
+
+async def test_a_client_hears_every_message_on_its_topics_once_it_has_the_page() -> None:
+    """The subscriptions of mount hold before the first tree goes out, and those of an action
+    before its reply: a message published as soon as the client has either reaches it."""
+    app = make(open_topics=True, broadcaster=SlowlySubscribing())
+    async with LiveClient(app) as client:
+        ws = await opened(client, "/?topics=news")
+        await app.publish("news", "headline", {"text": "right after the page"})
+        await until(ws, "note", "right after the page")
+        assert (await ws.action("join", {"topic": "alerts"}))["meta"]["success"]
+        await app.publish("alerts", "headline", {"text": "right after the reply"})
+        await until(ws, "note", "right after the reply")
+
+
 @pytest.mark.parametrize("topic", ["bad topic", "a//b", "", "news/", "*", "lvt:session:"])
 async def test_invalid_topic_names(topic: str) -> None:
     app = make(open_topics=True)

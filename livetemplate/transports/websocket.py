@@ -8,6 +8,7 @@ import time
 from collections.abc import Awaitable
 from typing import Protocol
 
+from ..broadcast import BroadcastUnavailable
 from ..frames import encode_frame
 from ..ops.logs import get_logger
 from ..outbox import DirectWrite, Outbox
@@ -209,14 +210,19 @@ class WebSocketConnection:
             outbox=self.outbox,
             uploads=rt.uploads.tab(group_id) if rt.uploads is not None else None,
         )
-        await rt.hub.attach(view)
         parked = False
         try:
+            await rt.hub.attach(view)
             if self.closed:  # the app closed it (a drain) while it was being set up: mount nothing
                 return False
             await self._open(view)
             parked = await self._messages(view)
             return parked
+        except BroadcastUnavailable as exc:  # its channels cannot be subscribed: no live page
+            logger.error("broadcaster unavailable: %s", exc)
+            await self.outbox.send([error_frame("Live updates are unavailable right now; reload in a moment.")])
+            await self.close(TRY_AGAIN_LATER, "broadcaster unavailable")
+            return False
         finally:
             if not parked:
                 await self._leave(view)

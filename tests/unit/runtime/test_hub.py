@@ -15,6 +15,7 @@ import pytest
 
 import livetemplate
 from livetemplate import Context, NotAvailable, Persist, Session
+from livetemplate.broadcast import BroadcastUnavailable
 from livetemplate.outbox import Outbox
 from livetemplate.session import LiveView
 from livetemplate.testing import LiveClient, LiveSocket, settle
@@ -286,6 +287,37 @@ async def test_a_client_hears_every_message_on_its_topics_once_it_has_the_page()
         assert (await ws.action("join", {"topic": "alerts"}))["meta"]["success"]
         await app.publish("alerts", "headline", {"text": "right after the reply"})
         await until(ws, "note", "right after the reply")
+
+
+class Refusing(livetemplate.InProcessBroadcaster):
+    """Cannot subscribe the channels whose name starts with ``refused`` (a Redis Cluster
+    whose slots cannot be read)."""
+
+    def __init__(self, refused: str) -> None:
+        super().__init__()
+        self.refused = refused
+
+    async def subscribe(self, channel: str, handler: Any) -> None:
+        if channel.startswith(self.refused):
+            raise BroadcastUnavailable(f"cannot subscribe {channel!r}")
+        await super().subscribe(channel, handler)
+
+
+@pytest.mark.parametrize("refused", ["topic:", "group:"])
+async def test_a_channel_that_cannot_be_subscribed_closes_the_connection_with_try_again(refused: str) -> None:
+    """Without its subscriptions a page would go stale unseen: the client is told, the
+    connection closed with 1013 (try again later) and the tab cleaned up."""
+    controller = Controller()
+    app = make(controller, open_topics=True, broadcaster=Refusing(refused))
+    async with LiveClient(app) as client:
+        ws = client.websocket("/?topics=news")
+        await ws.__aenter__()
+        error = await ws.receive_json()
+        assert error["meta"]["errors"] == {"_general": "Live updates are unavailable right now; reload in a moment."}
+        assert await ws.receive_close() == 1013
+        await settle()
+        assert app.hub.views == set()
+        assert app.broadcaster.channels() == []
 
 
 @pytest.mark.parametrize("topic", ["bad topic", "a//b", "", "news/", "*", "lvt:session:"])

@@ -307,8 +307,7 @@ class Refusing(livetemplate.InProcessBroadcaster):
 async def test_a_channel_that_cannot_be_subscribed_closes_the_connection_with_try_again(refused: str) -> None:
     """Without its subscriptions a page would go stale unseen: the client is told, the
     connection closed with 1013 (try again later) and the tab cleaned up."""
-    controller = Controller()
-    app = make(controller, open_topics=True, broadcaster=Refusing(refused))
+    app = make(open_topics=True, broadcaster=Refusing(refused))
     async with LiveClient(app) as client:
         ws = client.websocket("/?topics=news")
         await ws.__aenter__()

@@ -218,10 +218,8 @@ class WebSocketConnection:
             await self._open(view)
             parked = await self._messages(view)
             return parked
-        except BroadcastUnavailable as exc:  # its channels cannot be subscribed: no live page
-            logger.error("broadcaster unavailable: %s", exc)
-            await self.outbox.send([error_frame("Live updates are unavailable right now; reload in a moment.")])
-            await self.close(TRY_AGAIN_LATER, "broadcaster unavailable")
+        except BroadcastUnavailable as exc:
+            await self._no_live_updates(exc)
             return False
         finally:
             if not parked:
@@ -280,6 +278,8 @@ class WebSocketConnection:
         self._handling = True
         try:
             await self._on_message(view, message)
+        except BroadcastUnavailable as exc:
+            await self._no_live_updates(exc)
         except Exception:
             # a bug must not take the connection down: report it and go on
             logger.exception("handling a message failed")
@@ -289,6 +289,13 @@ class WebSocketConnection:
             if self._handled is not None:
                 self._handled.set()
                 self._handled = None
+
+    async def _no_live_updates(self, exc: BroadcastUnavailable) -> None:
+        """The tab's channels cannot be subscribed: its page would go stale unseen, so the
+        client is told and closed, to come back later."""
+        logger.error("broadcaster unavailable: %s", exc)
+        await self.outbox.send([error_frame("Live updates are unavailable right now; reload in a moment.")])
+        await self.close(TRY_AGAIN_LATER, "broadcaster unavailable")
 
     async def _on_message(self, view: LiveView, message: Message) -> None:
         text = message.get("text")
@@ -322,8 +329,10 @@ class WebSocketConnection:
             await self.outbox.send([encode_frame({}, refused)])
             return
         reply = await view.handle(incoming)
-        await self.runtime.hub.sync_topics(view)  # and before it has the reply
-        await self.outbox.send(reply.frames)
+        try:
+            await self.runtime.hub.sync_topics(view)  # and before it has the reply
+        finally:  # the reply goes out in any case: the tab's renderer holds it as sent
+            await self.outbox.send(reply.frames)
         await self.runtime.hub.settle(view, reply.outcome)
 
     async def write(self, frame: bytes) -> None:

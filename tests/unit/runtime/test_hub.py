@@ -319,6 +319,19 @@ async def test_a_channel_that_cannot_be_subscribed_closes_the_connection_with_tr
         assert app.broadcaster.channels() == []
 
 
+async def test_an_action_whose_topic_cannot_be_subscribed_gets_its_reply_then_1013() -> None:
+    """The reply was rendered (the client's tree is counted as updated): it goes out, then
+    the client is told and closed."""
+    app = make(open_topics=True, broadcaster=Refusing("topic:"))
+    async with LiveClient(app) as client:
+        ws = await opened(client)
+        await ws.send_json({"action": "join", "data": {"topic": "news"}})
+        assert (await ws.receive_json())["meta"]["success"]
+        error = await ws.receive_json()
+        assert error["meta"]["errors"] == {"_general": "Live updates are unavailable right now; reload in a moment."}
+        assert await ws.receive_close() == 1013
+
+
 @pytest.mark.parametrize("topic", ["bad topic", "a//b", "", "news/", "*", "lvt:session:"])
 async def test_invalid_topic_names(topic: str) -> None:
     app = make(open_topics=True)

@@ -20,7 +20,7 @@ from typing import Any
 import msgspec
 
 from .backends.memory import InProcessBroadcaster
-from .broadcast import Broadcaster, ResubscribeHook
+from .broadcast import Broadcaster, BroadcastUnavailable, ResubscribeHook
 from .context import Context, check_topic
 from .errors import NotAvailable, TopicForbidden
 from .fanout import FanOut
@@ -88,6 +88,16 @@ class Session:
         return f"<Session {self.group_id[:8]}...>"
 
 
+class _Subscribing:
+    """A subscription of a channel on its way: the members that join the channel meanwhile
+    wait for it (``done``), and fail with it."""
+
+    def __init__(self) -> None:
+        self.done = asyncio.Event()
+        #: Why it failed; set when it succeeds or fails (a cancelled one counts as failed).
+        self.failure: BroadcastUnavailable | None = BroadcastUnavailable("the subscription was given up")
+
+
 class _GroupRun(msgspec.Struct, frozen=True):
     """A session group's part of a delivery (a :class:`~livetemplate.fanout.Delivery`): the
     action to run on each of ``views``, one after the other."""
@@ -139,6 +149,7 @@ class Hub:
         #: the topics each view is subscribed to here. PERF: a tuple, not a copy of the view's set
         #: (a set of one topic takes 216 bytes, a tuple 48; compared once a run, in ``settle``)
         self._topics_of: dict[LiveView, tuple[str, ...]] = {}
+        self._subscribing: dict[str, _Subscribing] = {}  # by channel: subscriptions on their way
         self._tasks: set[asyncio.Task[Any]] = set()
         self._seen: collections.OrderedDict[str, None] = collections.OrderedDict()  # recent envelope ids
         self._ids = itertools.count()
@@ -178,13 +189,23 @@ class Hub:
         self.views.add(view)
         members = self._by_group.setdefault(view.group.id, [])
         members.append(view)
-        if len(members) == 1:
-            if self._keep_alive is not None:
-                self._keep_alive.start()
-            await self.broadcaster.subscribe(self._group_channel(view.group.id), self._handler)
-            if self.groups.persisted:
-                with contextlib.suppress(StoreUnavailable):  # left stale: read again at its next use
-                    await self.groups.reload(view.group)
+        channel = self._group_channel(view.group.id)
+        try:
+            if len(members) == 1:
+                if self._keep_alive is not None:
+                    self._keep_alive.start()
+                await self._subscribe(channel)
+                if self.groups.persisted:
+                    with contextlib.suppress(StoreUnavailable):  # left stale: read again at its next use
+                        await self.groups.reload(view.group)
+            else:  # another tab of the group subscribes it (and reads the group again): wait for it
+                await self._subscribed(channel)
+        except BaseException:
+            self.views.discard(view)  # not served here: the group's next tab subscribes again
+            members.remove(view)
+            if not members:
+                del self._by_group[view.group.id]
+            raise
 
     async def detach(self, view: LiveView) -> None:
         self.views.discard(view)
@@ -210,25 +231,31 @@ class Hub:
     ) -> None:
         """Carry out what a run of ``view`` (None: an HTTP request of ``group_id``) asks:
         topic subscriptions, refreshing the group's other tabs here (but those about to run
-        the same action: ``running``) and elsewhere, publishes and pushes."""
+        the same action: ``running``) and elsewhere, publishes and pushes. Topics that cannot
+        be subscribed raise ``BroadcastUnavailable``, once the rest is done."""
+        unsubscribed: BroadcastUnavailable | None = None
         if view is not None:
             group_id = view.group.id
             had = self._topics_of.get(view, ())
             if len(view.topics) != len(had) or not view.topics.issuperset(had):
-                await self.sync_topics(view)
-        if outcome is None or not outcome.success:
-            return
-        assert group_id is not None
-        if outcome.committed is not None:
-            self._refresh(group_id, view, running)
-            if not self._alone():  # PERF: nobody to tell (an envelope took 22 µs a commit), no channel to name
-                channel = self._group_channel(group_id)
-                if self._others_listen(channel):
-                    await self._send(channel, group_id, "commit", snapshot=outcome.committed)
-        for publish in outcome.publishes:
-            self.spawn(self.publish(publish.topic, publish.action, publish.data))
-        for push in outcome.deferred:
-            self.spawn(push())
+                try:
+                    await self.sync_topics(view)
+                except BroadcastUnavailable as exc:  # the group's other tabs must not go stale for it
+                    unsubscribed = exc
+        if outcome is not None and outcome.success:
+            assert group_id is not None
+            if outcome.committed is not None:
+                self._refresh(group_id, view, running)
+                if not self._alone():  # PERF: nobody to tell (an envelope took 22 µs a commit), no channel to name
+                    channel = self._group_channel(group_id)
+                    if self._others_listen(channel):
+                        await self._send(channel, group_id, "commit", snapshot=outcome.committed)
+            for publish in outcome.publishes:
+                self.spawn(self.publish(publish.topic, publish.action, publish.data))
+            for push in outcome.deferred:
+                self.spawn(push())
+        if unsubscribed is not None:
+            raise unsubscribed
 
     async def sync_topics(self, view: LiveView) -> None:
         """Bring the hub's topic membership in line with the view's subscriptions. A
@@ -240,19 +267,62 @@ class Hub:
         wanted = view.topics
         if had == wanted:
             return
-        for topic in wanted - had:
-            subscribers = self._by_topic.setdefault(topic, set())
-            if not subscribers:
-                await self.broadcaster.subscribe(TOPIC_CHANNEL + topic, self._handler)
+        member = set(had)  # what the view is a member of here, as it goes (a join may fail)
+        try:
+            for topic in wanted - had:
+                await self._join(topic, view)
+                member.add(topic)
+            for topic in had - wanted:
+                member.discard(topic)
+                remaining = self._by_topic.get(topic)
+                if remaining is not None:
+                    remaining.discard(view)
+                    if not remaining:
+                        del self._by_topic[topic]
+                        await self.broadcaster.unsubscribe(TOPIC_CHANNEL + topic, self._handler)
+        finally:
+            self._topics_of[view] = tuple(member)
+
+    async def _join(self, topic: str, view: LiveView) -> None:
+        """Make ``view`` a member of ``topic`` here, once the topic's subscription holds."""
+        subscribers = self._by_topic.get(topic)
+        if subscribers is not None:  # subscribed here, or on its way: held once it is
             subscribers.add(view)
-        for topic in had - wanted:
-            remaining = self._by_topic.get(topic)
-            if remaining is not None:
-                remaining.discard(view)
-                if not remaining:
-                    del self._by_topic[topic]
-                    await self.broadcaster.unsubscribe(TOPIC_CHANNEL + topic, self._handler)
-        self._topics_of[view] = tuple(wanted)
+            try:
+                await self._subscribed(TOPIC_CHANNEL + topic)
+            except BaseException:
+                subscribers.discard(view)
+                raise
+            return
+        subscribers = self._by_topic[topic] = {view}
+        try:
+            await self._subscribe(TOPIC_CHANNEL + topic)
+        except BaseException:
+            if self._by_topic.get(topic) is subscribers:
+                del self._by_topic[topic]  # with the views that joined meanwhile: they fail too
+            raise
+
+    async def _subscribe(self, channel: str) -> None:
+        """Subscribe ``channel`` for its first member here. The members that join it while
+        the subscription is on its way wait for it with :meth:`_subscribed`, and fail with it."""
+        pending = self._subscribing[channel] = _Subscribing()
+        try:
+            await self.broadcaster.subscribe(channel, self._handler)
+            pending.failure = None
+        except BroadcastUnavailable as exc:
+            pending.failure = exc
+            raise
+        finally:
+            del self._subscribing[channel]
+            pending.done.set()
+
+    async def _subscribed(self, channel: str) -> None:
+        """Wait until a subscription of ``channel`` on its way (another member's) holds."""
+        pending = self._subscribing.get(channel)
+        if pending is not None:
+            await pending.done.wait()
+            if pending.failure is not None:
+                raise BroadcastUnavailable(f"cannot subscribe {channel!r}: {pending.failure}")
 
     def _refresh(self, group_id: str, done: LiveView | None = None, running: Collection[LiveView] = ()) -> None:
         """Give the group's tabs here its committed persisted fields, but ``done`` (the tab

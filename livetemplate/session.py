@@ -11,11 +11,12 @@ are handled strictly in order and pushes slot in between.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import msgspec
 
+from .broadcast import BroadcastUnavailable
 from .context import Exchange
 from .frames import encode_frame
 from .groups import Group
@@ -73,15 +74,23 @@ def _always(view: LiveView) -> bool:
     return True
 
 
+#: Awaited with the view locked, after a run of the client's and its render, to take the
+#: run's topic subscriptions (:meth:`Hub.sync_topics`); may raise ``BroadcastUnavailable``.
+Subscribe = Callable[["LiveView"], Awaitable[None]]
+
+
 #: An update that changes nothing and carries no meta: not worth sending.
 _NO_CHANGE = encode_frame({}, None)
 
 
 class Reply(msgspec.Struct, frozen=True):
-    """The frames to send, and what running the action did (None when nothing ran)."""
+    """The frames to send, and what running the action did (None when nothing ran);
+    ``unsubscribed`` when the run's topics could not be subscribed (the frames still go out:
+    the renderer holds them as sent)."""
 
     frames: list[bytes]
     outcome: Outcome | None = None
+    unsubscribed: BroadcastUnavailable | None = None
 
 
 class LiveView(Exchange):
@@ -134,8 +143,9 @@ class LiveView(Exchange):
 
     # -- life cycle --------------------------------------------------------------------------
 
-    async def open(self) -> Reply:
-        """Mount the view's state (``mount``, then ``on_connect``): the complete tree."""
+    async def open(self, subscribe: Subscribe | None = None) -> Reply:
+        """Mount the view's state (``mount``, then ``on_connect``): the complete tree, once
+        ``subscribe`` took mount's topics."""
         async with self.lock:
             state = self.runner.new_state(self.group)
             outcome = await self.runner.run(self.group, self, state, hooks=(HOOK_MOUNT, HOOK_CONNECT), query=self.query)
@@ -143,7 +153,7 @@ class LiveView(Exchange):
             self.move(Phase.OPEN)
             frames = self._forbidden(outcome)
             frames += self._render(meta(True, capabilities=self.capabilities), outcome.errors)
-            return Reply(frames, outcome)
+            return await self._subscribed(Reply(frames, outcome), subscribe)
 
     def drain(self) -> None:
         """Stop taking new work (the server is shutting down)."""
@@ -165,13 +175,14 @@ class LiveView(Exchange):
 
     # -- messages ----------------------------------------------------------------------------
 
-    async def handle(self, incoming: Incoming) -> Reply:
-        """Answer one message of the client."""
+    async def handle(self, incoming: Incoming, subscribe: Subscribe | None = None) -> Reply:
+        """Answer one message of the client, once ``subscribe`` took the topics its run
+        (un)subscribed."""
         action = incoming.action
         if action == PING:
             return Reply([PONG])
         if action in UPLOAD_ACTIONS:
-            return await self._upload(incoming)
+            return await self._upload(incoming, subscribe)
         async with self.lock:
             if self.phase is not _OPEN:
                 return Reply([self._error("the server is shutting down; reload the page in a moment", action)])
@@ -190,7 +201,20 @@ class LiveView(Exchange):
                 reply_meta = meta(outcome.success, outcome.errors, action=action)
             if outcome.success:
                 self.state = outcome.state
-            return Reply(self._forbidden(outcome) + self._render(reply_meta, outcome.errors), outcome)
+            reply = Reply(self._forbidden(outcome) + self._render(reply_meta, outcome.errors), outcome)
+            return await self._subscribed(reply, subscribe)
+
+    async def _subscribed(self, reply: Reply, subscribe: Subscribe | None) -> Reply:
+        """``reply`` once ``subscribe`` took the topics of its run. The view is still locked:
+        a message on those topics published once the client has the reply reaches it, and
+        no push or refresh rendered after the reply can be sent before it."""
+        if subscribe is None:
+            return reply
+        try:
+            await subscribe(self)
+        except BroadcastUnavailable as exc:
+            return Reply(reply.frames, reply.outcome, exc)
+        return reply
 
     async def push(
         self,
@@ -244,7 +268,7 @@ class LiveView(Exchange):
             isinstance(incoming, UploadChunk) and self.uploads is not None and self.uploads.receiving(incoming.entry_id)
         )
 
-    async def _upload(self, message: Incoming) -> Reply:
+    async def _upload(self, message: Incoming, subscribe: Subscribe | None) -> Reply:
         uploads = self.uploads
         if uploads is None:
             return Reply([self._error("this page declares no uploads", message.action)])
@@ -261,7 +285,7 @@ class LiveView(Exchange):
                 step = uploads.complete(message)
             else:
                 step = uploads.cancel(message)
-            return await self._after_upload(step)
+            return await self._subscribed(await self._after_upload(step), subscribe)
 
     async def arrived(self, step: Step) -> Reply:
         """Files of this tab's uploads that came by a multipart POST (see :meth:`TabUploads.adopt`)."""

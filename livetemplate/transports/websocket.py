@@ -16,7 +16,7 @@ from ..primitives import Event
 from ..rendering import error_frame
 from ..request import Request, origin_allowed
 from ..runtime import Runtime
-from ..session import LiveView, Phase
+from ..session import LiveView, Phase, Reply
 from ..sessions import StoreUnavailable
 from ..types import Message, Receive, Scope, Send
 from ..wire import PING, RATE_LIMIT_ERROR, MalformedMessage, decode_incoming, meta
@@ -268,10 +268,18 @@ class WebSocketConnection:
     # an idle connection keeps none of it.
 
     async def _open(self, view: LiveView) -> None:
-        reply = await view.open()
-        await self.runtime.hub.sync_topics(view)  # subscribed before the client sees its page
+        reply = await view.open(self.runtime.hub.sync_topics)  # subscribed before the client sees its page
+        await self._reply(view, reply)
+
+    async def _reply(self, view: LiveView, reply: Reply) -> None:
+        """Send the frames of a run of the client's, then carry out what it asks. Nothing is
+        awaited between the run and the send: a push waiting on the view's lock must not get
+        its frames out first. The tab is given up (``BroadcastUnavailable``) once that is done
+        when its topics could not be subscribed."""
         await self.outbox.send(reply.frames)
         await self.runtime.hub.settle(view, reply.outcome)
+        if reply.unsubscribed is not None:
+            raise reply.unsubscribed
 
     async def _handle(self, view: LiveView, message: Message) -> None:
         """Handle a message of the client."""
@@ -328,12 +336,8 @@ class WebSocketConnection:
             refused = meta(False, {RATE_LIMIT_ERROR: "Too many messages; slow down."}, action=incoming.action)
             await self.outbox.send([encode_frame({}, refused)])
             return
-        reply = await view.handle(incoming)
-        try:
-            await self.runtime.hub.sync_topics(view)  # and before it has the reply
-        finally:  # the reply goes out in any case: the tab's renderer holds it as sent
-            await self.outbox.send(reply.frames)
-        await self.runtime.hub.settle(view, reply.outcome)
+        reply = await view.handle(incoming, self.runtime.hub.sync_topics)  # and before it has the reply
+        await self._reply(view, reply)
 
     async def write(self, frame: bytes) -> None:
         """Send ``frame`` through ASGI, waiting for the socket (the outbox's writer)."""

@@ -88,6 +88,10 @@ class Controller:
         ctx.subscribe(ctx.get_str("topic"))
         return state
 
+    def join_and_record(self, state: State, ctx: Context) -> State:
+        ctx.subscribe(ctx.get_str("topic"))
+        return self.record(state, ctx)
+
 
 def make(controller: Controller | None = None, **options: Any) -> livetemplate.LiveApp:
     return livetemplate.mount(controller or Controller(), State(), template=TEMPLATE, **options)
@@ -268,18 +272,46 @@ async def test_unsubscribe_and_cleanup_on_close() -> None:
         assert broadcaster.channels() == []
 
 
-class SlowlySubscribing(livetemplate.InProcessBroadcaster):
-    """Subscribes after a round trip, as Redis does (it waits for the confirmation)."""
+class LikeRedis(livetemplate.InProcessBroadcaster):
+    """Subscribes as the Redis broadcaster does: the first subscription of a channel holds
+    once Redis confirms it, a round trip later (50 ms; for the channels starting with
+    ``held``, once ``confirm`` is set); one made meanwhile returns at once, before it holds.
+    ``refuse``: the confirmation of a held channel is an error (a cluster whose slots cannot
+    be read)."""
+
+    def __init__(self, held: str = "", refuse: bool = False) -> None:
+        super().__init__()
+        self.held, self.refuse = held, refuse
+        self.confirm = asyncio.Event()
+        self.confirming: dict[str, list[Any]] = {}  # by channel: the handlers waiting for it
 
     async def subscribe(self, channel: str, handler: Any) -> None:
-        await asyncio.sleep(0.05)
-        await super().subscribe(channel, handler)
+        waiting = self.confirming.get(channel)
+        if waiting is not None:
+            waiting.append(handler)
+            return
+        waiting = self.confirming[channel] = [handler]
+        held = bool(self.held) and channel.startswith(self.held)
+        if held:
+            await self.confirm.wait()
+        else:
+            await asyncio.sleep(0.05)
+        del self.confirming[channel]
+        if held and self.refuse:
+            raise BroadcastUnavailable(f"cannot subscribe {channel!r}")
+        for each in waiting:
+            await super().subscribe(channel, each)
+
+    async def subscribing(self, prefix: str) -> None:
+        """Wait until a subscription of a channel starting with ``prefix`` is on its way."""
+        while not any(channel.startswith(prefix) for channel in self.confirming):
+            await asyncio.sleep(0.001)
 
 
 async def test_a_client_hears_every_message_on_its_topics_once_it_has_the_page() -> None:
     """The subscriptions of mount hold before the first tree goes out, and those of an action
     before its reply: a message published as soon as the client has either reaches it."""
-    app = make(open_topics=True, broadcaster=SlowlySubscribing())
+    app = make(open_topics=True, broadcaster=LikeRedis())
     async with LiveClient(app) as client:
         ws = await opened(client, "/?topics=news")
         await app.publish("news", "headline", {"text": "right after the page"})
@@ -287,6 +319,85 @@ async def test_a_client_hears_every_message_on_its_topics_once_it_has_the_page()
         assert (await ws.action("join", {"topic": "alerts"}))["meta"]["success"]
         await app.publish("alerts", "headline", {"text": "right after the reply"})
         await until(ws, "note", "right after the reply")
+
+
+@pytest.mark.parametrize("channel", ["topic:", "group:"])
+async def test_a_tab_opened_while_its_channel_is_being_subscribed_waits_until_it_holds(channel: str) -> None:
+    """A second tab joining a channel whose subscription another tab started is not given its
+    page before the subscription holds (the broadcaster returns at once for it), and the
+    channel is subscribed once: unsubscribed once both tabs are gone."""
+    broadcaster = LikeRedis(held=channel)
+    app = make(open_topics=True, broadcaster=broadcaster)
+    async with LiveClient(app) as client:
+        first = client.websocket("/?topics=news")
+        await first.__aenter__()
+        await broadcaster.subscribing(channel)
+        second = client.websocket("/?topics=news")
+        await second.__aenter__()
+        await second.expect_nothing()
+        broadcaster.confirm.set()
+        for ws in (first, second):
+            assert "s" in (await ws.receive_json())["tree"]
+        await app.publish("news", "headline", {"text": "heard"})
+        for ws in (first, second):
+            await until(ws, "note", "heard")
+            await ws.close()
+        await settle()
+        assert app.hub.views == set()
+        assert app.broadcaster.channels() == []
+
+
+@pytest.mark.parametrize("channel", ["topic:", "group:"])
+async def test_tabs_waiting_for_a_subscription_that_fails_are_closed_with_try_again(channel: str) -> None:
+    """The tabs that waited for another tab's subscription of a channel fail with it: none is
+    left with a page that would go stale unseen, and the hub keeps none of them."""
+    broadcaster = LikeRedis(held=channel, refuse=True)
+    app = make(open_topics=True, broadcaster=broadcaster)
+    async with LiveClient(app) as client:
+        first = client.websocket("/?topics=news")
+        await first.__aenter__()
+        await broadcaster.subscribing(channel)
+        second = client.websocket("/?topics=news")
+        await second.__aenter__()
+        await second.expect_nothing()
+        broadcaster.confirm.set()
+        for ws in (first, second):
+            assert await ws.receive_close() == 1013
+        await settle()
+        assert app.hub.views == set()
+        assert app.broadcaster.channels() == []
+
+
+async def test_a_tab_gets_its_page_before_what_changed_while_its_topics_were_subscribed() -> None:
+    """The group's persisted fields change while a new tab waits for mount's topic to be
+    subscribed: the tab gets its complete page first and the change after it, not a diff
+    it cannot place followed by a page without the change."""
+    broadcaster = LikeRedis(held="topic:")
+    app = make(open_topics=True, broadcaster=broadcaster)
+    async with LiveClient(app) as client:
+        one = await opened(client)
+        two = client.websocket("/?topics=news")
+        await two.__aenter__()
+        await broadcaster.subscribing("topic:")
+        assert (await one.action("record", {"event": "meanwhile"}))["meta"]["success"]
+        broadcaster.confirm.set()
+        assert "s" in (await two.receive_json())["tree"]
+        await until(two, "events", "meanwhile")
+
+
+async def test_an_action_reply_goes_out_before_a_push_made_while_its_topic_was_subscribed() -> None:
+    """A message on a topic the tab has arrives while its action's new topic is being
+    subscribed: the reply, rendered first, is sent first."""
+    broadcaster = LikeRedis(held="topic:alerts")
+    app = make(open_topics=True, broadcaster=broadcaster)
+    async with LiveClient(app) as client:
+        ws = await opened(client, "/?topics=news")
+        await ws.send_json({"action": "join", "data": {"topic": "alerts"}})
+        await broadcaster.subscribing("topic:alerts")
+        await app.publish("news", "headline", {"text": "meanwhile"})
+        broadcaster.confirm.set()
+        assert (await ws.receive_json())["meta"]["action"] == "join"
+        await until(ws, "note", "meanwhile")
 
 
 class Refusing(livetemplate.InProcessBroadcaster):
@@ -303,14 +414,19 @@ class Refusing(livetemplate.InProcessBroadcaster):
         await super().subscribe(channel, handler)
 
 
-@pytest.mark.parametrize("refused", ["topic:", "group:"])
-async def test_a_channel_that_cannot_be_subscribed_closes_the_connection_with_try_again(refused: str) -> None:
+@pytest.mark.parametrize(("refused", "mounted"), [("topic:", True), ("group:", False)])
+async def test_a_channel_that_cannot_be_subscribed_closes_the_connection_with_try_again(
+    refused: str, mounted: bool
+) -> None:
     """Without its subscriptions a page would go stale unseen: the client is told, the
-    connection closed with 1013 (try again later) and the tab cleaned up."""
+    connection closed with 1013 (try again later) and the tab cleaned up. A page already
+    rendered (mount's topic failed) goes out first: its renderer holds it as sent."""
     app = make(open_topics=True, broadcaster=Refusing(refused))
     async with LiveClient(app) as client:
         ws = client.websocket("/?topics=news")
         await ws.__aenter__()
+        if mounted:
+            assert "s" in (await ws.receive_json())["tree"]
         error = await ws.receive_json()
         assert error["meta"]["errors"] == {"_general": "Live updates are unavailable right now; reload in a moment."}
         assert await ws.receive_close() == 1013
@@ -330,6 +446,30 @@ async def test_an_action_whose_topic_cannot_be_subscribed_gets_its_reply_then_10
         error = await ws.receive_json()
         assert error["meta"]["errors"] == {"_general": "Live updates are unavailable right now; reload in a moment."}
         assert await ws.receive_close() == 1013
+
+
+async def test_the_topics_subscribed_before_one_that_cannot_be_are_left_when_the_tab_closes() -> None:
+    """Mount joins twenty topics and one that cannot be subscribed (taken in no set order):
+    those joined before the failure are unsubscribed with the tab, not kept for ever."""
+    app = make(open_topics=True, broadcaster=Refusing("topic:refused"))
+    topics = ",".join([*(f"news{index}" for index in range(20)), "refused"])
+    async with LiveClient(app) as client:
+        ws = client.websocket(f"/?topics={topics}")
+        await ws.__aenter__()
+        assert await ws.receive_close() == 1013
+        await settle()
+        assert app.hub.views == set()
+        assert app.broadcaster.channels() == []
+
+
+async def test_an_action_whose_topic_cannot_be_subscribed_still_refreshes_the_other_tabs() -> None:
+    """Its change was committed: the group's other tabs are brought up to date all the same."""
+    app = make(open_topics=True, broadcaster=Refusing("topic:"))
+    async with LiveClient(app) as client:
+        one, two = await opened(client), await opened(client)
+        await one.send_json({"action": "join_and_record", "data": {"topic": "news", "event": "joined"}})
+        assert await one.receive_close() == 1013
+        await until(two, "events", "joined")
 
 
 @pytest.mark.parametrize("topic", ["bad topic", "a//b", "", "news/", "*", "lvt:session:"])

@@ -496,10 +496,10 @@ async def test_a_bug_while_handling_a_message_keeps_the_connection(monkeypatch: 
     """A fault no input can produce (a bug in the runtime itself), so it is injected."""
     real = LiveView.handle
 
-    async def broken(self: LiveView, incoming: Any) -> Any:
+    async def broken(self: LiveView, incoming: Any, subscribe: Any = None) -> Any:
         if incoming.action == "explode":
             raise RuntimeError("a bug")
-        return await real(self, incoming)
+        return await real(self, incoming, subscribe)
 
     monkeypatch.setattr(LiveView, "handle", broken)
     async with LiveClient(make()) as client, client.connect("/") as ws:

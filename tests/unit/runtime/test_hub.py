@@ -321,6 +321,21 @@ async def test_a_client_hears_every_message_on_its_topics_once_it_has_the_page()
         await until(ws, "note", "right after the reply")
 
 
+async def second_tab_while_subscribing(
+    client: LiveClient, broadcaster: LikeRedis, channel: str
+) -> tuple[LiveSocket, LiveSocket]:
+    """Open a tab of ``/?topics=news`` and, while its subscription of ``channel`` is on its
+    way, a second one, which gets nothing until then; then let the subscription be confirmed."""
+    first = client.websocket("/?topics=news")
+    await first.__aenter__()
+    await broadcaster.subscribing(channel)
+    second = client.websocket("/?topics=news")
+    await second.__aenter__()
+    await second.expect_nothing()
+    broadcaster.confirm.set()
+    return first, second
+
+
 @pytest.mark.parametrize("channel", ["topic:", "group:"])
 async def test_a_tab_opened_while_its_channel_is_being_subscribed_waits_until_it_holds(channel: str) -> None:
     """A second tab joining a channel whose subscription another tab started is not given its
@@ -329,13 +344,7 @@ async def test_a_tab_opened_while_its_channel_is_being_subscribed_waits_until_it
     broadcaster = LikeRedis(held=channel)
     app = make(open_topics=True, broadcaster=broadcaster)
     async with LiveClient(app) as client:
-        first = client.websocket("/?topics=news")
-        await first.__aenter__()
-        await broadcaster.subscribing(channel)
-        second = client.websocket("/?topics=news")
-        await second.__aenter__()
-        await second.expect_nothing()
-        broadcaster.confirm.set()
+        first, second = await second_tab_while_subscribing(client, broadcaster, channel)
         for ws in (first, second):
             assert "s" in (await ws.receive_json())["tree"]
         await app.publish("news", "headline", {"text": "heard"})
@@ -354,13 +363,7 @@ async def test_tabs_waiting_for_a_subscription_that_fails_are_closed_with_try_ag
     broadcaster = LikeRedis(held=channel, refuse=True)
     app = make(open_topics=True, broadcaster=broadcaster)
     async with LiveClient(app) as client:
-        first = client.websocket("/?topics=news")
-        await first.__aenter__()
-        await broadcaster.subscribing(channel)
-        second = client.websocket("/?topics=news")
-        await second.__aenter__()
-        await second.expect_nothing()
-        broadcaster.confirm.set()
+        first, second = await second_tab_while_subscribing(client, broadcaster, channel)
         for ws in (first, second):
             assert await ws.receive_close() == 1013
         await settle()

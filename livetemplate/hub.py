@@ -259,10 +259,10 @@ class Hub:
 
     async def sync_topics(self, view: LiveView) -> None:
         """Bring the hub's topic membership in line with the view's subscriptions. A
-        transport calls it before it sends the frames of a run that (un)subscribed: once a
-        client has its page, or the reply to the action that subscribed, every message
-        published on its topics after that reaches it (a shared broadcaster's subscription
-        holds once confirmed)."""
+        transport has the view call it, still locked, before the frames of a run of the
+        client's are sent: once a client has its page, or the reply to the action that
+        subscribed, every message published on its topics after that reaches it (a shared
+        broadcaster's subscription holds once confirmed)."""
         had = set(self._topics_of.get(view, ()))
         wanted = view.topics
         if had == wanted:

@@ -24,7 +24,7 @@ from .broadcast import Broadcaster, BroadcastUnavailable, ResubscribeHook
 from .context import Context, check_topic
 from .errors import NotAvailable, TopicForbidden
 from .fanout import FanOut
-from .groups import Groups
+from .groups import Group, Groups
 from .ops.logs import get_logger
 from .ops.metrics import Metrics
 from .periodic import Periodic
@@ -183,9 +183,10 @@ class Hub:
 
     async def attach(self, view: LiveView) -> None:
         """Serve ``view`` here: the first of its group subscribes to the group's channel, then
-        reads the group again. A commit made elsewhere after the group was read for the view,
-        but before the subscription held, is neither in what was read nor heard: it is in
-        what is read now, and every later one is heard."""
+        reads the group again (the group's tabs attached meanwhile wait for both). A commit
+        made elsewhere after the group was read for the view, but before the subscription
+        held, is neither in what was read nor heard: it is in what is read now, and every
+        later one is heard."""
         self.views.add(view)
         members = self._by_group.setdefault(view.group.id, [])
         members.append(view)
@@ -194,10 +195,7 @@ class Hub:
             if len(members) == 1:
                 if self._keep_alive is not None:
                     self._keep_alive.start()
-                await self._subscribe(channel)
-                if self.groups.persisted:
-                    with contextlib.suppress(StoreUnavailable):  # left stale: read again at its next use
-                        await self.groups.reload(view.group)
+                await self._subscribe(channel, reread=view.group if self.groups.persisted else None)
             else:  # another tab of the group subscribes it (and reads the group again): wait for it
                 await self._subscribed(channel)
         except BaseException:
@@ -263,16 +261,16 @@ class Hub:
         client's are sent: once a client has its page, or the reply to the action that
         subscribed, every message published on its topics after that reaches it (a shared
         broadcaster's subscription holds once confirmed)."""
-        had = set(self._topics_of.get(view, ()))
+        member = set(self._topics_of.get(view, ()))  # what the view is a member of here, as it goes
         wanted = view.topics
-        if had == wanted:
+        if member == wanted:
             return
-        member = set(had)  # what the view is a member of here, as it goes (a join may fail)
+        joining, leaving = wanted - member, member - wanted
         try:
-            for topic in wanted - had:
-                await self._join(topic, view)
+            for topic in joining:
+                await self._join(topic, view)  # may fail: the topics joined before it are kept
                 member.add(topic)
-            for topic in had - wanted:
+            for topic in leaving:
                 member.discard(topic)
                 remaining = self._by_topic.get(topic)
                 if remaining is not None:
@@ -302,12 +300,16 @@ class Hub:
                 del self._by_topic[topic]  # with the views that joined meanwhile: they fail too
             raise
 
-    async def _subscribe(self, channel: str) -> None:
-        """Subscribe ``channel`` for its first member here. The members that join it while
-        the subscription is on its way wait for it with :meth:`_subscribed`, and fail with it."""
+    async def _subscribe(self, channel: str, reread: Group | None = None) -> None:
+        """Subscribe ``channel`` for its first member here, then read ``reread`` (the
+        channel's session group) again. The members that join it meanwhile wait for both
+        with :meth:`_subscribed`, and fail with the subscription."""
         pending = self._subscribing[channel] = _Subscribing()
         try:
             await self.broadcaster.subscribe(channel, self._handler)
+            if reread is not None:
+                with contextlib.suppress(StoreUnavailable):  # left stale: read again at its next use
+                    await self.groups.reload(reread)
             pending.failure = None
         except BroadcastUnavailable as exc:
             pending.failure = exc

@@ -171,6 +171,37 @@ async def test_a_commit_made_while_a_tab_subscribes_reaches_it() -> None:
         await cluster.close()
 
 
+class SlowToRead(MemorySessionStore):
+    """A memory store whose reads take a moment, as a Redis store's do."""
+
+    async def get(self, key: str) -> Snapshot | None:
+        await asyncio.sleep(0.01)
+        return await super().get(key)
+
+
+async def test_a_commit_made_while_tabs_subscribe_reaches_the_tab_that_waited_for_another() -> None:
+    """Two tabs of a session open on an instance at once: the second waits until the first
+    has subscribed to the session's channel and read the session again, so a commit made
+    elsewhere meanwhile is in what both show."""
+    broadcaster = SlowToSubscribe()
+    cluster = Cluster(broadcaster=broadcaster, store=SlowToRead())
+    try:
+        async with cluster.browser() as (a, b):
+            here = await tab(a)
+            broadcaster.gate.clear()
+            first = asyncio.ensure_future(tab(b))
+            await broadcaster.waiting.wait()
+            second = asyncio.ensure_future(tab(b))
+            while len(cluster.apps[1].hub.views_of(b.group_id)) < 2:  # the second waits too
+                await asyncio.sleep(0.001)
+            await here.action("add", {"item": "milk"})
+            broadcaster.gate.set()
+            for there in await asyncio.gather(first, second):
+                assert "<p>milk</p>" in there.html()
+    finally:
+        await cluster.close()
+
+
 async def test_a_session_with_a_tab_open_outlives_the_stores_time_to_live() -> None:
     """Regression: an instance reads a group with an open tab only when told of a change, so
     a tab left open longer than the store's time to live without a change let the session

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import livetemplate
+from livetemplate.broadcast import BroadcastUnavailable
 from livetemplate.outbox import Outbox
 from livetemplate.session import LiveView
 
@@ -21,6 +22,9 @@ class _Discarding:
 
     def stuck(self) -> None:
         """Never backed up."""
+
+    def unsubscribed(self, exc: BroadcastUnavailable) -> None:
+        """No run of the benchmarks subscribes."""
 
     def write_text(self, *frames: bytes) -> bool:
         return True

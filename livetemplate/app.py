@@ -139,7 +139,7 @@ class LiveApp:
             spec,
             self.groups,
             sessions=self.hub.session,
-            topic_policy=self.hub.authorize,
+            topic_gate=self.hub.admit,
             metrics=self.metrics,
             dev_mode=options.dev_mode,
             sync_actions=options.sync_actions,

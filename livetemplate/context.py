@@ -9,7 +9,7 @@ when the run commits: a failed action changes nothing.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping
 from http.cookies import SimpleCookie
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -21,7 +21,7 @@ from .wire import GENERAL_ERROR, RESERVED_TOPICS, SESSION_TOPIC
 if TYPE_CHECKING:
     from .uploads import UploadedFile, UploadStatus
 
-__all__ = ["Context", "Effects", "Exchange", "Publish", "SessionHandle", "check_topic"]
+__all__ = ["Context", "Effects", "Exchange", "Publish", "SessionHandle", "TopicGate", "check_topic"]
 
 T = TypeVar("T")
 
@@ -102,8 +102,22 @@ class Effects(msgspec.Struct):
             exchange.topics.update(self.subscribe)
 
 
-#: Decides whether a context may subscribe to a topic; raises TopicForbidden if not.
-TopicPolicy = Callable[[str, "Context"], None]
+#: What ``ctx.subscribe(topic)`` asks over WebSocket: raises TopicForbidden when the context
+#: may not subscribe to ``topic``; else it may let the tab (the exchange) join the topic at
+#: once, and return what to await for the subscription to hold (None: nothing to wait for).
+TopicGate = Callable[[str, "Context", Exchange], "Awaitable[None] | None"]
+
+
+class _Held:
+    """What ``ctx.subscribe`` returns when there is nothing to wait for."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[Any, None, None]:
+        yield from ()
+
+
+_HELD = _Held()
 
 
 class Context:
@@ -123,7 +137,7 @@ class Context:
         data: Mapping[str, Any],
         query: Mapping[str, str],
         sessions: Callable[[str], SessionHandle],
-        topic_policy: TopicPolicy,
+        topic_gate: TopicGate,
     ) -> None:
         self.group_id = group_id
         self.action = action
@@ -132,7 +146,7 @@ class Context:
         self._exchange = exchange
         self._effects = effects
         self._sessions = sessions  # PERF: the handle is made when asked for (few actions do)
-        self._topic_policy = topic_policy
+        self._topic_gate = topic_gate
 
     # -- identity --------------------------------------------------------------
 
@@ -311,13 +325,19 @@ class Context:
 
     # -- topics ------------------------------------------------------------------
 
-    def subscribe(self, topic: str) -> None:
+    def subscribe(self, topic: str) -> Awaitable[None]:
         """Receive the actions published to ``topic`` (WebSocket connections; a no-op
-        over HTTP, where nothing can be pushed)."""
+        over HTTP, where nothing can be pushed). The tab joins the topic at once: a message
+        published from now on runs on it once this run is over, unless the run fails (then
+        nothing is subscribed). With a shared broadcaster (Redis) the subscription holds once
+        confirmed; an async action may ``await`` what this returns to wait for that (it never
+        raises: a subscription that fails closes the tab once the run is over)."""
         check_topic(topic)
-        if not self._exchange.is_http:
-            self._topic_policy(topic, self)
-            self._effects.subscribe.append(topic)
+        if self._exchange.is_http:
+            return _HELD
+        held = self._topic_gate(topic, self, self._exchange)
+        self._effects.subscribe.append(topic)
+        return _HELD if held is None else held
 
     def unsubscribe(self, topic: str) -> None:
         if not self._exchange.is_http:

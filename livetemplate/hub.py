@@ -14,14 +14,14 @@ import asyncio
 import collections
 import contextlib
 import itertools
-from collections.abc import Callable, Collection, Coroutine, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Collection, Coroutine, Generator, Iterator, Mapping
 from typing import Any
 
 import msgspec
 
 from .backends.memory import InProcessBroadcaster
 from .broadcast import Broadcaster, BroadcastUnavailable, ResubscribeHook
-from .context import Context, check_topic
+from .context import Context, Exchange, check_topic
 from .errors import NotAvailable, TopicForbidden
 from .fanout import FanOut
 from .groups import Group, Groups
@@ -98,6 +98,21 @@ class _Subscribing:
         self.failure: BroadcastUnavailable | None = BroadcastUnavailable("the subscription was given up")
 
 
+class _Holding:
+    """What ``ctx.subscribe`` returns for a tab: awaited, it waits until the subscription of
+    the topic's channel holds, or has failed (the tab is then closed once its run is over)."""
+
+    __slots__ = ("channel", "hub")
+
+    def __init__(self, hub: Hub, channel: str) -> None:
+        self.hub = hub
+        self.channel = channel
+
+    def __await__(self) -> Generator[Any, None, None]:
+        with contextlib.suppress(BroadcastUnavailable):
+            yield from self.hub._subscribed(self.channel).__await__()
+
+
 class _GroupRun(msgspec.Struct, frozen=True):
     """A session group's part of a delivery (a :class:`~livetemplate.fanout.Delivery`): the
     action to run on each of ``views``, one after the other."""
@@ -149,6 +164,10 @@ class Hub:
         #: the topics each view is subscribed to here. PERF: a tuple, not a copy of the view's set
         #: (a set of one topic takes 216 bytes, a tuple 48; compared once a run, in ``settle``)
         self._topics_of: dict[LiveView, tuple[str, ...]] = {}
+        #: the topics views joined while a run of theirs went on (``ctx.subscribe``), until
+        #: :meth:`sync_topics` records them, or leaves those of a run that failed
+        self._early: dict[LiveView, set[str]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._subscribing: dict[str, _Subscribing] = {}  # by channel: subscriptions on their way
         self._tasks: set[asyncio.Task[Any]] = set()
         self._seen: collections.OrderedDict[str, None] = collections.OrderedDict()  # recent envelope ids
@@ -187,6 +206,7 @@ class Hub:
         made elsewhere after the group was read for the view, but before the subscription
         held, is neither in what was read nor heard: it is in what is read now, and every
         later one is heard."""
+        self._loop = asyncio.get_running_loop()
         self.views.add(view)
         members = self._by_group.setdefault(view.group.id, [])
         members.append(view)
@@ -206,7 +226,7 @@ class Hub:
             raise
 
     async def detach(self, view: LiveView) -> None:
-        self.views.discard(view)
+        self.views.discard(view)  # joins nothing more early
         view.topics.clear()
         await self.sync_topics(view)
         self._topics_of.pop(view, None)
@@ -235,7 +255,8 @@ class Hub:
         if view is not None:
             group_id = view.group.id
             had = self._topics_of.get(view, ())
-            if len(view.topics) != len(had) or not view.topics.issuperset(had):
+            early = self._early  # PERF: empty but while runs join topics: no lookup a recipient
+            if len(view.topics) != len(had) or not view.topics.issuperset(had) or (early and view in early):
                 try:
                     await self.sync_topics(view)
                 except BroadcastUnavailable as exc:  # the group's other tabs must not go stale for it
@@ -261,16 +282,22 @@ class Hub:
         client's are sent: once a client has its page, or the reply to the action that
         subscribed, every message published on its topics after that reaches it (a shared
         broadcaster's subscription holds once confirmed)."""
+        early = self._early.pop(view, ())  # joined as its run went on: perhaps still on their way
         member = set(self._topics_of.get(view, ()))  # what the view is a member of here, as it goes
+        member.update(early)
         wanted = view.topics
-        if member == wanted:
+        if member == wanted and not early:
             return
-        joining, leaving = wanted - member, member - wanted
         try:
-            for topic in joining:
+            for topic in early:
+                with contextlib.suppress(BroadcastUnavailable):
+                    await self._subscribed(TOPIC_CHANNEL + topic)
+                if view not in self._by_topic.get(topic, ()):  # it failed, and took its members with it
+                    member.discard(topic)  # joined again below if wanted: a second try, which may raise
+            for topic in wanted - member:
                 await self._join(topic, view)  # may fail: the topics joined before it are kept
                 member.add(topic)
-            for topic in leaving:
+            for topic in member - wanted:
                 member.discard(topic)
                 remaining = self._by_topic.get(topic)
                 if remaining is not None:
@@ -284,27 +311,77 @@ class Hub:
     async def _join(self, topic: str, view: LiveView) -> None:
         """Make ``view`` a member of ``topic`` here, once the topic's subscription holds."""
         subscribers = self._by_topic.get(topic)
-        if subscribers is not None:  # subscribed here, or on its way: held once it is
-            subscribers.add(view)
-            try:
-                await self._subscribed(TOPIC_CHANNEL + topic)
-            except BaseException:
-                subscribers.discard(view)
-                raise
+        if subscribers is None:
+            await self._first_member(topic, view)
             return
-        subscribers = self._by_topic[topic] = {view}
+        subscribers.add(view)  # subscribed here, or on its way: held once it is
         try:
-            await self._subscribe(TOPIC_CHANNEL + topic)
+            await self._subscribed(TOPIC_CHANNEL + topic)
+        except BaseException:
+            subscribers.discard(view)
+            raise
+
+    def _first_member(self, topic: str, view: LiveView) -> Coroutine[Any, Any, None]:
+        """Subscribe ``topic`` here for its first member, ``view``: the subscription is on
+        its way as this returns (the members that join meanwhile wait for it) and holds once
+        what this returns has run."""
+        subscribers = self._by_topic[topic] = {view}
+        subscribing = self._subscribe(TOPIC_CHANNEL + topic)
+        return self._topic_subscribed(topic, subscribers, subscribing)
+
+    async def _topic_subscribed(
+        self, topic: str, subscribers: set[LiveView], subscribing: Coroutine[Any, Any, None]
+    ) -> None:
+        try:
+            await subscribing
         except BaseException:
             if self._by_topic.get(topic) is subscribers:
                 del self._by_topic[topic]  # with the views that joined meanwhile: they fail too
             raise
 
-    async def _subscribe(self, channel: str, reread: Group | None = None) -> None:
+    def admit(self, topic: str, ctx: Context, exchange: Exchange) -> Awaitable[None] | None:
+        """The topic gate of ``ctx.subscribe``: :meth:`authorize`, and a tab served here joins
+        the topic at once, before its run is over. A message published on the topic from
+        then on (once the subscription holds, with a shared broadcaster) runs on the tab after
+        that run, which :meth:`sync_topics` then records; or leaves, if the run failed. Returns
+        what to await for the subscription to hold."""
+        self.authorize(topic, ctx)
+        if not isinstance(exchange, LiveView) or exchange not in self.views:
+            return None
+        loop = self._loop
+        assert loop is not None  # set by attach
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is not loop:  # a sync action in a worker thread
+            loop.call_soon_threadsafe(self._join_early, topic, exchange)
+            return None
+        self._join_early(topic, exchange)
+        return _Holding(self, TOPIC_CHANNEL + topic)
+
+    def _join_early(self, topic: str, view: LiveView) -> None:
+        if view not in self.views or topic in self._topics_of.get(view, ()):
+            return
+        early = self._early.setdefault(view, set())
+        if topic in early:
+            return
+        early.add(topic)
+        subscribers = self._by_topic.get(topic)
+        if subscribers is not None:
+            subscribers.add(view)
+        else:  # a failure is the run's to report, in sync_topics
+            self.spawn(_quietly(self._first_member(topic, view)))
+
+    def _subscribe(self, channel: str, reread: Group | None = None) -> Coroutine[Any, Any, None]:
         """Subscribe ``channel`` for its first member here, then read ``reread`` (the
-        channel's session group) again. The members that join it meanwhile wait for both
-        with :meth:`_subscribed`, and fail with the subscription."""
+        channel's session group) again. The subscription is on its way as this returns: the
+        members that join it meanwhile wait for it (and the read) with :meth:`_subscribed`,
+        and fail with it."""
         pending = self._subscribing[channel] = _Subscribing()
+        return self._subscription(channel, pending, reread)
+
+    async def _subscription(self, channel: str, pending: _Subscribing, reread: Group | None) -> None:
         try:
             await self.broadcaster.subscribe(channel, self._handler)
             if reread is not None:
@@ -483,7 +560,13 @@ class Hub:
                 view.outbox.put(reply.frames)
             if reply.outcome is not None and reply.outcome.success:
                 commit = commit and reply.outcome.committed is None
-                await self.settle(view, reply.outcome, running=views[index + 1 :] if len(views) > 1 else ())
+                try:
+                    await self.settle(view, reply.outcome, running=views[index + 1 :] if len(views) > 1 else ())
+                except BroadcastUnavailable as exc:  # the page would go stale unseen
+                    if view.outbox is not None:
+                        view.outbox.socket.unsubscribed(exc)
+            elif self._early and view in self._early:  # a failed run leaves the topics it joined
+                await self.sync_topics(view)
 
     # -- other instances ------------------------------------------------------------------------------
 
@@ -637,3 +720,9 @@ class Hub:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+async def _quietly(subscribing: Awaitable[None]) -> None:
+    """Await a subscription whose failure its waiters report."""
+    with contextlib.suppress(BroadcastUnavailable):
+        await subscribing

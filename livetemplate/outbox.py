@@ -48,6 +48,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from typing import Any, Protocol
 
 from . import _twins
+from .broadcast import BroadcastUnavailable
 from .ops.logs import get_logger
 
 __all__ = ["DirectWrite", "Outbox", "Socket", "hand_over_writes", "hold_writes", "release_writes"]
@@ -63,6 +64,10 @@ class Socket(Protocol):
 
     def stuck(self) -> None:
         """The outbox stayed backed up for its ``stuck_after``: give the client up."""
+
+    def unsubscribed(self, exc: BroadcastUnavailable) -> None:
+        """A topic that a pushed run subscribed cannot be: the page would go stale unseen,
+        so the client is told and given up."""
 
 
 class DirectWrite(Protocol):

@@ -19,7 +19,7 @@ from typing import Any
 
 import msgspec
 
-from .context import Context, Effects, Exchange, Publish, SessionHandle, TopicPolicy
+from .context import Context, Effects, Exchange, Publish, SessionHandle, TopicGate
 from .controller import Actions, Call, awaitable, call_inline
 from .errors import FieldError, NotAvailable, TopicForbidden
 from .groups import Group, Groups
@@ -105,7 +105,7 @@ class Runner:
         groups: Groups,
         *,
         sessions: Callable[[str], SessionHandle],
-        topic_policy: TopicPolicy,
+        topic_gate: TopicGate,
         metrics: Metrics,
         dev_mode: bool = False,
         max_attempts: int = 5,
@@ -121,7 +121,7 @@ class Runner:
         self.spec = spec
         self.groups = groups
         self.sessions = sessions
-        self.topic_policy = topic_policy
+        self.topic_gate = topic_gate
         self.dev_mode = dev_mode
         self.max_attempts = max_attempts
         self._initial = spec.dump(spec.new())
@@ -250,7 +250,7 @@ class Runner:
             data=run.data if hook is None else run.query,
             query=run.query,
             sessions=self.sessions,
-            topic_policy=self.topic_policy,
+            topic_gate=self.topic_gate,
         )
         function = getattr(method, "__func__", method)
         mode = self.sync_actions

@@ -347,6 +347,9 @@ class WebSocketConnection:
             self.runtime.metrics.websocket_write_errors.inc()
             raise
 
+    def unsubscribed(self, exc: BroadcastUnavailable) -> None:
+        self.runtime.hub.spawn(self._no_live_updates(exc))
+
     def stuck(self) -> None:
         """The client has not read for ``slow_client_timeout``: give it up."""
         logger.warning("closing a WebSocket whose client stopped reading (%d bytes waiting)", self.outbox.pending_bytes)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 
+from livetemplate.broadcast import BroadcastUnavailable
+
 
 class Socket:
     """A connection's awaited write: it waits while ``gate`` is clear, fails while ``fail`` is
@@ -29,6 +31,9 @@ class Socket:
 
     def stuck(self) -> None:
         self.stuck_calls += 1
+
+    def unsubscribed(self, exc: BroadcastUnavailable) -> None:
+        """No view written to through it subscribes."""
 
 
 class Direct:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import gc
+import threading
 import types
 from collections.abc import Callable
 from typing import Annotated, Any
@@ -24,6 +25,9 @@ from tests.support.metrics import renders
 from tests.support.sockets import Direct, Socket
 
 pytestmark = pytest.mark.anyio
+
+#: What a tab is told before it is closed with 1013 when its channels cannot be subscribed.
+UNAVAILABLE = {"_general": "Live updates are unavailable right now; reload in a moment."}
 
 TEMPLATE = '<p class="events">{{ events|join(",") }}</p><p class="note">{{ note }}</p>'
 
@@ -91,6 +95,10 @@ class Controller:
     def join_and_record(self, state: State, ctx: Context) -> State:
         ctx.subscribe(ctx.get_str("topic"))
         return self.record(state, ctx)
+
+    def join_then_fail(self, state: State, ctx: Context) -> State:
+        ctx.subscribe(ctx.get_str("topic"))
+        raise RuntimeError("after subscribing")
 
 
 def make(controller: Controller | None = None, **options: Any) -> livetemplate.LiveApp:
@@ -403,6 +411,103 @@ async def test_an_action_reply_goes_out_before_a_push_made_while_its_topic_was_s
         await until(ws, "note", "meanwhile")
 
 
+class Loading(Controller):
+    """A mount that subscribes, then loads what the topic's messages change (until the test
+    sets ``loaded``); awaiting the subscription first with ``?wait=1``, failing after the
+    load with ``?fail=1``. Over HTTP it loads nothing."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loading, self.loaded = asyncio.Event(), asyncio.Event()
+
+    async def mount(self, state: State, ctx: Context) -> State:
+        subscribed = ctx.subscribe("news")
+        if ctx.get_bool("wait"):
+            await subscribed
+        if not ctx.is_http:
+            self.loading.set()
+            await self.loaded.wait()
+        if ctx.get_bool("fail"):
+            raise RuntimeError("the load failed")
+        return state
+
+
+async def mounting(client: LiveClient, controller: Loading, url: str) -> LiveSocket:
+    """A tab of ``url`` whose mount is loading."""
+    ws = client.websocket(url)
+    await ws.__aenter__()
+    await asyncio.wait_for(controller.loading.wait(), 3)
+    return ws
+
+
+@pytest.mark.parametrize(
+    ("broadcaster", "url"),
+    [(livetemplate.InProcessBroadcaster, "/"), (LikeRedis, "/?wait=1")],
+    ids=["in-process", "like-redis-awaited"],
+)
+async def test_a_message_published_while_mount_loads_reaches_the_tab_after_its_page(
+    broadcaster: Callable[[], livetemplate.InProcessBroadcaster], url: str
+) -> None:
+    """Mount subscribes, then loads: a message published meanwhile (what the load may have
+    missed) is not lost. It runs once the page is out, and its update follows the page.
+    With a shared broadcaster, mount awaits the subscription before it loads."""
+    controller = Loading()
+    app = make(controller, open_topics=True, broadcaster=broadcaster())
+    async with LiveClient(app) as client:
+        assert (await client.get(url)).status_code == 200  # over HTTP there is nothing to wait for
+        ws = await mounting(client, controller, url)
+        await app.publish("news", "headline", {"text": "while loading"})
+        controller.loaded.set()
+        assert "s" in (await ws.receive_json())["tree"]
+        await until(ws, "note", "while loading")
+
+
+async def test_a_mount_that_fails_after_subscribing_leaves_the_topic() -> None:
+    """The topic was joined as mount ran; mount failed, so nothing is subscribed: the hub
+    leaves the topic and the channel, and later messages do not reach the tab."""
+    controller = Loading()
+    app = make(controller, open_topics=True, broadcaster=LikeRedis())
+    async with LiveClient(app) as client:
+        ws = await mounting(client, controller, "/?wait=1&fail=1")
+        assert any(channel.startswith("topic:") for channel in app.broadcaster.channels())
+        controller.loaded.set()
+        assert "s" in (await ws.receive_json())["tree"]
+        await settle()
+        assert not any(channel.startswith("topic:") for channel in app.broadcaster.channels())
+        await app.publish("news", "headline", {"text": "not subscribed"})
+        await ws.expect_nothing()
+        assert shown(ws, "note") == ""
+
+
+class Blocking(Controller):
+    """A sync mount that subscribes, then blocks its worker thread until ``loaded``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loading, self.loaded = threading.Event(), threading.Event()
+
+    def mount(self, state: State, ctx: Context) -> State:
+        ctx.subscribe("news")
+        self.loading.set()
+        self.loaded.wait(5)
+        return state
+
+
+async def test_a_sync_mount_in_a_worker_thread_joins_its_topic_as_it_runs() -> None:
+    controller = Blocking()
+    app = make(controller, open_topics=True, sync_actions="thread")
+    async with LiveClient(app) as client:
+        ws = client.websocket("/")
+        await ws.__aenter__()
+        while not controller.loading.is_set():
+            await asyncio.sleep(0.001)
+        await asyncio.sleep(0)  # the join, which the thread asked for before it said so, has run
+        await app.publish("news", "headline", {"text": "while blocked"})
+        controller.loaded.set()
+        assert "s" in (await ws.receive_json())["tree"]
+        await until(ws, "note", "while blocked")
+
+
 class Refusing(livetemplate.InProcessBroadcaster):
     """Cannot subscribe the channels whose name starts with ``refused`` (a Redis Cluster
     whose slots cannot be read)."""
@@ -431,7 +536,7 @@ async def test_a_channel_that_cannot_be_subscribed_closes_the_connection_with_tr
         if mounted:
             assert "s" in (await ws.receive_json())["tree"]
         error = await ws.receive_json()
-        assert error["meta"]["errors"] == {"_general": "Live updates are unavailable right now; reload in a moment."}
+        assert error["meta"]["errors"] == UNAVAILABLE
         assert await ws.receive_close() == 1013
         await settle()
         assert app.hub.views == set()
@@ -447,7 +552,7 @@ async def test_an_action_whose_topic_cannot_be_subscribed_gets_its_reply_then_10
         await ws.send_json({"action": "join", "data": {"topic": "news"}})
         assert (await ws.receive_json())["meta"]["success"]
         error = await ws.receive_json()
-        assert error["meta"]["errors"] == {"_general": "Live updates are unavailable right now; reload in a moment."}
+        assert error["meta"]["errors"] == UNAVAILABLE
         assert await ws.receive_close() == 1013
 
 
@@ -473,6 +578,32 @@ async def test_an_action_whose_topic_cannot_be_subscribed_still_refreshes_the_ot
         await one.send_json({"action": "join_and_record", "data": {"topic": "news", "event": "joined"}})
         assert await one.receive_close() == 1013
         await until(two, "events", "joined")
+
+
+async def test_a_pushed_run_whose_topic_cannot_be_subscribed_closes_its_tab_and_not_the_broadcast() -> None:
+    """A topic message's run subscribes a topic that cannot be: each tab of the group still
+    runs it and gets its update, then is told and closed (1013), as for its own action."""
+    app = make(open_topics=True, broadcaster=Refusing("topic:refused"))
+    async with LiveClient(app) as client:
+        tabs = [await opened(client, "/?topics=news"), await opened(client, "/?topics=news")]
+        await app.publish("news", "join_and_record", {"topic": "refused", "event": "pushed"})
+        for ws in tabs:
+            await until(ws, "events", "pushed")
+            error = await ws.receive_json()
+            assert error["meta"]["errors"] == UNAVAILABLE
+            assert await ws.receive_close() == 1013
+
+
+async def test_a_pushed_run_that_fails_after_subscribing_leaves_the_topic() -> None:
+    app = make(open_topics=True)
+    async with LiveClient(app) as client:
+        ws = await opened(client, "/?topics=news")
+        await app.publish("news", "join_then_fail", {"topic": "alerts"})
+        assert (await ws.receive_json())["meta"]["success"] is False
+        await settle()
+        assert [channel for channel in app.broadcaster.channels() if channel.startswith("topic:")] == ["topic:news"]
+        await app.publish("alerts", "headline", {"text": "not subscribed"})
+        await ws.expect_nothing()
 
 
 @pytest.mark.parametrize("topic", ["bad topic", "a//b", "", "news/", "*", "lvt:session:"])

@@ -68,7 +68,7 @@ class Instance:
             StateSpec(State()),
             self.groups,
             sessions=lambda group_id: None,  # type: ignore[arg-type,return-value]
-            topic_policy=lambda topic, ctx: None,
+            topic_gate=lambda topic, ctx, exchange: None,
             metrics=Metrics(),
         )
 

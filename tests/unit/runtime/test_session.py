@@ -70,7 +70,7 @@ class Core:
             spec,
             self.groups,
             sessions=lambda group_id: None,  # type: ignore[arg-type,return-value]
-            topic_policy=lambda topic, ctx: None,
+            topic_gate=lambda topic, ctx, exchange: None,
             metrics=Metrics(),
         )
         self.pipeline = Pipeline(Template(template), metrics=Metrics())

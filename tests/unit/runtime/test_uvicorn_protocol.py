@@ -27,6 +27,7 @@ from websockets.exceptions import ConnectionClosed
 import livetemplate
 from examples.counter.app import TEMPLATE as COUNTER
 from examples.counter.app import Counter, CounterController
+from livetemplate.broadcast import BroadcastUnavailable
 from livetemplate.frames import websocket_text_frame
 from livetemplate.outbox import Outbox
 from livetemplate.server import recommended_settings
@@ -49,6 +50,9 @@ class AsgiSocket:
 
     def stuck(self) -> None:
         raise AssertionError("no test here backs up")
+
+    def unsubscribed(self, exc: BroadcastUnavailable) -> None:
+        """No app here subscribes."""
 
 
 class FrameApp:

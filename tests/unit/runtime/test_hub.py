@@ -303,12 +303,16 @@ class LikeRedis(livetemplate.InProcessBroadcaster):
         if held:
             await self.confirm.wait()
         else:
-            await asyncio.sleep(0.05)
+            await self.confirmed(channel)
         del self.confirming[channel]
         if held and self.refuse:
             raise BroadcastUnavailable(f"cannot subscribe {channel!r}")
         for each in waiting:
             await super().subscribe(channel, each)
+
+    async def confirmed(self, channel: str) -> None:
+        """Redis's confirmation of the first subscription of ``channel``: a round trip."""
+        await asyncio.sleep(0.05)
 
     async def subscribing(self, prefix: str) -> None:
         """Wait until a subscription of a channel starting with ``prefix`` is on its way."""

@@ -4,12 +4,14 @@ JavaScript. Across instances over Redis: tests/integration/test_chat.py."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 
 import pytest
 
-from examples.chat.app import create_app
+from examples.chat.app import Chat, create_app
+from examples.chat.rooms import MemoryRooms, Message
 from livetemplate import LiveApp
 from livetemplate.testing import LiveClient, LiveSocket
 
@@ -69,6 +71,45 @@ async def test_presence_history_and_messages_in_a_room(app: LiveApp) -> None:
         await bob.close()
         await until(alice, "1 online")
         await alice.close()
+
+
+class SlowHistory(MemoryRooms):
+    """Memory rooms whose history read takes until ``read`` is set, and holds what the
+    room held as it began (as a database's read would)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reading, self.read = asyncio.Event(), asyncio.Event()
+
+    async def recent(self, room: str) -> list[Message]:
+        messages = await super().recent(room)
+        self.reading.set()
+        await self.read.wait()
+        return messages
+
+
+async def test_a_message_sent_while_a_tab_reads_the_history_reaches_it_once(app: LiveApp) -> None:
+    """The tab subscribes to its room before it reads the history: a message sent during the
+    read reaches it (after its page), and is shown once whether the read got it or not."""
+    async with LiveClient(app, shutdown=False) as one, LiveClient(app, shutdown=False) as two:
+        alice = await join(one, "python", "alice")
+        history = chat_of(app).rooms = SlowHistory()
+        bob = two.websocket("/?room=python")
+        await bob.__aenter__()
+        await asyncio.wait_for(history.reading.wait(), 3)
+        assert (await alice.send("send", {"text": "during the read"}))["meta"]["success"]
+        history.read.set()
+        await until(bob, "during the read")
+        await quiet(bob)
+        assert bob.html().count("during the read") == 1
+        await alice.close()
+        await bob.close()
+
+
+def chat_of(app: LiveApp) -> Chat:
+    controller = app.runtime.runner.actions.controller
+    assert isinstance(controller, Chat)
+    return controller
 
 
 async def test_a_message_needs_a_name_and_some_text(app: LiveApp) -> None:

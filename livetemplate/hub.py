@@ -215,7 +215,8 @@ class Hub:
             if len(members) == 1:
                 if self._keep_alive is not None:
                     self._keep_alive.start()
-                await self._subscribe(channel, reread=view.group if self.groups.persisted else None)
+                reread = view.group if self.groups.persisted else None
+                await self._subscription(channel, self._on_its_way(channel), reread)
             else:  # another tab of the group subscribes it (and reads the group again): wait for it
                 await self._subscribed(channel)
         except BaseException:
@@ -312,7 +313,7 @@ class Hub:
         """Make ``view`` a member of ``topic`` here, once the topic's subscription holds."""
         subscribers = self._by_topic.get(topic)
         if subscribers is None:
-            await self._first_member(topic, view)
+            await self._first_member(topic, *self._open_topic(topic, view))
             return
         subscribers.add(view)  # subscribed here, or on its way: held once it is
         try:
@@ -321,19 +322,16 @@ class Hub:
             subscribers.discard(view)
             raise
 
-    def _first_member(self, topic: str, view: LiveView) -> Coroutine[Any, Any, None]:
-        """Subscribe ``topic`` here for its first member, ``view``: the subscription is on
-        its way as this returns (the members that join meanwhile wait for it) and holds once
-        what this returns has run."""
+    def _open_topic(self, topic: str, view: LiveView) -> tuple[set[LiveView], _Subscribing]:
+        """Make ``view`` the first member of ``topic`` here: the topic's subscription is on
+        its way from now on (members that join meanwhile wait for it); :meth:`_first_member`
+        makes it."""
         subscribers = self._by_topic[topic] = {view}
-        subscribing = self._subscribe(TOPIC_CHANNEL + topic)
-        return self._topic_subscribed(topic, subscribers, subscribing)
+        return subscribers, self._on_its_way(TOPIC_CHANNEL + topic)
 
-    async def _topic_subscribed(
-        self, topic: str, subscribers: set[LiveView], subscribing: Coroutine[Any, Any, None]
-    ) -> None:
+    async def _first_member(self, topic: str, subscribers: set[LiveView], pending: _Subscribing) -> None:
         try:
-            await subscribing
+            await self._subscription(TOPIC_CHANNEL + topic, pending, None)
         except BaseException:
             if self._by_topic.get(topic) is subscribers:
                 del self._by_topic[topic]  # with the views that joined meanwhile: they fail too
@@ -371,17 +369,22 @@ class Hub:
         if subscribers is not None:
             subscribers.add(view)
         else:  # a failure is the run's to report, in sync_topics
-            self.spawn(_quietly(self._first_member(topic, view)))
+            self.spawn(self._subscribe_early(topic, *self._open_topic(topic, view)))
 
-    def _subscribe(self, channel: str, reread: Group | None = None) -> Coroutine[Any, Any, None]:
-        """Subscribe ``channel`` for its first member here, then read ``reread`` (the
-        channel's session group) again. The subscription is on its way as this returns: the
-        members that join it meanwhile wait for it (and the read) with :meth:`_subscribed`,
-        and fail with it."""
+    async def _subscribe_early(self, topic: str, subscribers: set[LiveView], pending: _Subscribing) -> None:
+        with contextlib.suppress(BroadcastUnavailable):  # the run reports it, in sync_topics
+            await self._first_member(topic, subscribers, pending)
+
+    def _on_its_way(self, channel: str) -> _Subscribing:
+        """A subscription of ``channel`` (for its first member here) is on its way: the
+        members that join it meanwhile wait for it with :meth:`_subscribed`, and fail with it.
+        :meth:`_subscription` makes it."""
         pending = self._subscribing[channel] = _Subscribing()
-        return self._subscription(channel, pending, reread)
+        return pending
 
     async def _subscription(self, channel: str, pending: _Subscribing, reread: Group | None) -> None:
+        """Subscribe ``channel``, then read ``reread`` (the channel's session group) again;
+        the members waiting for the subscription wait for both."""
         try:
             await self.broadcaster.subscribe(channel, self._handler)
             if reread is not None:
@@ -720,9 +723,7 @@ class Hub:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-
-
-async def _quietly(subscribing: Awaitable[None]) -> None:
-    """Await a subscription whose failure its waiters report."""
-    with contextlib.suppress(BroadcastUnavailable):
-        await subscribing
+        # An early subscription's task cancelled before it ran never settles: its waiters (a
+        # tab leaving) fail as if it had, rather than wait for ever.
+        for pending in self._subscribing.values():
+            pending.done.set()

@@ -483,6 +483,21 @@ async def test_a_mount_that_fails_after_subscribing_leaves_the_topic() -> None:
         assert shown(ws, "note") == ""
 
 
+async def test_a_tab_leaving_does_not_wait_for_an_early_subscription_the_closing_hub_cancelled() -> None:
+    """The hub closes in the turn a run joined a new topic: the subscription's task is
+    cancelled before it ran (its body never runs). The tab's leave does not wait for it for ever."""
+    app = make(open_topics=True, broadcaster=LikeRedis())
+    async with LiveClient(app) as client:
+        await opened(client)
+        (view,) = app.hub.views
+        app.hub._join_early("late", view)  # what ctx.subscribe("late") does in a run
+        for task in app.hub._tasks:  # as close() does, when nothing it awaits first lets them start
+            task.cancel()
+        await app.hub.close()
+        await asyncio.wait_for(app.hub.detach(view), 1)
+        assert "late" not in app.hub._by_topic
+
+
 class Blocking(Controller):
     """A sync mount that subscribes, then blocks its worker thread until ``loaded``."""
 

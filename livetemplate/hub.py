@@ -359,6 +359,7 @@ class Hub:
         return _Holding(self, TOPIC_CHANNEL + topic)
 
     def _join_early(self, topic: str, view: LiveView) -> None:
+        """What :meth:`admit` does for a tab, on the event loop's thread."""
         if view not in self.views or topic in self._topics_of.get(view, ()):
             return
         early = self._early.setdefault(view, set())
@@ -368,7 +369,7 @@ class Hub:
         subscribers = self._by_topic.get(topic)
         if subscribers is not None:
             subscribers.add(view)
-        else:  # a failure is the run's to report, in sync_topics
+        else:
             self.spawn(self._subscribe_early(topic, *self._open_topic(topic, view)))
 
     async def _subscribe_early(self, topic: str, subscribers: set[LiveView], pending: _Subscribing) -> None:

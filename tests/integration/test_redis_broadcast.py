@@ -9,19 +9,17 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import msgspec
 import pytest
 from redis.asyncio import Redis
 from redis.crc import key_slot
 
-import livetemplate
-from livetemplate import Context
 from livetemplate.backends.redis import BroadcastUnavailable, RedisBroadcaster, RedisSessionStore
 from livetemplate.backends.redis_clients import RedisClient
 from livetemplate.broadcast import Broadcaster
 from livetemplate.testing import LiveClient
 from tests.integration.conftest import Proxy, eventually
 from tests.integration.redis_servers import Cluster, Standalone, Topology
+from tests.unit.runtime.test_hub import Loading, make, mounting, until
 
 pytestmark = pytest.mark.anyio
 
@@ -550,46 +548,17 @@ async def test_subscriptions_in_flight_when_the_broadcaster_closes_end(
     assert not [task for task in asyncio.all_tasks() if "read_forever" in repr(task) or "_flush" in repr(task)]
 
 
-class Note(msgspec.Struct):
-    text: str = ""
-
-
-class Loading:
-    """A mount that awaits its subscription of ``news``, then loads until ``loaded`` is set."""
-
-    def __init__(self) -> None:
-        self.loading, self.loaded = asyncio.Event(), asyncio.Event()
-
-    async def mount(self, state: Note, ctx: Context) -> Note:
-        await ctx.subscribe("news")
-        if not ctx.is_http:
-            self.loading.set()
-            await self.loaded.wait()
-        return state
-
-    def headline(self, state: Note, ctx: Context) -> Note:
-        state.text = ctx.get_str("text")
-        return state
-
-
 async def test_a_message_another_instance_publishes_while_mount_loads_reaches_the_tab(
     topology: Topology, broadcasters: Callable[..., RedisBroadcaster]
 ) -> None:
     """Two instances on one Redis: a tab's mount awaits its subscription, then loads; a
     message the other instance publishes meanwhile runs on the tab once its page is out."""
     loading = Loading()
-    here, there = (
-        livetemplate.mount(
-            controller, Note(), template="<p>{{ text }}</p>", open_topics=True, broadcaster=broadcasters(topology.url)
-        )
-        for controller in (loading, Loading())
-    )
+    here = make(loading, open_topics=True, broadcaster=broadcasters(topology.url))
+    there = make(Loading(), open_topics=True, broadcaster=broadcasters(topology.url))
     async with LiveClient(here) as client, LiveClient(there):
-        ws = client.websocket("/")
-        await ws.__aenter__()
-        await asyncio.wait_for(loading.loading.wait(), 10)
+        ws = await mounting(client, loading, "/?wait=1")
         await there.publish("news", "headline", {"text": "from the other instance"})
         loading.loaded.set()
         assert "s" in (await ws.receive_json())["tree"]
-        while "from the other instance" not in ws.html():
-            assert "tree" in await ws.receive_json(timeout=10)
+        await until(ws, "note", "from the other instance")

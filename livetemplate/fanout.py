@@ -5,7 +5,8 @@ the broadcasts were made for every session group.
 A push to many views is mostly CPU work (run the action on each view's state, render, queue
 the frames); a task per view added the loop's bookkeeping and kept thousands of them alive at
 once, which set off full garbage collections in the middle of the broadcast. So the runs go
-inline, in one worker task that lets the loop run between batches. The first run
+inline, in one worker task that lets the loop run between batches, each as plain calls
+while it waits for nothing (see :meth:`.Runner.run_at_once`). The first run
 that waits on something (I/O in the action, a store write) hands the runs of its broadcast
 still to come to a task each at that moment, and the broadcasts queued after it to a new
 worker, so nobody waits behind it; the action is remembered, and its later broadcasts start
@@ -53,6 +54,10 @@ class Delivery(Protocol):
     def run(self) -> Coroutine[Any, Any, None]:
         """The coroutine that runs it."""
 
+    def run_at_once(self) -> Coroutine[Any, Any, None] | None:
+        """Run it as plain calls while it waits for nothing: None once done, else the
+        coroutine that runs the rest."""
+
     def busy(self) -> bool:
         """Whether it would wait at once (a lock of its group or views is taken)."""
 
@@ -99,17 +104,20 @@ class FanOut:
                         await asyncio.sleep(0)  # started tasks take their places in the locks' queues
                         _hold()
                         started_tasks, done = False, 0
-                    run = delivery.run()
-                    try:  # PERF: driven here while it does not wait (a wrapper's await took 3% of a run)
-                        waiting = run.send(None)
+                    try:  # PERF: plain calls while it waits for nothing (the coroutines took 9% of a run)
+                        run = delivery.run_at_once()
+                        # PERF: what is left is driven here while it does not wait (a wrapper's await took 3% of a run)
+                        waiting = run.send(None) if run is not None else None
                     except StopIteration:
-                        done += 1
-                        if done % HAND_OVER == 0 and done <= INLINE_BATCH:  # no more once the stretch is due to end
-                            outbox.hand_over_writes()
-                        continue
+                        run = None
                     except Exception:
                         logger.error("a broadcast's run of %r failed", broadcast.action, exc_info=True)
                         done += 1
+                        continue
+                    if run is None:
+                        done += 1
+                        if done % HAND_OVER == 0 and done <= INLINE_BATCH:  # no more once the stretch is due to end
+                            outbox.hand_over_writes()
                         continue
                     self._hand_over()
                     retired = True

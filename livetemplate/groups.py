@@ -63,6 +63,15 @@ class Groups:
         self.in_use: Callable[[str], bool] = lambda group_id: False
         self._groups: dict[str, Group] = {}
         self._sweeper = Periodic(self.sweep, min(60.0, idle_timeout))
+        #: The store's save as a plain call, where it has one (the memory store's): see :meth:`commit_at_once`
+        self._save_at_once: Callable[..., int] | None = (
+            store.save_at_once if getattr(store, "saves_at_once", False) is True else None  # type: ignore[attr-defined]
+        )
+
+    @property
+    def commits_at_once(self) -> bool:
+        """Whether the store commits without waiting (:meth:`commit_at_once`)."""
+        return self._save_at_once is not None
 
     def key(self, group_id: str) -> str:
         """The store key of a group: the app's namespace and the group id."""
@@ -136,6 +145,15 @@ class Groups:
         :class:`~livetemplate.sessions.StaleVersion` when another instance wrote since,
         :class:`~livetemplate.sessions.StoreUnavailable` on an outage."""
         version = await self.store.save(group.key, data, version=base.version if base is not None else 0)
+        return self._committed(group, data, version)
+
+    def commit_at_once(self, group: Group, data: bytes, base: Snapshot | None) -> Snapshot:
+        """:meth:`commit` as a plain call, where the store :attr:`commits_at_once`."""
+        assert self._save_at_once is not None
+        version = self._save_at_once(group.key, data, version=base.version if base is not None else 0)
+        return self._committed(group, data, version)
+
+    def _committed(self, group: Group, data: bytes, version: int) -> Snapshot:
         snapshot = Snapshot(data, version)
         if version > group.version:  # a newer commit may have been heard of while saving
             group.snapshot = snapshot

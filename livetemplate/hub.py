@@ -29,7 +29,7 @@ from .ops.logs import get_logger
 from .ops.metrics import Metrics
 from .periodic import Periodic
 from .runner import Outcome, defer
-from .session import LiveView
+from .session import LiveView, Reply
 from .sessions import Snapshot, StoreUnavailable
 from .wire import GROUP_CHANNEL, RESERVED_TOPICS, TOPIC_CHANNEL
 
@@ -127,6 +127,11 @@ class _GroupRun(msgspec.Struct, frozen=True):
 
     def run(self) -> Coroutine[Any, Any, None]:
         return self.hub._deliver_group(self.views, self.action, self.data, self.commit, self.once)
+
+    def run_at_once(self) -> Coroutine[Any, Any, None] | None:
+        if self.once is not None:  # its claim waits on the store
+            return self.run()
+        return self.hub._deliver_at_once(self.views, self.action, self.data, self.commit)
 
     def busy(self) -> bool:
         """Whether the run would wait at once for a lock of the group or of a view."""
@@ -255,9 +260,7 @@ class Hub:
         unsubscribed: BroadcastUnavailable | None = None
         if view is not None:
             group_id = view.group.id
-            had = self._topics_of.get(view, ())
-            early = self._early  # PERF: empty but while runs join topics: no lookup a recipient
-            if len(view.topics) != len(had) or not view.topics.issuperset(had) or (early and view in early):
+            if self._topics_moved(view):
                 try:
                     await self.sync_topics(view)
                 except BroadcastUnavailable as exc:  # the group's other tabs must not go stale for it
@@ -266,16 +269,32 @@ class Hub:
             assert group_id is not None
             if outcome.committed is not None:
                 self._refresh(group_id, view, running)
-                if not self._alone():  # PERF: nobody to tell (an envelope took 22 µs a commit), no channel to name
-                    channel = self._group_channel(group_id)
-                    if self._others_listen(channel):
-                        await self._send(channel, group_id, "commit", snapshot=outcome.committed)
-            for publish in outcome.publishes:
-                self.spawn(self.publish(publish.topic, publish.action, publish.data))
-            for push in outcome.deferred:
-                self.spawn(push())
+                channel = self._told(group_id)
+                if channel is not None:
+                    await self._send(channel, group_id, "commit", snapshot=outcome.committed)
+            self._follow_up(outcome)
         if unsubscribed is not None:
             raise unsubscribed
+
+    def _topics_moved(self, view: LiveView) -> bool:
+        """Whether the view's topics here are not those it is subscribed to (a run changed them)."""
+        had = self._topics_of.get(view, ())
+        early = self._early  # PERF: empty but while runs join topics: no lookup a recipient
+        return len(view.topics) != len(had) or not view.topics.issuperset(had) or bool(early and view in early)
+
+    def _told(self, group_id: str) -> str | None:
+        """The channel on which other instances hear of the group's commits; None if nobody does."""
+        if self._alone():  # PERF: nobody to tell (an envelope took 22 µs a commit), no channel to name
+            return None
+        channel = self._group_channel(group_id)
+        return channel if self._others_listen(channel) else None
+
+    def _follow_up(self, outcome: Outcome) -> None:
+        """Start the publishes and pushes a run asked for."""
+        for publish in outcome.publishes:
+            self.spawn(self.publish(publish.topic, publish.action, publish.data))
+        for push in outcome.deferred:
+            self.spawn(push())
 
     async def sync_topics(self, view: LiveView) -> None:
         """Bring the hub's topic membership in line with the view's subscriptions. A
@@ -555,11 +574,46 @@ class Hub:
             elif group_views[0] is view:  # the group's views run one after the other, at its first
                 yield _GroupRun(self, group_views, action, data, commit, once)
 
-    async def _deliver_group(
-        self, views: list[LiveView], action: str, data: dict[str, Any], commit: bool, once: str | None
-    ) -> None:
+    def _deliver_at_once(
+        self, views: list[LiveView], action: str, data: dict[str, Any], commit: bool
+    ) -> Coroutine[Any, Any, None] | None:
+        """:meth:`_deliver_group` as plain calls while its runs wait for nothing (see
+        :meth:`LiveView.push_at_once`): None once done, else the coroutine that does the rest."""
         for index, view in enumerate(views):
-            reply = await view.push(action, data, commit=commit, once=once, render=self._keeping_up)
+            reply = view.push_at_once(action, data, commit, self._keeping_up)
+            if reply is None:
+                return self._deliver_group(views[index:], action, data, commit, None)
+            outcome = reply.outcome
+            if outcome is not None and outcome.success:
+                if self._topics_moved(view) or (outcome.committed is not None and self._told(view.group.id)):
+                    return self._deliver_group(views[index:], action, data, commit, None, reply)
+                if view.outbox is not None:
+                    view.outbox.put(reply.frames)
+                if outcome.committed is not None:
+                    commit = False
+                    self._refresh(view.group.id, view, views[index + 1 :] if len(views) > 1 else ())
+                self._follow_up(outcome)
+            elif self._early and view in self._early:
+                return self._deliver_group(views[index:], action, data, commit, None, reply)
+            elif view.outbox is not None:
+                view.outbox.put(reply.frames)
+        return None
+
+    async def _deliver_group(
+        self,
+        views: list[LiveView],
+        action: str,
+        data: dict[str, Any],
+        commit: bool,
+        once: str | None,
+        pushed: Reply | None = None,
+    ) -> None:
+        """Run ``action`` on each of ``views`` in turn (``pushed``: the first one's run, made already)."""
+        for index, view in enumerate(views):
+            if index == 0 and pushed is not None:
+                reply = pushed
+            else:
+                reply = await view.push(action, data, commit=commit, once=once, render=self._keeping_up)
             if view.outbox is not None:
                 view.outbox.put(reply.frames)
             if reply.outcome is not None and reply.outcome.success:

@@ -93,6 +93,14 @@ class Lock:
         """Whether a task holds it."""
         return self._held
 
+    def take(self) -> bool:
+        """Take it if it is free, without waiting: whether it was taken (give it back with
+        :meth:`release`)."""
+        if self._held:
+            return False
+        self._held = True  # nobody waits on a free lock (a release hands it over)
+        return True
+
     def __aenter__(self) -> Awaitable[None]:
         if not self._held:  # PERF: nobody waits on a free lock (a release hands it over)
             self._held = True

@@ -234,12 +234,29 @@ class LiveView(Exchange):
             outcome = await self.runner.run(
                 self.group, self, self.state, action=action, data=data, query=self.query, commit=commit, once=once
             )
-            if outcome.success:
-                self.state = outcome.state
-            if not render(self):
-                self.behind = self.behind or outcome.success
-                return Reply([], outcome)
-            return Reply(self._render(meta(outcome.success, outcome.errors), outcome.errors), outcome)
+            return self._pushed(outcome, render)
+
+    def push_at_once(self, action: str, data: Mapping[str, Any], commit: bool, render: Predicate) -> Reply | None:
+        """:meth:`push` as plain calls, when it waits for nothing (see
+        :meth:`Runner.run_at_once`); None, having changed nothing, when it would."""
+        if not self.lock.take():
+            return None
+        try:
+            if self.phase is not _OPEN:
+                return Reply([])
+            outcome = self.runner.run_at_once(self.group, self, self.state, action, data, self.query, commit)
+            return self._pushed(outcome, render) if outcome is not None else None
+        finally:
+            self.lock.release()
+
+    def _pushed(self, outcome: Outcome, render: Predicate) -> Reply:
+        """The state a pushed run left, and the frames that show it (when ``render(self)``)."""
+        if outcome.success:
+            self.state = outcome.state
+        if not render(self):
+            self.behind = self.behind or outcome.success
+            return Reply([], outcome)
+        return Reply(self._render(meta(outcome.success, outcome.errors), outcome.errors), outcome)
 
     async def refresh(self, *, render: Predicate = _always) -> Reply:
         """Take the group's persisted fields as they are now: what changed."""

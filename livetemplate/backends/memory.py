@@ -70,6 +70,15 @@ class MemorySessionStore:
         return entry.snapshot
 
     async def save(self, key: str, data: bytes, *, version: int) -> int:
+        return self.save_at_once(key, data, version=version)
+
+    @property
+    def saves_at_once(self) -> bool:
+        """Whether :meth:`save_at_once` is what :meth:`save` does (a subclass may change ``save``)."""
+        return type(self).save is MemorySessionStore.save
+
+    def save_at_once(self, key: str, data: bytes, *, version: int) -> int:
+        """:meth:`save` as a plain call: it never waits."""
         self._sweeper.start()
         now = self._clock()
         current = self._take(key, now)

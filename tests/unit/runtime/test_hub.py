@@ -943,3 +943,105 @@ async def test_a_broadcast_renders_once_for_tabs_brought_to_equal_states(shared:
         b'{"tree":{"0":"4"},' if view is mine else b'{"tree":{"0":"3"},' for view in views
     ]
     await app.shutdown()
+
+
+class CountedPushes:
+    """Counts the pushes that run the async way (``LiveView.push``), the others running at once."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.count = 0
+        push = LiveView.push
+
+        def counted(view: LiveView, *args: Any, **kwargs: Any) -> Any:
+            self.count += 1
+            return push(view, *args, **kwargs)
+
+        monkeypatch.setattr(LiveView, "push", counted)
+
+
+async def test_a_broadcast_of_a_sync_action_seen_before_runs_at_once_to_the_same_pages(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The second broadcast of a sync action runs as plain calls: each tab of a session
+    group shows it, the group commits once, and a tab of the group not subscribed is refreshed."""
+    pushes = CountedPushes(monkeypatch)
+    app = make(open_topics=True)
+    async with LiveClient(app) as alice, LiveClient(app, shutdown=False) as bob:
+        tabs = [await opened(alice, "/?topics=news"), await opened(alice, "/?topics=news")]
+        other_tab = await opened(alice, "/")
+        theirs = await opened(bob, "/?topics=news")
+        await app.publish("news", "record", {"event": "one"})
+        for ws in (*tabs, other_tab, theirs):
+            await until(ws, "events", "one")
+        assert pushes.count >= 1  # not seen yet: the async way until one run of it is over
+        seen = pushes.count
+        await app.publish("news", "record", {"event": "two"})
+        for ws in (*tabs, other_tab, theirs):
+            await until(ws, "events", "one,two")
+        assert pushes.count == seen  # all at once
+        (group,) = {view.group for view in app.hub.views if view.outbox is not None and view.topics == set()}
+        assert group.snapshot is not None and group.snapshot.version == 2  # one commit a broadcast
+
+
+@pytest.mark.parametrize("topic", ["alerts", "refused"])
+async def test_a_run_at_once_that_joins_a_topic_hands_over_to_subscribe_it(
+    monkeypatch: pytest.MonkeyPatch, topic: str
+) -> None:
+    """The run is settled the async way: the topic holds, or the tab is told and closed."""
+    pushes = CountedPushes(monkeypatch)
+    app = make(open_topics=True, broadcaster=Refusing("topic:refused"))
+    async with LiveClient(app) as client:
+        ws = await opened(client, "/?topics=news")
+        await app.publish("news", "join_and_record", {"topic": "news", "event": "seen"})  # the async way
+        await until(ws, "events", "seen")
+        await app.publish("news", "join_and_record", {"topic": topic, "event": "joined"})
+        await until(ws, "events", "seen,joined")
+        assert pushes.count == 1  # at once
+        if topic == "refused":
+            assert (await ws.receive_json())["meta"]["errors"] == UNAVAILABLE
+            assert await ws.receive_close() == 1013
+        else:
+            await app.publish(topic, "headline", {"text": "heard"})
+            await until(ws, "note", "heard")
+
+
+async def test_a_group_run_at_once_hands_the_rest_over_at_a_busy_tab(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The group's first tab runs at once; its second, found locked, is left to the
+    coroutine handed back, which runs it once the lock is free."""
+    pushes = CountedPushes(monkeypatch)
+    app = make(open_topics=True)
+    async with LiveClient(app) as client:
+        tabs = [await opened(client, "/?topics=news"), await opened(client, "/?topics=news")]
+        await app.publish("news", "record", {"event": "one"})
+        for ws in tabs:
+            await until(ws, "events", "one")
+        first, second = app.hub.views_of(next(iter(app.hub.views)).group.id)
+        seen = pushes.count
+        await second.lock.__aenter__()
+        rest = app.hub._deliver_at_once([first, second], "record", {"event": "two"}, True)
+        assert rest is not None and pushes.count == seen
+        assert first.state.events == ["one", "two"] and second.state.events == ["one"]
+        second.lock.release()
+        await rest
+        assert pushes.count == seen + 1 and second.state.events == ["one", "two"]
+        for ws in tabs:
+            await until(ws, "events", "one,two")
+
+
+async def test_a_run_at_once_that_fails_after_subscribing_leaves_the_topic() -> None:
+    class Failing(Controller):
+        def join_or_fail(self, state: State, ctx: Context) -> State:
+            ctx.subscribe(ctx.get_str("topic"))
+            if ctx.get_bool("fail"):
+                raise RuntimeError("after subscribing")
+            return self.record(state, ctx)
+
+    app = make(Failing(), open_topics=True)
+    async with LiveClient(app) as client:
+        ws = await opened(client, "/?topics=news")
+        await app.publish("news", "join_or_fail", {"topic": "news", "event": "seen"})  # the async way
+        await until(ws, "events", "seen")
+        await app.publish("news", "join_or_fail", {"topic": "alerts", "fail": True})
+        assert (await ws.receive_json())["meta"]["success"] is False
+        await settle()
+        assert [channel for channel in app.broadcaster.channels() if channel.startswith("topic:")] == ["topic:news"]

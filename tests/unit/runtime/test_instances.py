@@ -285,6 +285,20 @@ async def test_a_push_changes_the_groups_fields_once_across_instances(cluster: C
         await until(there, "<p>once,remote</p>")
 
 
+async def test_a_push_run_at_once_tells_the_other_instances_of_its_commit(cluster: Cluster) -> None:
+    """The second push of a sync action runs at once here; its commit still reaches the
+    other instance, whose own run of the push keeps the stored fields."""
+    one = cluster.apps[0]
+    async with cluster.browser() as (a, b):
+        here, there = await tab(a), await tab(b)
+        for expected in ("once", "once,twice"):
+            await one.session(a.group_id).trigger_action("add", {"item": expected.rsplit(",", 1)[-1]})
+            await until(here, f"<p>{expected}</p>")
+            await until(there, f"<p>{expected}</p>")
+        snapshot = await cluster.store.get(one.groups.key(a.group_id))
+        assert snapshot is not None and snapshot.version == 2
+
+
 async def test_a_topic_action_changes_a_browsers_fields_once_whatever_instances_hold_its_tabs(
     cluster: Cluster,
 ) -> None:

@@ -25,6 +25,19 @@ async def test_a_free_lock_is_taken_and_given_back() -> None:
     assert not lock.locked()
 
 
+async def test_take_gets_a_free_lock_only_and_a_release_hands_it_to_a_waiter() -> None:
+    lock = Lock()
+    assert lock.take() and lock.locked()
+    assert not lock.take()  # held: no second holder
+    waiter = asyncio.ensure_future(lock.__aenter__())
+    await asyncio.sleep(0)
+    lock.release()  # handed over: it stays held, for the waiter
+    assert lock.locked() and not lock.take()
+    await asyncio.wait_for(waiter, HANG)
+    lock.release()
+    assert not lock.locked() and lock.take()
+
+
 def test_a_free_lock_is_taken_in_any_event_loop() -> None:
     """``async with`` of a free lock awaits one done future made at import, on a loop of its
     own: every loop, asyncio's and uvloop's, takes it without waiting on that loop."""

@@ -12,6 +12,7 @@ import pytest
 from livetemplate import Context, MemorySessionStore, Persist, Snapshot, StaleVersion
 from livetemplate.context import Exchange
 from livetemplate.controller import Actions
+from livetemplate.errors import FieldError, NotAvailable
 from livetemplate.groups import Groups
 from livetemplate.ops.metrics import Metrics
 from livetemplate.runner import Runner, defer
@@ -59,17 +60,19 @@ class Controller:
 class Instance:
     """One process's runner over a shared store."""
 
-    def __init__(self, store: Any, controller: Controller | None = None) -> None:
+    def __init__(self, store: Any, controller: Any = None, **options: Any) -> None:
         self.controller = controller or Controller()
         self.groups = Groups(store, "app", persisted=True, idle_timeout=60)
         self.groups.in_use = lambda group_id: True  # a tab is open here: the snapshot held is current
+        self.metrics = Metrics()
         self.runner = Runner(
             Actions(self.controller),
             StateSpec(State()),
             self.groups,
             sessions=lambda group_id: None,  # type: ignore[arg-type,return-value]
             topic_gate=lambda topic, ctx, exchange: None,
-            metrics=Metrics(),
+            metrics=self.metrics,
+            **options,
         )
 
     async def add(self, item: str, exchange: Exchange | None = None) -> Any:
@@ -241,3 +244,176 @@ async def test_an_overruled_group_takes_the_stores_snapshot_even_at_a_lower_vers
     await groups.reload(group)
     assert group.snapshot == Snapshot(b"theirs", 1)
     await groups.close()
+
+
+# -- a pushed run that waits for nothing, as plain calls (Runner.run_at_once) ------------------
+
+
+class Plain:
+    """Sync actions, some of which change how they answer."""
+
+    def __init__(self) -> None:
+        self.runs = 0
+        self.answer_later = False  # return a coroutine instead of the state
+        self.fail: BaseException | None = None
+
+    def keep(self, state: State, ctx: Context) -> Any:
+        self.runs += 1
+        if self.fail is not None:
+            raise self.fail
+        state.items.append(ctx.get_str("item"))
+        ctx.set_flash("kept", ctx.get_str("item"))
+        if self.answer_later:
+            return self._later(state)
+        assert defer(self._pushed)
+        return state
+
+    async def _later(self, state: State) -> State:
+        state.items.append("later")
+        return state
+
+    async def _pushed(self) -> None:
+        return None
+
+
+class PlainInstance(Instance):
+    def __init__(self, store: Any, **options: Any) -> None:
+        super().__init__(store, Plain(), **options)
+
+    async def keep(self, item: str, exchange: Exchange | None = None) -> Any:
+        group = await self.groups.get(GROUP)
+        return await self.runner.run(
+            group, exchange or Exchange(), self.runner.new_state(group), action="keep", data={"item": item}
+        )
+
+    async def keep_at_once(self, item: str, exchange: Exchange | None = None, commit: bool = True) -> Any:
+        group = await self.groups.get(GROUP)
+        state = self.runner.new_state(group)
+        return self.runner.run_at_once(group, exchange or Exchange(), state, "keep", {"item": item}, {}, commit)
+
+    def counted(self, sample: str) -> float:
+        """The value of ``sample`` (a metric's name and labels) in a scrape."""
+        for line in self.metrics.exposition().decode().splitlines():
+            if line.startswith(sample + " "):
+                return float(line.split()[-1])
+        return 0.0
+
+    def processed(self) -> float:
+        return self.counted("livetemplate_actions_processed_total")
+
+
+async def test_a_sync_action_seen_once_runs_at_once_as_run_runs_it() -> None:
+    store = MemorySessionStore()
+    instance = PlainInstance(store)
+    assert await instance.keep_at_once("a") is None  # not seen yet: run runs it
+    assert instance.controller.runs == 0
+    first = await instance.keep("a")
+    exchange = Exchange()
+    second = await instance.keep_at_once("b", exchange)
+    assert second is not None and second.success
+    assert second.state.items == ["a", "b"]
+    assert second.committed == await store.get("app:" + GROUP) and second.committed.version == 2
+    assert exchange.flash == {"kept": "b"}
+    assert [push.__name__ for push in second.deferred] == ["_pushed"] == [p.__name__ for p in first.deferred]
+    assert instance.processed() == 2
+    assert not (await instance.groups.get(GROUP)).lock.locked()
+    await store.close()
+
+
+async def test_at_once_a_run_not_to_commit_keeps_the_stored_fields() -> None:
+    store = MemorySessionStore()
+    instance = PlainInstance(store)
+    await instance.keep("a")
+    outcome = await instance.keep_at_once("b", commit=False)
+    assert outcome is not None and outcome.success and outcome.committed is None
+    assert outcome.state.items == ["a"]
+    assert (await store.get("app:" + GROUP)).version == 1  # type: ignore[union-attr]
+    await store.close()
+
+
+async def test_nothing_runs_at_once_while_the_group_is_locked() -> None:
+    instance = PlainInstance(MemorySessionStore())
+    await instance.keep("a")
+    group = await instance.groups.get(GROUP)
+    async with group.lock:
+        assert await instance.keep_at_once("b") is None
+    assert instance.controller.runs == 1 and instance.processed() == 1
+
+
+async def test_a_store_whose_save_was_changed_is_never_passed_by() -> None:
+    saved: list[int] = []
+
+    class Counting(MemorySessionStore):
+        async def save(self, key: str, data: bytes, *, version: int) -> int:
+            saved.append(version)
+            return await super().save(key, data, version=version)
+
+    instance = PlainInstance(Counting())
+    await instance.keep("a")
+    assert not instance.groups.commits_at_once
+    assert await instance.keep_at_once("b") is None
+    assert saved == [0]
+
+
+async def test_a_conflict_at_once_changes_nothing_and_run_takes_it_again() -> None:
+    store = MemorySessionStore()
+    one, two = PlainInstance(store), PlainInstance(store)
+    await one.keep("first")
+    await two.groups.get(GROUP)  # two holds version 1
+    await one.keep("second")  # version 2, unseen by two
+    await two.keep("seen")  # the action is now known to two: it ran at version 2 after a re-run
+    await one.keep("third")  # version 4
+    exchange = Exchange()
+    assert await two.keep_at_once("mine", exchange) is None
+    assert exchange.flash == {} and two.processed() == 1  # the attempt left no trace
+    assert not (await two.groups.get(GROUP)).lock.locked()
+    outcome = await two.keep("mine", exchange)
+    assert outcome.success and outcome.state.items == ["first", "second", "seen", "third", "mine"]
+    await store.close()
+
+
+async def test_a_sync_action_that_returns_an_awaitable_is_handed_back_for_good() -> None:
+    store = MemorySessionStore()
+    instance = PlainInstance(store)
+    await instance.keep("a")
+    instance.controller.answer_later = True
+    assert await instance.keep_at_once("b") is None
+    assert (await store.get("app:" + GROUP)).version == 1  # type: ignore[union-attr]
+    outcome = await instance.keep("b")  # run awaits what it returns
+    assert outcome.success and outcome.state.items == ["a", "b", "later"]
+    runs = instance.controller.runs
+    instance.controller.answer_later = False
+    assert await instance.keep_at_once("c") is None  # no longer taken at once: run runs it
+    assert instance.controller.runs == runs
+    await store.close()
+
+
+@pytest.mark.parametrize(
+    "error",
+    [FieldError({"item": "no"}), ValueError("broken"), NotAvailable("gone")],
+    ids=["field", "bug", "unavailable"],
+)
+async def test_failures_at_once_are_those_of_run(error: BaseException) -> None:
+    at_once, awaited = PlainInstance(MemorySessionStore()), PlainInstance(MemorySessionStore())
+    for instance in (at_once, awaited):
+        await instance.keep("a")
+        instance.controller.fail = error
+    exchange = Exchange()
+    failed = await at_once.keep_at_once("b", exchange)
+    expected = await awaited.keep("b")
+    assert failed is not None and not failed.success
+    assert (failed.errors, failed.state.items) == (expected.errors, expected.state.items) != ({}, ["a"])
+    assert exchange.flash == {} and failed.deferred == []
+    assert at_once.processed() == 2
+
+
+async def test_a_sync_action_holding_the_loop_at_once_goes_to_a_worker_thread() -> None:
+    instance = PlainInstance(MemorySessionStore())
+    await instance.keep("a")
+    instance.runner.slow_action = 0.0  # every call now holds the loop too long
+    outcome = await instance.keep_at_once("b")  # said, and moved to a thread from now on
+    assert outcome is not None and outcome.success
+    assert await instance.keep_at_once("c") is None
+    assert instance.counted('livetemplate_errors_total{kind="slow_action"}') == 1
+    outcome = await instance.keep("c")  # in a worker thread
+    assert outcome.success and outcome.state.items == ["a", "b", "c"]

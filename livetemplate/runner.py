@@ -205,10 +205,7 @@ class Runner:
 
     async def _attempt(self, run: _Run) -> tuple[Outcome, Effects | None]:
         """One run of the hooks and the action; the effects are None when it failed."""
-        working = self.take_snapshot(self.spec.clone(run.state), run.group)
-        effects = Effects(dict(run.exchange.flash))
-        pending = _Pending()
-        token = _pending.set(pending)
+        working, effects, pending, token = self._open(run)
         try:
             for hook in run.hooks:
                 method = self.actions.hook(hook)
@@ -223,9 +220,15 @@ class Runner:
         except (Exception, SystemExit, asyncio.CancelledError) as exc:
             return self._failed(run, exc), None
         finally:
-            pending.open = False
-            _pending.reset(token)
+            _close(pending, token)
         return Outcome(True, {}, working, publishes=effects.publishes, deferred=pending.pushes), effects
+
+    def _open(self, run: _Run) -> tuple[Any, Effects, _Pending, contextvars.Token[_Pending | None]]:
+        """What an attempt of ``run`` works on: a copy of the state with the group's persisted
+        fields, its effects, and the pushes it defers (collected from now until :func:`_close`)."""
+        working = self.take_snapshot(self.spec.clone(run.state), run.group)
+        pending = _Pending()
+        return working, Effects(dict(run.exchange.flash)), pending, _pending.set(pending)
 
     def _failed(self, run: _Run, exc: BaseException) -> Outcome:
         """What a run whose hook or action raised ``exc`` tells the client (nothing changes);
@@ -272,10 +275,7 @@ class Runner:
         try:
             run = _Run(group, exchange, state, (), action, data, query)
             read = group.snapshot
-            working = self.take_snapshot(self.spec.clone(state), group)
-            effects = Effects(dict(exchange.flash))
-            pending = _Pending()
-            token = _pending.set(pending)
+            working, effects, pending, token = self._open(run)
             try:
                 result, held = call_inline(method, working, self._context(run, effects, None))
                 if awaitable(result):  # it did not before: it runs again the async way, and from now on
@@ -290,8 +290,7 @@ class Runner:
             except (Exception, SystemExit, asyncio.CancelledError) as exc:
                 return self._failed(run, exc)
             finally:
-                pending.open = False
-                _pending.reset(token)
+                _close(pending, token)
             outcome = Outcome(True, {}, working, publishes=effects.publishes, deferred=pending.pushes)
             change = self._change(working, read)
             if change is not None:
@@ -387,6 +386,12 @@ class Runner:
             )
         else:
             logger.warning("%s held the event loop for %.0f ms: every session waited", where, held * 1000)
+
+
+def _close(pending: _Pending, token: contextvars.Token[_Pending | None]) -> None:
+    """An attempt is over: pushes requested from now on (by a task it started) are not deferred."""
+    pending.open = False
+    _pending.reset(token)
 
 
 def _hint(exc: BaseException) -> str:

@@ -67,6 +67,8 @@ TARGETS = {
     "pyview-deflate": Target("pyview-deflate", ("--target", "pyview"), "pyview", deflate=True, idle_only=True),
     # this project's settings refuse deflate: the offer must change nothing
     "livetemplate-deflate": Target("livetemplate-deflate", ("--target", "lt"), "lt", deflate=True, idle_only=True),
+    # deflate turned on (uvicorn_config(app, ws_per_message_deflate=True)): what it costs
+    "livetemplate-deflate-on": Target("livetemplate-deflate-on", ("--target", "lt", "--deflate"), "lt", deflate=True),
 }
 
 

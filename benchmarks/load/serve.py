@@ -31,14 +31,16 @@ def _listen(backlog: int) -> socket.socket:
     return sock
 
 
-def serve_lt(sock: socket.socket, backlog: int, inline: bool, ping: bool) -> None:
+def serve_lt(sock: socket.socket, backlog: int, inline: bool, ping: bool, deflate: bool) -> None:
     from livetemplate.server import Server, uvicorn_config
 
     from .apps import TOPIC, create_app
 
     app = create_app(sync_actions="inline") if inline else create_app()
     stats = Stats(lambda: len(app.runtime.connections), lambda: app.publish(TOPIC, "increment"))
-    extra = {} if ping else {"ws_ping_interval": None}
+    extra: dict[str, object] = {} if ping else {"ws_ping_interval": None}
+    if deflate:
+        extra["ws_per_message_deflate"] = True
     config = uvicorn_config(app, log_level="warning", backlog=backlog, interface="asgi3", **extra)
     config.app = probe(app, stats)  # the same settings, the probe in front
     Server(config, app).run(sockets=[sock])
@@ -90,6 +92,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-deflate", action="store_true", help="pyview: turn uvicorn's per-message deflate off")
     parser.add_argument("--inline", action="store_true", help="lt: sync actions run inline, not in a thread")
     parser.add_argument("--no-ping", action="store_true", help="lt: no uvicorn keep-alive pings")
+    parser.add_argument("--deflate", action="store_true", help="lt: per-message deflate on (off by default)")
     parser.add_argument("--tracemalloc", action="store_true", help="trace allocations (slow; for the breakdown)")
     parser.add_argument("--backlog", type=int, default=4096)
     parser.add_argument("--max-seconds", type=float, default=3600, help="exit after this long in any case")
@@ -102,7 +105,7 @@ def main(argv: list[str] | None = None) -> None:
     sock = _listen(args.backlog)
     print(f"PORT={sock.getsockname()[1]}", flush=True)
     if args.target == "lt":
-        serve_lt(sock, args.backlog, args.inline, not args.no_ping)
+        serve_lt(sock, args.backlog, args.inline, not args.no_ping, args.deflate)
     elif args.target == "uvicorn":
         serve_uvicorn(sock, args.backlog)
     elif args.target == "pyview":

@@ -181,6 +181,9 @@ async def test_with_per_message_deflate_frames_go_through_asgi() -> None:
         await ws.send(json.dumps({"send": [10, 70_000]}))
         received = [await ws.recv() for _ in range(2)]
         assert ws.protocol.extensions  # deflate was negotiated
+        # with bounded windows (4 KiB each way), which docs/performance.md's memory figure assumes
+        negotiated = ws.response.headers["Sec-WebSocket-Extensions"]
+        assert "server_max_window_bits=12" in negotiated and "client_max_window_bits=12" in negotiated
         (protocol,) = open_protocols()
         assert not isinstance(protocol.conn, OpenWebSocket)  # websockets' protocol inflates
         await ws.send(json.dumps({"send": [5]}))  # and reads the client's compressed frames

@@ -59,18 +59,36 @@ Input = tuple[bytes, tuple[Any, ...] | None, bytes]
 
 _encode = msgspec.msgpack.Encoder().encode
 
+#: What a template that never reads ``lvt`` is given.
+_UNREAD = Helpers()
+
 #: Complete trees a pipeline remembers having sent, for a client opening next to merge into.
 OPENED = 64
 
 
+class _Done:
+    """A render of a batch: the state it left held, its frames, whether they hold a complete
+    tree, and how many other clients took it since (counted in the metrics when the batch
+    closes: PERF, a broadcast's recipients mostly take renders)."""
+
+    __slots__ = ("after", "complete", "frames", "pipeline", "takes")
+
+    def __init__(self, pipeline: Pipeline, after: Held, frames: list[bytes], complete: bool) -> None:
+        self.pipeline = pipeline
+        self.after = after
+        self.frames = frames
+        self.complete = complete
+        self.takes = 0
+
+
 class _Batch:
-    """The renders of one render batch: by (held state, its version, input), the state held
-    after and the frames; by (pipeline, input, frames), a state held after, to merge into."""
+    """The renders of one render batch: by (held state, its version, input), what the
+    render did; by (pipeline, input, frames), a state held after, to merge into."""
 
     __slots__ = ("after", "pinned", "results")
 
     def __init__(self) -> None:
-        self.after: dict[tuple[Held, int, Input], tuple[Held, list[bytes], bool]] = {}
+        self.after: dict[tuple[Held, int, Input], _Done] = {}
         self.results: dict[tuple[Any, ...], Held] = {}
         self.pinned: list[Held] = []  # held by the batch too: a render on them copies first
 
@@ -81,6 +99,9 @@ class _Batch:
     def close(self) -> None:
         for held in self.pinned:
             held.sharers -= 1
+        for done in self.after.values():
+            if done.takes:
+                done.pipeline._count(done.frames, done.complete, done.takes)
 
 
 class _Open(threading.local):
@@ -124,6 +145,10 @@ class Pipeline:
     def helpers(
         self, csrf: str, errors: Mapping[str, str], flash: Mapping[str, str], uploads: UploadEntries | None = None
     ) -> Helpers:
+        """The ``lvt`` helpers of a render: shared, empty ones when the template never reads
+        them (PERF: every recipient of a broadcast renders)."""
+        if not self.reads_helpers:
+            return _UNREAD
         return Helpers(errors, flash, csrf, self.dev_mode, uploads)
 
     def update_frames(
@@ -139,10 +164,9 @@ class Pipeline:
         if batch is not None and transition is not None:
             done = batch.after.get(transition)
             if done is not None:
-                after, frames, complete = done
-                renderer.take(after)
-                self._count(frames, complete)
-                return list(frames)
+                renderer.take(done.after)
+                done.takes += 1
+                return list(done.frames)
         metrics = self.metrics
         started = time.perf_counter()
         try:
@@ -165,11 +189,12 @@ class Pipeline:
             self._merge_opened(renderer, frames)
         return frames
 
-    def _count(self, frames: list[bytes], complete: bool) -> None:
+    def _count(self, frames: list[bytes], complete: bool, times: int = 1) -> None:
+        """``frames`` were sent ``times`` times."""
         metrics = self.metrics
-        (metrics.full_tree_sends if complete else metrics.dynamics_only_sends).inc()
+        (metrics.full_tree_sends if complete else metrics.dynamics_only_sends).inc(times)
         for frame in frames:
-            metrics.update_payload.observe(len(frame))
+            metrics.update_payload.observe_times(len(frame), times)
 
     def _input(self, state: Any, helpers: Helpers, meta: dict[str, Any] | None) -> Input | None:
         """What a render of ``state`` with ``helpers`` and ``meta`` is a function of, or
@@ -208,7 +233,7 @@ class Pipeline:
             batch.pin(after)
         elif renderer.share(twin):
             after = twin
-        batch.after[transition] = (after, frames, complete)
+        batch.after[transition] = _Done(self, after, frames, complete)
         batch.pin(after)
 
     def _merge_opened(self, renderer: Renderer, frames: list[bytes]) -> None:

@@ -328,12 +328,12 @@ class Runner:
         return Context(
             run.exchange,
             effects,
-            group_id=run.group.id,
-            action=(run.action or "") if hook is None else "",
-            data=run.data if hook is None else run.query,
-            query=run.query,
-            sessions=self.sessions,
-            topic_gate=self.topic_gate,
+            run.group.id,
+            (run.action or "") if hook is None else "",  # action
+            run.data if hook is None else run.query,  # data
+            run.query,
+            self.sessions,
+            self.topic_gate,
         )
 
     async def _call(

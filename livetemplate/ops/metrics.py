@@ -16,6 +16,7 @@ its cost). These are updated from the event loop's thread only.
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 from bisect import bisect_right
@@ -54,6 +55,13 @@ class BatchedHistogram:
     def observe(self, value: float) -> None:
         pending = self.pending
         pending.append(value)
+        if len(pending) >= BATCH:
+            self.flush()
+
+    def observe_times(self, value: float, times: int) -> None:
+        """:meth:`observe` ``value`` ``times`` times."""
+        pending = self.pending
+        pending.extend(itertools.repeat(value, times))
         if len(pending) >= BATCH:
             self.flush()
 

@@ -141,8 +141,13 @@ def test_a_batch_renders_an_equal_transition_once_and_sends_the_same_bytes(batch
     second = [pipe.update_frames(r, page(2, 1, count=3), Helpers(), None) for r in renderers]
     assert renders(pipe) == 2
     assert all(frames[0] is second[0][0] for frames in second)
-    assert pipe.metrics.dynamics_only_sends.pending == 5  # every send is counted, rendered or not
-    assert len(pipe.metrics.update_payload.pending) == 10
+    # every send is counted, rendered or not: the renders now, the others when the batch closes
+    metrics = pipe.metrics
+    assert (metrics.full_tree_sends.pending, metrics.dynamics_only_sends.pending) == (1, 1)
+    close_batch()
+    assert (metrics.full_tree_sends.pending, metrics.dynamics_only_sends.pending) == (5, 5)
+    payloads = [len(frames[0]) for frames in (first[0], second[0])]
+    assert sorted(metrics.update_payload.pending) == sorted(payloads * 5)
 
 
 def test_different_meta_or_state_renders_again(batch: None) -> None:

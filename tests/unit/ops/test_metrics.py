@@ -38,6 +38,19 @@ def test_a_flushed_batch_exposes_what_one_observe_per_value_exposes() -> None:
     assert samples(batched_registry)[("h_count", ())] == len(values)
 
 
+def test_a_value_observed_times_over_is_each_of_those_observations() -> None:
+    plain_registry, batched_registry = CollectorRegistry(), CollectorRegistry()
+    plain = Histogram("h", "h", buckets=BOUNDS, registry=plain_registry)
+    batched = BatchedHistogram(Histogram("h", "h", buckets=BOUNDS, registry=batched_registry))
+    for value, times in ((0.005, 3), (0.3, 1), (2.0, BATCH + 5)):  # the last fills a batch on its own
+        for _ in range(times):
+            plain.observe(value)
+        batched.observe_times(value, times)
+    assert samples(batched_registry)[("h_count", ())] == 4 + BATCH + 5  # flushed when full
+    batched.flush()
+    assert samples(batched_registry) == samples(plain_registry)
+
+
 def test_a_histogram_flushes_itself_when_its_batch_is_full() -> None:
     registry = CollectorRegistry()
     batched = BatchedHistogram(Histogram("h", "h", buckets=BOUNDS, registry=registry))

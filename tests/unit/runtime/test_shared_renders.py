@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from pathlib import Path
 from typing import Annotated
 
 import msgspec
@@ -124,3 +125,29 @@ async def test_tabs_show_the_same_with_and_without_shared_renders(seed: int) -> 
     finally:
         for side in (shared, alone):
             await side.close()
+
+
+# -- the lvt helpers: built only for a template that reads them ----------------------------------
+
+
+def test_a_template_that_never_reads_lvt_is_given_the_same_empty_helpers() -> None:
+    reading = livetemplate.mount(Controller(), Board(), template=TEMPLATE).runtime.pipeline
+    blind = livetemplate.mount(Controller(), Board(), template="<p>{{ count }}</p>").runtime.pipeline
+    assert blind.helpers("t", {"note": "bad"}, {}) is blind.helpers("u", {}, {"done": "yes"})
+    assert blind.helpers("t", {"note": "bad"}, {}).errors == {}
+    assert reading.helpers("t", {"note": "bad"}, {}).errors == {"note": "bad"}
+
+
+async def test_lvt_read_only_by_an_included_template_shows_the_tab_s_errors(tmp_path: Path) -> None:
+    (tmp_path / "page.html").write_text('<p>{{ note }}</p>{% include "part.html" %}')
+    (tmp_path / "part.html").write_text('<s>{{ lvt.error("note") }}</s><b>{{ lvt.flash("done") }}</b>')
+    app = livetemplate.mount(Controller(), Board(), template=tmp_path / "page.html")
+    assert app.runtime.pipeline.reads_helpers
+    async with LiveClient(app) as client, client.websocket("/") as tab:
+        await tab.receive_json()
+        await tab.send_json({"action": "note_it", "data": {"text": ""}})
+        await tab.sync()
+        assert "<s>Say something.</s>" in tab.html()
+        await tab.send_json({"action": "note_it", "data": {"text": "x"}})
+        await tab.sync()
+        assert "<p>x</p><s></s><b>noted x</b>" in tab.html()

@@ -67,11 +67,9 @@ class Groups:
         self._save_at_once: Callable[..., int] | None = (
             store.save_at_once if getattr(store, "saves_at_once", False) is True else None  # type: ignore[attr-defined]
         )
-
-    @property
-    def commits_at_once(self) -> bool:
-        """Whether the store commits without waiting (:meth:`commit_at_once`)."""
-        return self._save_at_once is not None
+        #: Whether the store commits without waiting (:meth:`commit_at_once`). PERF: read by
+        #: every recipient of a broadcast (an attribute, not a property)
+        self.commits_at_once = self._save_at_once is not None
 
     def key(self, group_id: str) -> str:
         """The store key of a group: the app's namespace and the group id."""

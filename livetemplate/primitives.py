@@ -120,6 +120,9 @@ class Lock:
         """Give it to the first task waiting (it stays held), or free it."""
         if not self._held:
             raise RuntimeError("release of a lock that is not held")
+        if self._waiters is None:  # PERF: nobody waits, as nearly always (twice a broadcast's recipient)
+            self._held = False
+            return
         woken, self._waiters = _wake_first(self._waiters)
         if not woken:
             self._held = False

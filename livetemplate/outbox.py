@@ -105,10 +105,12 @@ class Sender(Protocol):
 
 class _WriteBatch(threading.local):
     """The write batch of this thread's event loop: the outboxes with frames held back
-    (None: no batch is open), those whose frames went to the send thread, in order, and
-    that thread (made at the first hand-over, in each process)."""
+    (None: no batch is open), those a hand-over declined (they stay held until the release),
+    those whose frames went to the send thread, in order, and that thread (made at the
+    first hand-over, in each process)."""
 
     held: list[Outbox] | None = None
+    kept: list[Outbox] | None = None
     handed: list[tuple[Outbox, bytes]] | None = None
     sender: Sender | None = None
     sender_pid = 0  # the process the sender was made in (a fork has no thread)
@@ -173,7 +175,15 @@ def hand_over_writes() -> None:
     if batch.handed is None:
         batch.handed = []
     handed = batch.handed
-    held[:] = [outbox for outbox in held if not outbox._hand_over(sender, handed)]
+    # What a hand-over declines, later ones would too (see Outbox._hand_over): kept aside
+    # for the release, not asked again at every hand-over of the batch.
+    declined = [outbox for outbox in held if not outbox._hand_over(sender, handed)]
+    held.clear()
+    if declined:
+        if batch.kept is None:
+            batch.kept = declined
+        else:
+            batch.kept += declined
 
 
 def sending() -> bool:
@@ -187,6 +197,7 @@ def release_writes() -> None:
     given, once it is done)."""
     batch = _batch
     held, batch.held = batch.held, None
+    kept, batch.kept = batch.kept, None
     handed, batch.handed = batch.handed, None
     if handed:
         sender = batch.sender
@@ -196,8 +207,9 @@ def release_writes() -> None:
             _guarded(outbox, outbox._write_rest, frame[written:])
         for outbox, _ in handed:
             outbox._handed = False
-    for outbox in held or ():
-        _guarded(outbox, outbox._release)
+    for outboxes in (kept, held):
+        for outbox in outboxes or ():
+            _guarded(outbox, outbox._release)
 
 
 def _guarded(outbox: Outbox, write: Callable[..., None], *args: Any) -> None:
@@ -306,7 +318,9 @@ class Outbox:
     def _hand_over(self, sender: Sender, handed: list[tuple[Outbox, bytes]]) -> bool:
         """Give the held frames to ``sender`` (noted in ``handed``); False when they stay
         held: this outbox was handed over already in this batch, does not write directly,
-        its frames are larger than one coalesced write, or its writer declines."""
+        its frames are larger than one coalesced write, its writer declines or the sender's
+        round is full. None of that changes before the batch is released (the event loop
+        does not run, and frames only add up): once False, False for the batch."""
         frames, direct = self._frames, self.direct
         if self._handed or self._busy or self.broken or direct is None or frames is None:
             return False

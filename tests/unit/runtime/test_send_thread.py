@@ -133,6 +133,42 @@ def test_frames_handed_over_and_held_after_reach_the_socket_in_order(
     assert drain(b1) == b"a5"
 
 
+class Declining(SocketDirect):
+    """A direct write whose writer never lets the send thread have its frames (as a TLS
+    connection's does), counting how often it was asked."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        super().__init__(sock)
+        self.asked = 0
+
+    def framed(self, frames: Sequence[bytes]) -> tuple[int, bytes] | None:
+        self.asked += 1
+        return None
+
+
+def test_an_outbox_a_hand_over_declined_is_not_asked_again_in_the_batch(
+    pairs: list[tuple[socket.socket, socket.socket]],
+) -> None:
+    (a1, b1), (a2, b2) = pair(pairs), pair(pairs)
+    declining, plain = Declining(a1), SocketDirect(a2)
+    kept, other = Outbox(Socket(), direct=declining), Outbox(Socket(), direct=plain)
+    hold_writes()
+    try:
+        kept.put([b"k1"])
+        for index in range(3):
+            other.put([b"o%d" % index])
+            kept.put([b"k%d" % (index + 2)])
+            hand_over_writes()
+        assert kept.pending_bytes == 8  # all still held
+    finally:
+        release_writes()
+    assert declining.asked == (1 if threaded() else 0)  # once, at the first hand-over
+    assert drain(b1) == b"k1k2k3k4" and drain(b2) == b"o0o1o2"
+    assert kept.pending_bytes == 0 and not kept._held
+    kept.put([b"k5"])  # released: written directly again
+    assert drain(b1) == b"k5"
+
+
 def test_the_rest_of_a_frame_the_socket_did_not_take_goes_first(
     pairs: list[tuple[socket.socket, socket.socket]],
 ) -> None:

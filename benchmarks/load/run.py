@@ -380,6 +380,7 @@ def fan_out(targets: list[Measured], settings: Settings) -> None:
             "best_ms": round(min(fanouts), 2) if fanouts else None,
             "median_ms": round(statistics.median(fanouts), 2) if fanouts else None,
             "first_ms": round(statistics.median(firsts), 2) if firsts else None,
+            "rounds_ms": [round(f, 2) for f in fanouts],
             "received": target.received,
             "cpu_us_per_recipient": round(min(map(sum, target.cpus)) / settings.connections * 1e6, 1),
             # the mean over the rounds: /proc counts CPU in 10 ms ticks, 5 µs a recipient at 2,000
@@ -475,8 +476,8 @@ def ratio(a: dict[str, Any] | None, b: dict[str, Any] | None, key: str) -> str:
 
     def figure(r: dict[str, Any]) -> float | None:
         found: Any = None
-        if key == "fanout":
-            found = r.get("fanout", {}).get("best_ms")
+        if key == "fanout":  # the gate's figure
+            found = r.get("fanout", {}).get("median_ms")
         elif key in ("rate", "burst", "sequential"):
             found = r.get(key, {}).get("p95")
         elif key == "fanout_cpu":
@@ -515,9 +516,10 @@ GATES: list[tuple[str, str, float, float]] = [
     ("memory per idle connection (KiB)", "kib_per_connection", 30.0, 12.0),
     ("asyncio tasks per idle connection", "tasks_per_connection", 1.0, 0.5),
     ("action p95 at 1,000 connections acting once a second (ms)", "rate_p95", 20.0, 5.0),
-    ("fan-out to N ÷ raw floor, same run", "fanout_ratio", 3.0, 1.5),
+    ("fan-out to N ÷ raw floor, same run, median rounds", "fanout_ratio", 3.0, 1.5),
 ]
 REPORTED: list[tuple[str, str, float]] = [
+    ("fan-out to N ÷ raw floor, best rounds", "fanout_best_ratio", 1.5),
     ("GC-tracked objects per connection", "gc_objects_per_connection", 20.0),
     ("longest GC pause under load (ms; goal at 10,000)", "gc_longest", 20.0),
 ]
@@ -532,7 +534,11 @@ def gate(results: list[dict[str, Any]], advisory: Collection[str] = ()) -> tuple
         "kib_per_connection": lt["kib_per_connection"],
         "tasks_per_connection": lt["tasks_per_connection"],
         "rate_p95": lt["rate"]["p95"],
-        "fanout_ratio": lt["fanout"]["best_ms"] / floor["fanout"]["best_ms"],
+        # the medians, not the best rounds: a round moves by a fifth either way from one to
+        # the next, and between runs of the same code the ratio of the best of 30 rounds read
+        # 2.2-3.5x, that of the medians 2.3-2.6x (docs/performance.md)
+        "fanout_ratio": lt["fanout"]["median_ms"] / floor["fanout"]["median_ms"],
+        "fanout_best_ratio": lt["fanout"]["best_ms"] / floor["fanout"]["best_ms"],
         "gc_objects_per_connection": lt["gc_objects_per_connection"],
         "gc_longest": max(max(lt[k]["longest_ms"]) for k in ("gc_under_load", "gc_fanout")),
     }
@@ -586,9 +592,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.connections, args.targets, args.rate_seconds = [2000], ["livetemplate", "floor"], 6.0
         args.rate_connections, args.rate_per_second = 1000, 1.0  # the gate's definition
-        # the gate compares the best rounds: a round's time moves by a third from one to the
-        # next on this machine, so five rounds left the best of each side to chance
-        args.fanout_rounds = max(args.fanout_rounds, 12)
+        # the gate compares the median rounds: a round's time moves by a fifth either way
+        # from one to the next on this machine, so five rounds left the median to chance
+        args.fanout_rounds = max(args.fanout_rounds, 20)
     unknown = set(args.targets) - set(TARGETS)
     if unknown:
         parser.error(f"unknown targets: {', '.join(sorted(unknown))}")

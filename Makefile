@@ -78,8 +78,10 @@ test-pure: $(CLIENT) $(PURE_DEPS)
 	cd $(PURE_TESTS) && LIVETEMPLATE_NO_EXTENSIONS=1 $(CURDIR)/$(PURE) -m pytest tests/unit tests/integration -q -p no:cacheprovider \
 		--cov=livetemplate --cov-report=term-missing:skip-covered
 
+# Every benchmark: the micro benchmarks (pytest-benchmark), then the load runs of `perf`.
 bench: build
 	$(PY) -m pytest benchmarks --benchmark-columns=min,median,mean,rounds --benchmark-sort=name
+	$(MAKE) --no-print-directory perf
 
 # A release wheel for this machine: built from a clean tree with the compiled engine required,
 # then repaired by auditwheel (manylinux tag, external libraries vendored) into dist/.

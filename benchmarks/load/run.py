@@ -534,9 +534,9 @@ def gate(results: list[dict[str, Any]], advisory: Collection[str] = ()) -> tuple
         "kib_per_connection": lt["kib_per_connection"],
         "tasks_per_connection": lt["tasks_per_connection"],
         "rate_p95": lt["rate"]["p95"],
-        # the medians, not the best rounds: a round moves by a fifth either way from one to
-        # the next, and between runs of the same code the ratio of the best of 30 rounds read
-        # 2.2-3.5x, that of the medians 2.3-2.6x (docs/performance.md)
+        # the medians, not the best rounds: a round differs from the one before by 10-20% of
+        # the median, and between runs of the same code the ratio of the best of 30 rounds
+        # read 2.2-3.5x, that of the medians 2.2-2.6x (docs/performance.md)
         "fanout_ratio": lt["fanout"]["median_ms"] / floor["fanout"]["median_ms"],
         "fanout_best_ratio": lt["fanout"]["best_ms"] / floor["fanout"]["best_ms"],
         "gc_objects_per_connection": lt["gc_objects_per_connection"],
@@ -592,8 +592,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.connections, args.targets, args.rate_seconds = [2000], ["livetemplate", "floor"], 6.0
         args.rate_connections, args.rate_per_second = 1000, 1.0  # the gate's definition
-        # the gate compares the median rounds: a round's time moves by a fifth either way
-        # from one to the next on this machine, so five rounds left the median to chance
+        # the gate compares the median rounds: a round's time differs from the one before by
+        # 10-20% on this machine, so five rounds left even the median to chance
         args.fanout_rounds = max(args.fanout_rounds, 20)
     unknown = set(args.targets) - set(TARGETS)
     if unknown:

@@ -276,6 +276,24 @@ class Hub:
         if unsubscribed is not None:
             raise unsubscribed
 
+    def settle_at_once(self, view: LiveView, outcome: Outcome | None) -> bool:
+        """:meth:`settle` of a run of ``view`` as plain calls, when it waits for nothing: its
+        topics are subscribed and no other instance is to hear of its commit. False, having
+        done nothing, when it would wait."""
+        if self._topics_moved(view):
+            return False
+        if outcome is not None and outcome.success:
+            if outcome.committed is not None:
+                if self._told(view.group.id) is not None:
+                    return False
+                self._refresh(view.group.id, view)
+            self._follow_up(outcome)
+        return True
+
+    def subscribed(self, view: LiveView) -> bool:
+        """Whether the view's topics here are those it is subscribed to (see :meth:`sync_topics`)."""
+        return not self._topics_moved(view)
+
     def _topics_moved(self, view: LiveView) -> bool:
         """Whether the view's topics here are not those it is subscribed to (a run changed them)."""
         had = self._topics_of.get(view, ())

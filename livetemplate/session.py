@@ -11,7 +11,7 @@ are handled strictly in order and pushes slot in between.
 from __future__ import annotations
 
 import enum
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from typing import Any
 
 import msgspec
@@ -57,6 +57,9 @@ class Phase(enum.Enum):
 #: PERF: a member read through its enum class is about 70 ns slower than a module name on
 #: Python 3.11 (benchmarks/idioms.py); this one is read by every run of an action or push
 _OPEN = Phase.OPEN
+#: Messages :meth:`LiveView.handle_at_once` leaves to :meth:`LiveView.handle`.
+_NOT_AT_ONCE = frozenset({PING, NAVIGATE, *UPLOAD_ACTIONS})
+_NO_DATA: Mapping[str, Any] = {}
 
 _NEXT = {
     Phase.CONNECTING: (Phase.OPEN, Phase.CLOSED),
@@ -199,10 +202,48 @@ class LiveView(Exchange):
                     self.group, self, self.state, action=action, data=data, query=self.query
                 )
                 reply_meta = meta(outcome.success, outcome.errors, action=action)
-            if outcome.success:
-                self.state = outcome.state
-            reply = Reply(self._forbidden(outcome) + self._render(reply_meta, outcome.errors), outcome)
+            return await self._subscribed(self._answer(outcome, reply_meta), subscribe)
+
+    def handle_at_once(
+        self, incoming: Incoming, subscribe: Subscribe, subscribed: Predicate
+    ) -> Reply | Coroutine[Any, Any, Reply] | None:
+        """:meth:`handle` of a client's action as plain calls, when its run waits for nothing
+        (see :meth:`Runner.run_at_once`): None, having changed nothing, when it would. When
+        ``subscribed(view)`` says no, the coroutine that gives the reply once ``subscribe``
+        took the run's topics, the view locked until then."""
+        action = incoming.action
+        if action in _NOT_AT_ONCE or not self.lock.take():
+            return None
+        locked = True
+        try:
+            if self.phase is not _OPEN:
+                return None
+            self.submitter = incoming.submitter
+            outcome = self.runner.run_at_once(
+                self.group, self, self.state, action, incoming.data or _NO_DATA, self.query, True
+            )
+            if outcome is None:
+                return None
+            reply = self._answer(outcome, meta(outcome.success, outcome.errors, action=action))
+            if subscribed(self):
+                return reply
+            locked = False  # the coroutine releases it
+            return self._subscribed_then_release(reply, subscribe)
+        finally:
+            if locked:
+                self.lock.release()
+
+    async def _subscribed_then_release(self, reply: Reply, subscribe: Subscribe) -> Reply:
+        try:
             return await self._subscribed(reply, subscribe)
+        finally:
+            self.lock.release()
+
+    def _answer(self, outcome: Outcome, reply_meta: dict[str, Any]) -> Reply:
+        """The reply to a run of the client's: its state kept when it succeeded, and rendered."""
+        if outcome.success:
+            self.state = outcome.state
+        return Reply(self._forbidden(outcome) + self._render(reply_meta, outcome.errors), outcome)
 
     async def _subscribed(self, reply: Reply, subscribe: Subscribe | None) -> Reply:
         """``reply`` once ``subscribe`` took the topics of its run. The view is still locked:

@@ -39,7 +39,8 @@ __all__ = ["OpenWebSocket"]
 _NOTHING: tuple[()] = ()
 #: The end of the data stream to send: the server closes the TCP connection.
 _SEND_EOF = b""
-_OPCODES = frozenset(Opcode)
+#: The opcodes by value. PERF: ``Opcode(value)`` runs two Python functions of the enum module.
+_OPCODES = {int(opcode): opcode for opcode in Opcode}
 
 
 class OpenWebSocket:
@@ -129,7 +130,7 @@ class OpenWebSocket:
                 break
             payload = apply_mask(data[mask + 4 : end], data[mask : mask + 4])
             fin, rsv = head1 & 0x80 != 0, head1 & 0x70
-            frame = Frame(Opcode(head1 & 0x0F), payload, fin, rsv & 0x40 != 0, rsv & 0x20 != 0, rsv & 0x10 != 0)
+            frame = Frame(_OPCODES[head1 & 0x0F], payload, fin, rsv & 0x40 != 0, rsv & 0x20 != 0, rsv & 0x10 != 0)
             frame.check()
             start = end
             self._receive_frame(frame)

@@ -16,10 +16,12 @@ compressing) or when the installed uvicorn lacks the write flow control this rel
 :func:`livetemplate.server.recommended_settings` selects this class (``ws=``, an import path).
 
 The second is **parking** (the extension ``livetemplate.park``: ``{"server": protocol}``): an
-open connection with no message waiting lets its task end, and the protocol starts a new task
-for the app at the next message (a disconnect included), counted with uvicorn's own tasks
-(shutdown waits for them). An idle connection then holds no task, no coroutines and no
-future: 2.5 KiB and 13 GC-tracked objects less. It is offered only when the app's call is
+open connection with no message waiting lets its task end. The protocol offers the next
+message (a disconnect included) to the app's ``take()``, a plain call that handles what waits
+for nothing (a client's action, usually) in the protocol's own callback; any other it queues,
+and starts a new task for the app, counted with uvicorn's own tasks (shutdown waits for
+them). An idle connection then holds no task, no coroutines and no future: 2.5 KiB and 13
+GC-tracked objects less. It is offered only when the app's call is
 the :class:`~livetemplate.LiveApp`'s own (or uvicorn's proxy-headers middleware's around
 it): a middleware of the user's could act once the call returns, so an app behind one keeps
 its task as under any server.
@@ -158,12 +160,18 @@ class LiveWebSocketProtocol(WebSocketsSansIOProtocol):
 
     def park(self, app: Resumable) -> bool:
         """Let the app's task end while no message waits: the next message put in the queue
-        (a disconnect included) starts ``app.resume()`` in a task of this connection, run as
-        the app's call is. False when a message waits already (the app reads it instead)."""
+        (a disconnect included) is offered to ``app.take()`` and, unless taken, starts
+        ``app.resume()`` in a task of this connection, run as the app's call is. False when a
+        message waits already (the app reads it instead)."""
         if not self.queue.empty():
             return False
         cast(_Inbox, self.queue).parked = app
         return True
+
+    def wake(self, app: Resumable) -> None:
+        """Run the parked app's ``resume()`` now: a message it took has work left."""
+        cast(_Inbox, self.queue).parked = None
+        self.resume_app(app)
 
     def resume_app(self, app: Resumable) -> None:
         """Run the parked app's ``resume()`` in a task, counted with the server's."""
@@ -223,6 +231,9 @@ class LiveWebSocketProtocol(WebSocketsSansIOProtocol):
     def send_receive_event_to_app(self) -> None:
         super().send_receive_event_to_app()
         self.frames = _NO_FRAMES  # the message is queued: no list kept until the next
+        if self.read_paused and self.queue.empty():  # the parked app took it: read on
+            self.read_paused = False
+            self.transport.resume_reading()
 
     def write_text(self, *payloads: bytes) -> bool:
         """Write each of ``payloads`` (UTF-8 text) as a text frame, all in one write to the
@@ -284,8 +295,9 @@ def _plain_descriptor(transport: asyncio.BaseTransport) -> int:
 
 
 class _Inbox(Queue[Any]):
-    """The protocol's queue of incoming messages. While the app is ``parked``, the first
-    message put starts its ``resume()`` (see :meth:`LiveWebSocketProtocol.park`)."""
+    """The protocol's queue of incoming messages. While the app is ``parked``, each message
+    put is offered to its ``take()``; the first it does not take is queued and starts its
+    ``resume()`` (see :meth:`LiveWebSocketProtocol.park`)."""
 
     __slots__ = ("parked", "protocol")
 
@@ -295,8 +307,11 @@ class _Inbox(Queue[Any]):
         self.parked: Resumable | None = None
 
     def put_nowait(self, item: Any) -> None:
-        super().put_nowait(item)
         parked = self.parked
+        if parked is not None and parked.take(item):
+            return
+        super().put_nowait(item)
+        parked = self.parked  # unless the app woke up as it took a message
         if parked is not None:
             self.parked = None
             self.protocol.resume_app(parked)

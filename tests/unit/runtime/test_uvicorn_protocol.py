@@ -31,10 +31,12 @@ from livetemplate.broadcast import BroadcastUnavailable
 from livetemplate.frames import websocket_text_frame
 from livetemplate.outbox import Outbox
 from livetemplate.server import recommended_settings
+from livetemplate.session import LiveView
 from livetemplate.transports.keepalive import PingSchedule
 from livetemplate.transports.open_websocket import OpenWebSocket
 from livetemplate.transports.uvicorn_protocol import LiveWebSocketProtocol, _instance_attributes, text_frame
-from livetemplate.transports.websocket import WRITE_TEXT
+from livetemplate.transports.websocket import WRITE_TEXT, WebSocketConnection
+from livetemplate.wire import GENERAL_ERROR, NAVIGATE, PING, RATE_LIMIT_ERROR
 from tests.support.sockets import Direct
 
 pytestmark = pytest.mark.anyio
@@ -566,3 +568,153 @@ async def test_a_flood_of_messages_runs_one_task_at_a_time_in_order() -> None:
         assert counts == [str(n) for n in range(1, 101)]
         assert most == 1
         await until(lambda: not connection_tasks())
+
+
+# -- a parked connection's message taken at once, in the protocol's callback ----------------------
+
+
+async def reply(ws: Any) -> Any:
+    """The next frame the client gets, within a few seconds."""
+    return json.loads(await asyncio.wait_for(ws.recv(), 5))
+
+
+@pytest.fixture
+def taken(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, bool]]:
+    """What each parked connection was offered, and whether it took it at once; a task
+    resuming a connection is noted as ("resumed", True)."""
+    offers: list[tuple[str, bool]] = []
+    take, resume_app = WebSocketConnection.take, LiveWebSocketProtocol.resume_app
+
+    def noted_take(self: WebSocketConnection, message: dict[str, Any]) -> bool:
+        took = take(self, message)
+        offers.append((json.loads(message.get("text") or "{}").get("action", message["type"]), took))
+        return took
+
+    def noted_resume(self: LiveWebSocketProtocol, app: Any) -> None:
+        offers.append(("resumed", True))
+        resume_app(self, app)
+
+    monkeypatch.setattr(WebSocketConnection, "take", noted_take)
+    monkeypatch.setattr(LiveWebSocketProtocol, "resume_app", noted_resume)
+    return offers
+
+
+async def test_a_parked_connections_actions_are_answered_without_a_task(taken: list[tuple[str, bool]]) -> None:
+    """An action whose run waits for nothing is run, rendered and written in the callback
+    that read it; the first run of a sync action (not yet seen returning no awaitable), a
+    ping, a navigation and the disconnect go on in a task, as before."""
+    app = livetemplate.mount(CounterController(), Counter(), template=COUNTER)
+    async with serving(app) as port, connect(f"ws://127.0.0.1:{port}/") as ws:
+        assert (await reply(ws))["meta"]["success"]
+        await until(lambda: not connection_tasks())  # parked
+        for count in (1, 2, 3):
+            await ws.send(json.dumps({"action": "increment"}))
+            assert (await reply(ws))["tree"]["0"] == str(count)
+        await ws.send(json.dumps({"action": PING}))
+        assert await reply(ws) == {"pong": True}
+        await ws.send(json.dumps({"action": NAVIGATE, "data": {}}))
+        assert (await reply(ws))["meta"]["success"]
+        await until(lambda: not connection_tasks())
+    assert taken == [
+        ("increment", False),
+        ("resumed", True),
+        ("increment", True),
+        ("increment", True),
+        (PING, False),
+        ("resumed", True),
+        (NAVIGATE, False),
+        ("resumed", True),
+        ("websocket.disconnect", False),  # the client's close
+        ("resumed", True),
+    ]
+
+
+async def test_an_action_handed_back_to_its_task_gives_its_rate_token_back(taken: list[tuple[str, bool]]) -> None:
+    """The first run of an action is handed back to the connection's task (its function is
+    not yet known to return no awaitable), after the rate limiter let it through: the token
+    is given back, so the task's check does not count the message twice."""
+    app = livetemplate.mount(CounterController(), Counter(), template=COUNTER, message_rate_limit=(0.001, 2))
+    async with serving(app) as port, connect(f"ws://127.0.0.1:{port}/") as ws:
+        assert (await reply(ws))["meta"]["success"]
+        await until(lambda: not connection_tasks())
+        replies = []
+        for _ in range(3):
+            await ws.send(json.dumps({"action": "increment"}))
+            replies.append(await reply(ws))
+            await until(lambda: not connection_tasks())
+    assert [reply["tree"].get("0") for reply in replies] == ["1", "2", None]
+    assert RATE_LIMIT_ERROR in replies[2]["meta"]["errors"]
+    assert [took for action, took in taken if action == "increment"] == [False, True, False]
+
+
+class HeldNews(livetemplate.InProcessBroadcaster):
+    """Holds the subscription of the topic ``news`` until ``confirm`` is set (a Redis round trip)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.confirm = asyncio.Event()
+
+    async def subscribe(self, channel: str, handler: Any) -> None:
+        if channel.endswith("news"):
+            await self.confirm.wait()
+        await super().subscribe(channel, handler)
+
+
+class Joining(CounterController):
+    def join(self, state: Counter, ctx: livetemplate.Context) -> Counter:
+        ctx.subscribe(ctx.get_str("topic"))
+        state.count += 10
+        return state
+
+
+async def test_an_action_taken_at_once_that_subscribes_is_answered_once_the_subscription_holds(
+    taken: list[tuple[str, bool]],
+) -> None:
+    """The run and its render happen in the callback; the reply waits, in the connection's
+    task, until the topic it joined is subscribed: a message published once the client has
+    it reaches it."""
+    broadcaster = HeldNews()
+    app = livetemplate.mount(Joining(), Counter(), template=COUNTER, broadcaster=broadcaster, open_topics=True)
+    async with serving(app) as port, connect(f"ws://127.0.0.1:{port}/") as ws:
+        assert (await reply(ws))["meta"]["success"]
+        await until(lambda: not connection_tasks())
+        await ws.send(json.dumps({"action": "join", "data": {"topic": "sports"}}))  # seen returning no awaitable
+        assert (await reply(ws))["tree"]["0"] == "10"
+        await until(lambda: not connection_tasks())
+        await ws.send(json.dumps({"action": "join", "data": {"topic": "news"}}))
+        try:
+            early = await asyncio.wait_for(ws.recv(), 0.3)
+        except TimeoutError:
+            early = None
+        broadcaster.confirm.set()  # first: a server stopping would wait for the subscription
+        assert early is None  # not before the subscription holds
+        assert (await reply(ws))["tree"]["0"] == "20"
+        await app.publish("news", "increment")
+        assert (await reply(ws))["tree"]["0"] == "21"
+    assert [took for action, took in taken if action == "join"] == [False, True]
+
+
+async def test_a_failure_handling_a_taken_message_is_answered_and_the_connection_goes_on(
+    taken: list[tuple[str, bool]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = livetemplate.mount(CounterController(), Counter(), template=COUNTER)
+    render = LiveView._render
+    failures = [RuntimeError("a bug in rendering")]
+
+    def failing_once(view: LiveView, *args: Any) -> list[bytes]:
+        if failures:
+            raise failures.pop()
+        return render(view, *args)
+
+    async with serving(app) as port, connect(f"ws://127.0.0.1:{port}/") as ws:
+        assert (await reply(ws))["meta"]["success"]
+        await ws.send(json.dumps({"action": "increment"}))
+        assert (await reply(ws))["tree"]["0"] == "1"
+        await until(lambda: not connection_tasks())
+        monkeypatch.setattr(LiveView, "_render", failing_once)
+        await ws.send(json.dumps({"action": "increment"}))
+        failed = (await reply(ws))["meta"]
+        assert failed["errors"] == {GENERAL_ERROR: "the server failed to handle the message"}
+        await ws.send(json.dumps({"action": "increment"}))
+        assert (await reply(ws))["tree"]["0"] == "3"  # the failed message's run stood
+    assert [took for action, took in taken if action == "increment"] == [False, True, True]

@@ -290,7 +290,7 @@ class Hub:
             self._follow_up(outcome)
         return True
 
-    def subscribed(self, view: LiveView) -> bool:
+    def topics_synced(self, view: LiveView) -> bool:
         """Whether the view's topics here are those it is subscribed to (see :meth:`sync_topics`)."""
         return not self._topics_moved(view)
 

@@ -272,6 +272,11 @@ class Outbox:
         return len(self._frames) if self._frames else 0
 
     @property
+    def idle(self) -> bool:
+        """Whether no frame waits and no write is under way."""
+        return not self._busy and self._frames is None
+
+    @property
     def backed_up(self) -> bool:
         """Whether more than ``budget`` bytes wait: the client is not keeping up."""
         return self.pending_bytes > self.budget

@@ -16,6 +16,7 @@ from ..outbox import DirectWrite, Outbox
 from ..primitives import Event
 from ..rendering import error_frame
 from ..request import Request, origin_allowed
+from ..runner import Outcome
 from ..runtime import Runtime
 from ..session import LiveView, Phase, Reply
 from ..sessions import StoreUnavailable
@@ -266,12 +267,16 @@ class WebSocketConnection:
         nothing: a client's action whose run does not wait (see
         :meth:`LiveView.handle_at_once`), with its reply written at once. What is left of it
         that waits (subscribing the run's topics, telling other instances of its commit) goes
-        on in :meth:`resume`. False, having changed nothing, for any other message: the
+        on in :meth:`resume`, and so does the write of a reply the socket did not take at
+        once (nothing more is read until it did). False, having changed nothing, for any
+        other message, and while the last reply is still going out: the
         server queues it and runs :meth:`resume`, which reads it. PERF: no task, no ASGI
         receive and none of the coroutines of :meth:`_on_message` (a fifth of an action)."""
         view, text = self.view, message.get("text")
-        if view is None or self.closed or text is None or len(text) * 4 > self.runtime.options.max_message_size:
-            return False  # a message that may be too big is measured by _on_message
+        if view is None or self.closed or text is None or not self.outbox.idle:
+            return False  # the last reply is still going out: _reply waits for it
+        if len(text) * 4 > self.runtime.options.max_message_size:
+            return False  # one that may be too big is measured by _on_message
         try:
             incoming = decode_incoming(text)
         except MalformedMessage:
@@ -281,16 +286,17 @@ class WebSocketConnection:
             return False  # refused by _on_message (a bucket that refuses takes no token)
         hub = self.runtime.hub
         try:
-            answer = _isolated(view.handle_at_once, incoming, hub.sync_topics, hub.subscribed)
+            answer = _isolated(view.handle_at_once, incoming, hub.sync_topics, hub.topics_synced)
             if answer is None:
                 if bucket is not None:
                     bucket.give_back()
                 return False
             if isinstance(answer, Reply):
                 self.outbox.put(answer.frames)
-                if hub.settle_at_once(view, answer.outcome):
+                settled = hub.settle_at_once(view, answer.outcome)
+                if settled and self.outbox.idle:
                     return True
-                self._rest = hub.settle(view, answer.outcome)
+                self._rest = self._replied(view, answer.outcome, settled)
             else:
                 self._rest = self._answered(view, answer)
         except Exception:  # a bug must not take the connection down: report it and go on
@@ -303,6 +309,14 @@ class WebSocketConnection:
 
     async def _answered(self, view: LiveView, answer: Awaitable[Reply]) -> None:
         await self._reply(view, await answer)
+
+    async def _replied(self, view: LiveView, outcome: Outcome | None, settled: bool) -> None:
+        """What waits of a message taken at once whose reply is in the outbox: what its run
+        asks (unless that was carried out), then the reply's write. As in :meth:`_reply`,
+        nothing more is read from a client until it took the reply to its last message."""
+        if not settled:
+            await self.runtime.hub.settle(view, outcome)
+        await self.outbox.flush()
 
     async def resume(self) -> None:
         """The parked connection has a message, or work left of one it took: carry on."""

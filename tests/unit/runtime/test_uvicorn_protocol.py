@@ -718,3 +718,29 @@ async def test_a_failure_handling_a_taken_message_is_answered_and_the_connection
         await ws.send(json.dumps({"action": "increment"}))
         assert (await reply(ws))["tree"]["0"] == "3"  # the failed message's run stood
     assert [took for action, took in taken if action == "increment"] == [False, True, True]
+
+
+async def test_a_client_that_does_not_take_its_reply_is_not_read_from_until_it_does(
+    taken: list[tuple[str, bool]],
+) -> None:
+    """The transport's buffer is full (its flow control paused writing): the reply to a
+    message taken at once waits in the outbox, and the connection's task waits for it to
+    go out before it reads on, as it does for a reply of its own. A client that sends and
+    never reads piles up no runs and no replies on the server."""
+    app = livetemplate.mount(CounterController(), Counter(), template=COUNTER, message_rate_limit=None)
+    async with serving(app) as port, connect(f"ws://127.0.0.1:{port}/") as ws:
+        assert (await reply(ws))["meta"]["success"]
+        await ws.send(json.dumps({"action": "increment"}))
+        assert (await reply(ws))["tree"]["0"] == "1"
+        await until(lambda: not connection_tasks())
+        (protocol,) = open_protocols()
+        (view,) = app.hub.views
+        protocol.pause_writing()
+        for _ in range(3):
+            await ws.send(json.dumps({"action": "increment"}))
+        await until(lambda: len(connection_tasks()) == 1)  # waiting for the reply to go out
+        await asyncio.sleep(0.2)
+        assert view.state.count == 2  # the first was run; the others were not read
+        protocol.resume_writing()
+        assert [(await reply(ws))["tree"]["0"] for _ in range(3)] == ["2", "3", "4"]
+    assert [took for action, took in taken if action == "increment"] == [False, True]  # the rest queued

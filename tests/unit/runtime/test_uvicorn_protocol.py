@@ -744,3 +744,25 @@ async def test_a_client_that_does_not_take_its_reply_is_not_read_from_until_it_d
         protocol.resume_writing()
         assert [(await reply(ws))["tree"]["0"] for _ in range(3)] == ["2", "3", "4"]
     assert [took for action, took in taken if action == "increment"] == [False, True]  # the rest queued
+
+
+async def test_a_commit_of_an_action_taken_at_once_reaches_the_groups_tab_on_another_instance(
+    taken: list[tuple[str, bool]],
+) -> None:
+    """Two instances of the app share the session store and the broadcaster: the reply goes
+    out in the callback, and telling the other instance of the commit (which waits) goes on
+    in the connection's task. The session's tab there shows the change."""
+    store, broadcaster = livetemplate.MemorySessionStore(), livetemplate.InProcessBroadcaster()
+    shared = {"name": "shared", "secret_key": "same on both", "session_store": store, "broadcaster": broadcaster}
+    one, two = (livetemplate.mount(CounterController(), Counter(), template=COUNTER, **shared) for _ in range(2))
+    async with serving(one) as first, serving(two) as second, connect(f"ws://127.0.0.1:{first}/") as here:
+        assert (await reply(here))["meta"]["success"]
+        assert here.response is not None
+        cookie = here.response.headers["set-cookie"].split(";")[0]
+        async with connect(f"ws://127.0.0.1:{second}/", additional_headers={"Cookie": cookie}) as there:
+            assert (await reply(there))["meta"]["success"]
+            for count in ("1", "2"):
+                await here.send(json.dumps({"action": "increment"}))
+                assert (await reply(here))["tree"]["0"] == count
+                assert (await reply(there))["tree"]["0"] == count
+    assert [took for action, took in taken if action == "increment"] == [False, True]

@@ -57,7 +57,7 @@ prerequisites:
 # best rounds, reported beside it, move too much from run to run to gate on).
 test: prerequisites build check
 	$(PY) -m pytest
-	$(PY) -m pytest benchmarks/test_regression.py benchmarks/test_recipient.py benchmarks/load/test_harness.py -q -p no:cacheprovider --benchmark-disable-gc
+	$(PY) -m pytest benchmarks/test_regression.py benchmarks/test_recipient.py benchmarks/test_action.py benchmarks/load/test_harness.py -q -p no:cacheprovider --benchmark-disable-gc
 	$(PY) -m benchmarks.load --quick --gate --json perf-gate.json
 	$(MAKE) --no-print-directory test-pure
 

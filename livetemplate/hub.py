@@ -276,7 +276,7 @@ class Hub:
         if unsubscribed is not None:
             raise unsubscribed
 
-    def settle_at_once(self, view: LiveView, outcome: Outcome | None) -> bool:
+    def settle_at_once(self, view: LiveView, outcome: Outcome | None, running: Collection[LiveView] = ()) -> bool:
         """:meth:`settle` of a run of ``view`` as plain calls, when it waits for nothing: its
         topics are subscribed and no other instance is to hear of its commit. False, having
         done nothing, when it would wait."""
@@ -286,7 +286,7 @@ class Hub:
             if outcome.committed is not None:
                 if self._told(view.group.id) is not None:
                     return False
-                self._refresh(view.group.id, view)
+                self._refresh(view.group.id, view, running)
             self._follow_up(outcome)
         return True
 
@@ -602,19 +602,12 @@ class Hub:
             if reply is None:
                 return self._deliver_group(views[index:], action, data, commit, None)
             outcome = reply.outcome
-            if outcome is not None and outcome.success:
-                if self._topics_moved(view) or (outcome.committed is not None and self._told(view.group.id)):
-                    return self._deliver_group(views[index:], action, data, commit, None, reply)
-                if view.outbox is not None:
-                    view.outbox.put(reply.frames)
-                if outcome.committed is not None:
-                    commit = False
-                    self._refresh(view.group.id, view, views[index + 1 :] if len(views) > 1 else ())
-                self._follow_up(outcome)
-            elif self._early and view in self._early:
+            if not self.settle_at_once(view, outcome, views[index + 1 :] if len(views) > 1 else ()):
                 return self._deliver_group(views[index:], action, data, commit, None, reply)
-            elif view.outbox is not None:
+            if view.outbox is not None:
                 view.outbox.put(reply.frames)
+            if outcome is not None and outcome.committed is not None:
+                commit = False
         return None
 
     async def _deliver_group(

@@ -125,6 +125,9 @@ class WebSocketConnection:
     #: Set once :meth:`close` is done, for the connection's task (an instance's own from the
     #: first close: an open connection holds none).
     _closing: Event | None = None
+    #: What waits of a message taken at once (see :meth:`take`), until :meth:`resume` runs it
+    #: (an instance's own meanwhile: an idle connection holds none).
+    _rest: Awaitable[None] | None = None
 
     def __init__(self, runtime: Runtime, scope: Scope, receive: Receive, send: Send) -> None:
         options = runtime.options
@@ -145,7 +148,6 @@ class WebSocketConnection:
         self.bucket = TokenBucket(*limit) if limit is not None else None
         self.view: LiveView | None = None
         self._handling = False  # a message is being handled (until its reply is queued)
-        self._rest: Awaitable[None] | None = None  # what waits of a message taken at once
         self._handled: Event | None = None  # set when it is, for a drain waiting on it
         self.group_id = ""
         self.accepted = False
@@ -324,8 +326,9 @@ class WebSocketConnection:
         assert view is not None
         parked = False
         try:
-            rest, self._rest = self._rest, None
+            rest = self._rest
             if rest is not None:
+                del self._rest
                 await self._handle(rest)
             parked = await self._messages(view)
         finally:

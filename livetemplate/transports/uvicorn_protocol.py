@@ -233,14 +233,14 @@ class LiveWebSocketProtocol(WebSocketsSansIOProtocol):
         at once: reading then goes on. uvicorn stops reading at every message until the app
         receives it; here only at a message that was queued. PERF: stopping and going on
         again took two system calls a message."""
-        paused = self.read_paused
+        paused, waiting = self.read_paused, self.queue.qsize()
         self.read_paused = True  # uvicorn does not stop what it thinks stopped
         try:
             super().send_receive_event_to_app()
         finally:
             self.read_paused = paused
         self.frames = _NO_FRAMES  # the message is queued: no list kept until the next
-        if not paused and not self.queue.empty():
+        if not paused and self.queue.qsize() > waiting:  # queued (not taken, nor dropped after a close)
             self.read_paused = True
             self.transport.pause_reading()
 

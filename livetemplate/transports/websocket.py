@@ -273,7 +273,8 @@ class WebSocketConnection:
         once (nothing more is read until it did). False, having changed nothing, for any
         other message, and while the last reply is still going out: the
         server queues it and runs :meth:`resume`, which reads it. PERF: no task, no ASGI
-        receive and none of the coroutines of :meth:`_on_message` (a fifth of an action)."""
+        receive and none of the coroutines of :meth:`_on_message`: a quarter of an action's
+        instructions (``python -m benchmarks.action``)."""
         view, text = self.view, message.get("text")
         if view is None or self.closed or text is None or not self.outbox.idle:
             return False  # the last reply is still going out: _reply waits for it

@@ -53,7 +53,7 @@ prerequisites:
 # regression gate (its speed-up over the twin, measured in the same run, against the stored
 # one), 5 seconds, with the load harness's own tests; then the quick load run (2,000
 # connections beside the bare asyncio floor) against the M3 floor, about a minute and a half.
-# Its fan-out gate compares the median rounds (2.3-2.8x of the floor on this machine; the
+# Its fan-out gate compares the median rounds (2.2-2.8x of the floor on this machine; the
 # best rounds, reported beside it, move too much from run to run to gate on).
 test: prerequisites build check
 	$(PY) -m pytest

@@ -16,7 +16,6 @@ import argparse
 import contextlib
 import http.client
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from collections.abc import Iterator
 
 from websockets.sync.client import connect
 
+from .callgrind import CALLGRIND, collected, counted_environment
 from .load.client import ACTION_LT, REPLY_LT
 
 #: Seconds the server under callgrind (about 50 times slower) gets for any one step.
@@ -36,7 +36,7 @@ def serving(prefix: list[str]) -> Iterator[tuple[subprocess.Popen[str], int]]:
     """The counter app's server, started with ``prefix`` before it (a tool such as
     valgrind), once it answers; stopped (SIGKILL) if the caller did not stop it."""
     command = [*prefix, sys.executable, "-m", "benchmarks.load.serve", "--target", "lt", "--no-ping"]
-    env = {**os.environ, "PYTHONHASHSEED": "0", "PYTHONPATH": os.getcwd()}
+    env = counted_environment(PYTHONPATH=os.getcwd())
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) as server:
         try:
             assert server.stdout is not None
@@ -80,17 +80,14 @@ def act(port: int, count: int) -> list[bytes]:
 
 def instructions(count: int) -> int:
     """Instructions (callgrind's count) of a server process that answers ``count`` actions."""
-    with serving(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"]) as (server, port):
+    with serving(CALLGRIND) as (server, port):
         replies = act(port, count)
         if not all(REPLY_LT in reply for reply in replies):
             raise RuntimeError("an action was not answered as the counter answers")
         time.sleep(1)
         server.send_signal(signal.SIGINT)  # uvicorn shuts down; callgrind then says its count
         _, errors = server.communicate(timeout=WAIT)
-    found = re.search(r"Collected : (\d+)", errors)
-    if found is None:
-        raise RuntimeError(f"callgrind said no count:\n{errors[-2000:]}")
-    return int(found.group(1))
+    return collected(errors)
 
 
 def main(argv: list[str] | None = None) -> None:

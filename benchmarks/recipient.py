@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import os
-import re
 import statistics
 import subprocess
 import sys
@@ -24,6 +22,7 @@ import time
 import uvloop
 
 import livetemplate
+from benchmarks.callgrind import CALLGRIND, collected, counted_environment
 from benchmarks.load.apps import TOPIC, create_app
 from benchmarks.tabs import broadcast, open_tabs
 
@@ -51,17 +50,8 @@ def _instructions(tabs: int, rounds: int) -> int:
     """Instructions (callgrind's count) of a process opening ``tabs`` tabs and making the
     warm-up and ``rounds`` broadcasts."""
     command = [sys.executable, "-m", "benchmarks.recipient", "--tabs", str(tabs), "--rounds", str(rounds), "--quiet"]
-    done = subprocess.run(
-        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *command],
-        capture_output=True,
-        text=True,
-        check=True,
-        env={**os.environ, "PYTHONHASHSEED": "0"},
-    )
-    found = re.search(r"Collected : (\d+)", done.stderr)
-    if found is None:
-        raise RuntimeError(f"callgrind said no count:\n{done.stderr[-2000:]}")
-    return int(found.group(1))
+    done = subprocess.run([*CALLGRIND, *command], capture_output=True, text=True, check=True, env=counted_environment())
+    return collected(done.stderr)
 
 
 def main(argv: list[str] | None = None) -> None:

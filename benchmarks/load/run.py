@@ -346,9 +346,12 @@ def load_phases(server: Server, clients: Clients, settings: Settings) -> dict[st
     rounds: list[dict[str, float]] = []
     every: list[float] = []
     missing = 0
+    burst_cpu = 0.0  # the server's, less its idle CPU over the same time
     for _ in range(settings.burst_rounds):
         at = time.monotonic() + 0.3
+        cpu0, t0 = server.cpu(), time.monotonic()
         answers = clients.split("burst", min(settings.burst, settings.connections), at=at)
+        burst_cpu += server.cpu() - cpu0 - idle_cpu_rate * (time.monotonic() - t0)
         round_samples = [x for a in answers for x in a["latencies"]]
         missing += sum(a["missing"] for a in answers)
         rounds.append(percentiles(round_samples))
@@ -358,6 +361,7 @@ def load_phases(server: Server, clients: Clients, settings: Settings) -> dict[st
         "rounds": settings.burst_rounds,
         "median_round_p95": statistics.median(r.get("p95", 0.0) for r in rounds),
         "missing": missing,
+        "server_cpu_us_per_action": round(max(0.0, burst_cpu) / max(1, len(every)) * 1e6, 1),
     }
     out["gc_under_load"] = server.get("stats")["gc"]
     return out
@@ -427,6 +431,7 @@ ROWS: list[tuple[str, str]] = [
     ("server CPU per action (ms)", "cpu_ms_per_action"),
     ("rate round trip p50 / p95 / p99 (ms)", "rate"),
     ("burst round trip p50 / p95 / max (ms)", "burst"),
+    ("  server CPU per action of the bursts (µs)", "burst_cpu"),
     ("fan-out to all, best / median (ms)", "fanout"),
     ("server CPU per fan-out recipient (µs)", "fanout_cpu"),
     ("  of it user / system (kernel), mean of the rounds (µs)", "fanout_cpu_split"),
@@ -449,6 +454,9 @@ def cell(result: dict[str, Any] | None, key: str) -> str:
     if key == "fanout_cpu":
         f = result.get("fanout")
         return f"{f['cpu_us_per_recipient']:.1f}" if f else ""
+    if key == "burst_cpu":
+        b = result.get("burst")
+        return f"{b['server_cpu_us_per_action']:.1f}" if b and "server_cpu_us_per_action" in b else ""
     if key == "fanout_cpu_split":
         f = result.get("fanout")
         if not f or "cpu_user_us_per_recipient" not in f:
@@ -482,6 +490,8 @@ def ratio(a: dict[str, Any] | None, b: dict[str, Any] | None, key: str) -> str:
             found = r.get(key, {}).get("p95")
         elif key == "fanout_cpu":
             found = r.get("fanout", {}).get("cpu_us_per_recipient")
+        elif key == "burst_cpu":
+            found = r.get("burst", {}).get("server_cpu_us_per_action")
         if found is not None:
             return float(found)
         if key == "full_collection":

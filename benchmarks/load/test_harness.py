@@ -8,7 +8,7 @@ from typing import Any
 from tests.support.engine_independent import engine  # noqa: F401  (nothing engine-specific)
 
 from .frames import TEXT, FrameParser, accept_key, client_frame, server_frame
-from .run import cell, gate, percentiles
+from .run import cell, gate, percentiles, ratio
 
 
 def test_accept_key_matches_rfc_6455_example() -> None:
@@ -87,3 +87,11 @@ def test_the_fan_outs_cpu_is_split_into_user_and_kernel_time() -> None:
     assert cell({"fanout": fanout}, "fanout_cpu_split") == "14.2 / 11.4"
     assert cell({"fanout": {"cpu_us_per_recipient": 5.0}}, "fanout_cpu_split") == ""  # a run from before the split
     assert cell({}, "fanout_cpu_split") == ""  # an idle-only target
+
+
+def test_the_bursts_server_cpu_is_shown_and_compared() -> None:
+    lt = {"burst": {"p50": 5.0, "p95": 10.0, "max": 12.0, "n": 1000, "server_cpu_us_per_action": 52.5}}
+    peer = {"burst": {"p50": 20.0, "p95": 40.0, "max": 45.0, "n": 1000, "server_cpu_us_per_action": 210.0}}
+    assert cell(lt, "burst_cpu") == "52.5"
+    assert ratio(peer, lt, "burst_cpu") == "4.00x"
+    assert cell({"burst": {"p95": 1.0}}, "burst_cpu") == ""  # a run from before the figure

@@ -45,6 +45,10 @@ _OPCODES = {int(opcode): opcode for opcode in Opcode}
 #: defines ``__getattr__`` (about 850 instructions on CPython 3.11); a module name is a dict
 #: lookup. These are read for every frame.
 _TEXT, _BINARY, _CONT, _PING, _CLOSE = Opcode.TEXT, Opcode.BINARY, Opcode.CONT, Opcode.PING, Opcode.CLOSE
+#: The first byte of a text message in one frame: FIN, no reserved bit, the text opcode.
+_WHOLE_TEXT = 0x81
+#: What :meth:`OpenWebSocket._frame_at` says of a frame whose bytes have not all come.
+_INCOMPLETE = (-1, -1)
 
 
 class OpenWebSocket:
@@ -107,31 +111,36 @@ class OpenWebSocket:
             elif end:
                 del pending[:end]
 
+    def whole_text(self, data: bytes) -> bytes | None:
+        """The payload of ``data`` when it is one complete text message in a single frame
+        that :meth:`receive_data` would read as such now (nothing before it unread, none
+        of a fragmented message, within the size limit): the usual client message. None
+        otherwise. Either way nothing is read: the caller handles the message itself, or
+        has :meth:`receive_data` read ``data``. PERF: no frame object, event or list."""
+        if (
+            not data
+            or data[0] != _WHOLE_TEXT
+            or self._pending is not None
+            or self._current is not None
+            or self._discarding
+        ):
+            return None
+        try:
+            mask, end = self._frame_at(data, 0)
+        except (ProtocolError, PayloadTooBig):
+            return None  # receive_data says why
+        if end != len(data):
+            return None
+        return apply_mask(data[mask + 4 : end], data[mask : mask + 4])
+
     def _read_frames(self, data: bytes | bytearray) -> int:
         """Read the complete frames of ``data``; where the first incomplete one starts."""
-        start, size = 0, len(data)
-        while not self._discarding and size - start >= 2:
-            head1, head2 = data[start], data[start + 1]
-            if head1 & 0x0F not in _OPCODES:
-                raise ProtocolError("invalid opcode")
-            if not head2 & 0x80:
-                raise ProtocolError("incorrect masking")
-            length, header = head2 & 0x7F, 2
-            if length == 126:
-                if size - start < 4:
-                    break
-                length, header = int.from_bytes(data[start + 2 : start + 4], "big"), 4
-            elif length == 127:
-                if size - start < 10:
-                    break
-                length, header = int.from_bytes(data[start + 2 : start + 10], "big"), 10
-            limit = self._limit()
-            if limit is not None and length > limit:
-                raise PayloadTooBig(length, limit)
-            mask = start + header
-            end = mask + 4 + length
-            if end > size:
+        start = 0
+        while not self._discarding:
+            mask, end = self._frame_at(data, start)
+            if end < 0:
                 break
+            head1 = data[start]
             payload = apply_mask(data[mask + 4 : end], data[mask : mask + 4])
             fin, rsv = head1 & 0x80 != 0, head1 & 0x70
             frame = Frame(_OPCODES[head1 & 0x0F], payload, fin, rsv & 0x40 != 0, rsv & 0x20 != 0, rsv & 0x10 != 0)
@@ -139,6 +148,34 @@ class OpenWebSocket:
             start = end
             self._receive_frame(frame)
         return start
+
+    def _frame_at(self, data: bytes | bytearray, start: int) -> tuple[int, int]:
+        """Where the masking key of the frame at ``start`` of ``data`` is, and where the frame
+        ends; (-1, -1) when ``data`` ends before it does. Raises on a header the connection
+        does not accept (an unknown opcode, no mask, a payload over the size limit)."""
+        size = len(data)
+        if size - start < 2:
+            return _INCOMPLETE
+        head1, head2 = data[start], data[start + 1]
+        if head1 & 0x0F not in _OPCODES:
+            raise ProtocolError("invalid opcode")
+        if not head2 & 0x80:
+            raise ProtocolError("incorrect masking")
+        length, header = head2 & 0x7F, 2
+        if length == 126:
+            if size - start < 4:
+                return _INCOMPLETE
+            length, header = int.from_bytes(data[start + 2 : start + 4], "big"), 4
+        elif length == 127:
+            if size - start < 10:
+                return _INCOMPLETE
+            length, header = int.from_bytes(data[start + 2 : start + 10], "big"), 10
+        limit = self._limit()
+        if limit is not None and length > limit:
+            raise PayloadTooBig(length, limit)
+        mask = start + header
+        end = mask + 4 + length
+        return (mask, end) if end <= size else _INCOMPLETE
 
     def _limit(self) -> int | None:
         """The longest payload the next frame may have."""

@@ -20,7 +20,8 @@ open connection with no message waiting lets its task end. The protocol offers t
 message (a disconnect included) to the app's ``take()``, a plain call that handles what waits
 for nothing (a client's action, usually) in the protocol's own callback; any other it queues,
 and starts a new task for the app, counted with uvicorn's own tasks (shutdown waits for
-them). An idle connection then holds no task, no coroutines and no future: 2.5 KiB and 13
+them). A message that comes whole in one text frame (the usual one) is offered straight from
+the bytes read, without the frame reader's events. An idle connection then holds no task, no coroutines and no future: 2.5 KiB and 13
 GC-tracked objects less. It is offered only when the app's call is
 the :class:`~livetemplate.LiveApp`'s own (or uvicorn's proxy-headers middleware's around
 it): a middleware of the user's could act once the call returns, so an app behind one keeps
@@ -228,6 +229,27 @@ class LiveWebSocketProtocol(WebSocketsSansIOProtocol):
         self.ping_due = 0
         super().stop_keepalive()
 
+    def data_received(self, data: bytes) -> None:
+        """Read ``data`` (uvicorn's own), but hand a parked connection's message that came
+        whole in one text frame to the app straight away (:meth:`OpenWebSocket.whole_text`),
+        as uvicorn's reading would hand it. PERF: no frame object, event list or frames
+        list, and none of the event dispatch: 146.6k -> 133.0k instructions an action."""
+        inbox: _Inbox = self.queue  # type: ignore[assignment]  # PERF: cast() is a call
+        conn: Any = self.conn
+        if inbox.parked is not None and type(conn) is OpenWebSocket and not self.close_sent:
+            payload = conn.whole_text(data)
+            if payload is not None:
+                try:
+                    text = payload.decode()
+                except UnicodeDecodeError:
+                    pass  # uvicorn's reading fails the connection (1007)
+                else:
+                    waiting = inbox.qsize()
+                    inbox.put_nowait({"type": "websocket.receive", "text": text})
+                    self._stop_reading_if_queued(self.read_paused, waiting)
+                    return
+        super().data_received(data)
+
     def send_receive_event_to_app(self) -> None:
         """Queue the message (uvicorn's own), or hand it to the parked app, which may take it
         at once: reading then goes on. uvicorn stops reading at every message until the app
@@ -240,7 +262,13 @@ class LiveWebSocketProtocol(WebSocketsSansIOProtocol):
         finally:
             self.read_paused = paused
         self.frames = _NO_FRAMES  # the message is queued: no list kept until the next
-        if not paused and self.queue.qsize() > waiting:  # queued (not taken, nor dropped after a close)
+        self._stop_reading_if_queued(paused, waiting)
+
+    def _stop_reading_if_queued(self, paused: bool, waiting: int) -> None:
+        """Stop reading, as uvicorn does at every message, when the message just put in the
+        queue (which held ``waiting`` before it) was queued: not taken by the parked app,
+        nor dropped after a close."""
+        if not paused and self.queue.qsize() > waiting:
             self.read_paused = True
             self.transport.pause_reading()
 

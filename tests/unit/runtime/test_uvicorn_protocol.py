@@ -256,15 +256,20 @@ async def close_code_after(port: int, data: bytes) -> int:
 
 async def _read_close(read: Callable[[int], Any]) -> int:
     while True:
-        first, second = await read(2)
-        size = second & 0x7F
-        if size == 126:
-            size = struct.unpack("!H", await read(2))[0]
-        elif size == 127:
-            size = struct.unpack("!Q", await read(8))[0]
-        payload = await read(size)
-        if first & 0x0F == 0x8:
+        opcode, payload = await _read_frame(read)
+        if opcode == 0x8:
             return int(struct.unpack("!H", payload[:2])[0])
+
+
+async def _read_frame(read: Callable[[int], Any]) -> tuple[int, bytes]:
+    """A server's frame: its opcode and payload."""
+    first, second = await read(2)
+    size = second & 0x7F
+    if size == 126:
+        size = struct.unpack("!H", await read(2))[0]
+    elif size == 127:
+        size = struct.unpack("!Q", await read(8))[0]
+    return first & 0x0F, await read(size)
 
 
 async def test_a_frame_begun_before_the_handshakes_answer_is_read_by_websockets_protocol() -> None:
@@ -766,3 +771,107 @@ async def test_a_commit_of_an_action_taken_at_once_reaches_the_groups_tab_on_ano
                 assert (await reply(here))["tree"]["0"] == count
                 assert (await reply(there))["tree"]["0"] == count
     assert [took for action, took in taken if action == "increment"] == [False, True]
+
+
+# -- a parked connection's frames, as a raw socket sends them ----------------------------------
+
+
+async def _parked_socket(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A raw WebSocket to the counter app, once its first render came and it is parked."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(upgrade_request(port))
+    assert (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)).startswith(b"HTTP/1.1 101")
+    opcode, first = await asyncio.wait_for(_read_frame(reader.readexactly), 5)
+    assert opcode == 0x1 and json.loads(first)["meta"]["success"]
+    await until(lambda: not connection_tasks())
+    return reader, writer
+
+
+async def test_a_parked_connections_messages_are_answered_in_order_however_their_frames_come(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A message that comes whole in one text frame goes to the app without the frame
+    reader's events; the others (several frames in one read, a frame cut over two reads, a
+    message in fragments, a ping between them) are read as before, and every one is answered
+    in order."""
+    reads: list[bytes] = []  # what the frame reader read
+    receive_data = OpenWebSocket.receive_data
+
+    def noted(self: OpenWebSocket, data: bytes) -> None:
+        reads.append(data)
+        receive_data(self, data)
+
+    monkeypatch.setattr(OpenWebSocket, "receive_data", noted)
+    increment = json.dumps({"action": "increment"}).encode()
+    app = livetemplate.mount(CounterController(), Counter(), template=COUNTER)
+    async with serving(app) as port:
+        reader, writer = await _parked_socket(port)
+
+        async def counts(n: int) -> list[str]:
+            frames = [await asyncio.wait_for(_read_frame(reader.readexactly), 5) for _ in range(n)]
+            return [json.loads(payload)["tree"]["0"] for opcode, payload in frames if opcode == 0x1]
+
+        try:
+            writer.write(frame(0x1, increment))  # whole: the shortcut
+            assert await counts(1) == ["1"] and reads == []
+            writer.write(frame(0x1, increment) + frame(0x1, increment))  # two in one read
+            assert await counts(2) == ["2", "3"]
+            cut = frame(0x1, increment)
+            writer.write(cut[:5])
+            await writer.drain()
+            await asyncio.sleep(0.05)
+            writer.write(cut[5:])
+            assert await counts(1) == ["4"]
+            fragments = bytearray(frame(0x1, increment[:4]))
+            fragments[0] &= 0x7F  # not final
+            writer.write(bytes(fragments) + frame(0x9, b"?") + frame(0x0, increment[4:]))
+            assert await counts(2) == ["5"]  # and the ping's pong
+            writer.write(frame(0x1, increment))
+            assert await counts(1) == ["6"]
+            assert len(reads) == 4  # two in one read, the cut frame's two reads, the fragments
+        finally:
+            writer.close()
+
+
+@pytest.mark.parametrize(
+    ("data", "code"),
+    [
+        (frame(0x1, b"\xff\xfe"), 1007),  # not UTF-8
+        (frame(0x1, b"x" * 2048), 1009),  # over the size limit
+        (frame(0x1, b'{"action":"increment"}', masked=False), 1002),
+    ],
+)
+async def test_a_bad_frame_on_a_parked_connection_closes_it_as_on_any_other(data: bytes, code: int) -> None:
+    app = livetemplate.mount(CounterController(), Counter(), template=COUNTER)
+    async with serving(app, ws_max_size=1024) as port:
+        reader, writer = await _parked_socket(port)
+        writer.write(data)
+        try:
+            assert await asyncio.wait_for(_read_close(reader.readexactly), 5) == code
+        finally:
+            writer.close()
+
+
+async def test_a_message_the_parked_app_does_not_take_stops_reading_until_the_app_reads_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A whole message the parked app hands back (a ping) is queued, and reading stops as
+    uvicorn stops it at every message: what the client sends next waits in the socket, not
+    in the server's queue, until the app's task has read it."""
+    held: list[Any] = []  # the app's resumption, started by the test
+    resume_app = LiveWebSocketProtocol.resume_app
+    monkeypatch.setattr(LiveWebSocketProtocol, "resume_app", lambda self, app: held.append((self, app)))
+    app = livetemplate.mount(CounterController(), Counter(), template=COUNTER, message_rate_limit=None)
+    async with serving(app) as port, connect(f"ws://127.0.0.1:{port}/") as ws:
+        assert (await reply(ws))["meta"]["success"]
+        await until(lambda: not connection_tasks())
+        (protocol,) = open_protocols()
+        await ws.send(json.dumps({"action": PING}))
+        await until(lambda: bool(held))
+        await ws.send(json.dumps({"action": "increment"}))
+        await asyncio.sleep(0.1)
+        assert protocol.read_paused and protocol.queue.qsize() == 1  # the increment was not read
+        monkeypatch.setattr(LiveWebSocketProtocol, "resume_app", resume_app)
+        resume_app(*held.pop())
+        assert await reply(ws) == {"pong": True}
+        assert (await reply(ws))["tree"]["0"] == "1"

@@ -164,9 +164,13 @@ def test_the_same_bytes_give_what_websockets_gives(
             assert act(ours, actions[index]) == act(theirs, actions[index])
             assert seen(ours) == seen(theirs)
         if index < len(pieces):
+            whole = ours.whole_text(pieces[index])
             theirs.receive_data(pieces[index])
             ours.receive_data(pieces[index])
-            assert seen(ours) == seen(theirs)
+            observed = seen(ours)
+            assert observed == seen(theirs)
+            if whole is not None:  # what the shortcut said is what reading it gave, and nothing else
+                assert observed[:2] == ([(1, whole, True)], []) and ours._pending is None
 
 
 def test_a_message_in_many_pieces_is_read_once_whole() -> None:
@@ -208,3 +212,34 @@ def test_a_message_over_the_limit_in_fragments_each_under_it_fails_with_1009() -
     ours.receive_data(fragments)
     assert seen(ours) == seen(theirs)
     assert ours.close_sent is not None and ours.close_sent.code == 1009
+
+
+def test_a_whole_text_message_is_told_apart_and_anything_else_left_to_reading() -> None:
+    message = client_frame(1, b'{"action":"increment"}')
+    assert OpenWebSocket(1 << 20).whole_text(message) == b'{"action":"increment"}'
+    assert OpenWebSocket(1 << 20).whole_text(client_frame(1, b"x" * 70_000)) == b"x" * 70_000
+    not_whole = [
+        b"",
+        message[:-1],  # the frame is not all there
+        message + client_frame(1, b"more"),  # two frames
+        client_frame(1, b"part", fin=False),  # a fragment
+        client_frame(2, b"bytes"),  # binary
+        client_frame(1, b"rsv", rsv=4),  # a reserved bit
+        client_frame(1, b"plain", masked=False),  # not masked: reading fails the connection
+        client_frame(9, b"ping"),
+    ]
+    for data in not_whole:
+        assert OpenWebSocket(1 << 20).whole_text(data) is None, data
+    assert OpenWebSocket(10).whole_text(client_frame(1, b"x" * 11)) is None  # over the limit: reading says 1009
+    waiting = OpenWebSocket(None)
+    waiting.receive_data(client_frame(1, b"first")[:3])  # a frame's first bytes are unread
+    assert waiting.whole_text(message) is None
+    fragmented = OpenWebSocket(None)
+    fragmented.receive_data(client_frame(1, b"part", fin=False))  # a message's first fragment came
+    assert fragmented.whole_text(message) is None
+    closed = OpenWebSocket(None)
+    closed.receive_data(client_frame(8, b""))
+    assert closed.whole_text(message) is None  # nothing is read after a close
+    untouched = OpenWebSocket(None)
+    untouched.whole_text(message)
+    assert (untouched._pending, untouched._events, untouched._writes) == (None, None, None)

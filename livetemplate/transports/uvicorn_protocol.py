@@ -20,12 +20,12 @@ open connection with no message waiting lets its task end. The protocol offers t
 message (a disconnect included) to the app's ``take()``, a plain call that handles what waits
 for nothing (a client's action, usually) in the protocol's own callback; any other it queues,
 and starts a new task for the app, counted with uvicorn's own tasks (shutdown waits for
-them). A message that comes whole in one text frame (the usual one) is offered straight from
-the bytes read, without the frame reader's events. An idle connection then holds no task, no coroutines and no future: 2.5 KiB and 13
-GC-tracked objects less. It is offered only when the app's call is
-the :class:`~livetemplate.LiveApp`'s own (or uvicorn's proxy-headers middleware's around
-it): a middleware of the user's could act once the call returns, so an app behind one keeps
-its task as under any server.
+them). An idle connection then holds no task, no coroutines and no future: 2.5 KiB and 13
+GC-tracked objects less. It is offered only when the app's call is the
+:class:`~livetemplate.LiveApp`'s own (or uvicorn's proxy-headers middleware's around it): a
+middleware of the user's could act once the call returns, so an app behind one keeps its task
+as under any server. A message that comes whole in one text frame (the usual one) is offered
+straight from the bytes read, without the frame reader's events.
 
 Every open connection holds the protocol's queue of incoming messages and its ``writable``
 event; they are this project's :mod:`~livetemplate.primitives` (same behaviour), which make

@@ -3,7 +3,8 @@
 An action runs on a copy of the state whose persisted fields are the group's, with the group
 locked. On success the copy becomes the new state and a change to the persisted fields is
 committed to the store (compare-and-set: when another instance committed first, the action
-runs again on the fresh snapshot, a few times at most). On failure nothing changes. The
+runs again on the fresh snapshot, a few times at most, each after a short random wait that
+grows, so that two instances' retries do not keep meeting). On failure nothing changes. The
 :class:`Outcome` says what was committed and what the action asked to publish or push; the
 hub carries those out once the group is unlocked.
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import inspect
+import random
 import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any
@@ -40,6 +42,11 @@ __all__ = ["Outcome", "Runner", "defer"]
 logger = get_logger(__name__)
 
 _EMPTY: Mapping[str, Any] = {}  # no data, no query: the context copies what it is given
+
+#: Seconds a run waits after its first conflicting commit before it reads the group again;
+#: the wait doubles at each conflict, up to :data:`RETRY_WAIT_MAX`, and half of it is random.
+RETRY_WAIT = 0.002
+RETRY_WAIT_MAX = 0.05
 
 #: A push requested while an action runs, carried out once it has committed.
 Deferred = Callable[[], Coroutine[Any, Any, None]]
@@ -166,7 +173,7 @@ class Runner:
         claimed: bool | None = None  # whether this instance commits the change named ``once``
         try:
             async with group.lock:
-                for _ in range(self.max_attempts):
+                for attempt in range(self.max_attempts):
                     # The version this attempt runs on, and commits against: the group's snapshot
                     # may move on meanwhile (another instance's commit heard of), unseen by it.
                     read = group.snapshot
@@ -183,8 +190,10 @@ class Runner:
                                 outcome.committed = await self.groups.commit(group, persisted, read)
                             else:  # not this run's (or this instance's) to change: the fields stay
                                 outcome.state = self.spec.load(outcome.state, base)
-                        except StaleVersion:
-                            await self.groups.reload(group)  # another instance was first: run again on its state
+                        except StaleVersion:  # another instance was first: run again on its state
+                            if attempt + 1 < self.max_attempts:
+                                await asyncio.sleep(retry_wait(attempt))
+                            await self.groups.reload(group)
                             continue
                         except StoreUnavailable as exc:
                             logger.error("%s: the session store is unavailable: %s", run.where, exc)
@@ -386,6 +395,17 @@ class Runner:
             )
         else:
             logger.warning("%s held the event loop for %.0f ms: every session waited", where, held * 1000)
+
+
+def retry_wait(conflicts: int) -> float:
+    """Seconds to wait before running again after ``conflicts + 1`` conflicting commits in a
+    row: half of the bound, and up to as much again at random. Two instances whose commits
+    keep meeting (each retrying as the other commits) fall out of step, and the one that
+    waited finds the group quiet: without it, a run on one instance could lose every attempt
+    to another's burst of commits, and a topic message's change that this instance claimed
+    would be lost."""
+    bound = min(RETRY_WAIT_MAX, RETRY_WAIT * (1 << conflicts))
+    return bound / 2 + random.uniform(0, bound / 2)
 
 
 def _close(pending: _Pending, token: contextvars.Token[_Pending | None]) -> None:

@@ -4,6 +4,7 @@ commit."""
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Any
 
 import msgspec
@@ -15,7 +16,7 @@ from livetemplate.controller import Actions
 from livetemplate.errors import FieldError, NotAvailable
 from livetemplate.groups import Groups
 from livetemplate.ops.metrics import Metrics
-from livetemplate.runner import Runner, defer
+from livetemplate.runner import RETRY_WAIT, RETRY_WAIT_MAX, Runner, defer, retry_wait
 from livetemplate.state import StateSpec
 from tests.support.stores import RecordingStore
 
@@ -180,6 +181,39 @@ async def test_endless_conflicts_fail_clearly_and_change_nothing() -> None:
     assert outcome.state.items == []
     assert instance.controller.runs == instance.runner.max_attempts == 5
     assert exchange.flash == {}  # effects of a failed run never apply
+
+
+async def test_a_run_outlasts_another_instances_burst_of_commits() -> None:
+    """Another instance commits the group again and again for 10 ms, so every attempt in that
+    time conflicts. Five attempts in a row would all fail within it; the run waits longer after
+    each conflict (at least 15 ms before its fifth), and commits once the burst is over."""
+
+    class Contended(RecordingStore):
+        busy_until = 0.0
+
+        async def save(self, key: str, data: bytes, *, version: int) -> int:
+            current = self.data.get(key)
+            if current is not None and time.monotonic() < self.busy_until:  # the other committed first
+                self.data[key] = Snapshot(current.data, current.version + 1)
+                raise StaleVersion(key, version)
+            return await super().save(key, data, version=version)
+
+    store = Contended()
+    instance = Instance(store)
+    assert (await instance.add("first")).success
+    store.busy_until = time.monotonic() + 0.010
+    outcome = await instance.add("x")
+    assert outcome.success and outcome.committed is not None
+    assert outcome.state.items == ["first", "x"]
+    assert instance.controller.runs > 2  # it did conflict, and ran again
+    assert store.data["app:" + GROUP].version == outcome.committed.version
+
+
+def test_the_wait_after_a_conflict_grows_is_partly_random_and_bounded() -> None:
+    for conflicts, bound in [(0, RETRY_WAIT), (1, 2 * RETRY_WAIT), (3, 8 * RETRY_WAIT), (20, RETRY_WAIT_MAX)]:
+        waits = {retry_wait(conflicts) for _ in range(50)}
+        assert all(bound / 2 <= wait <= bound for wait in waits)
+        assert len(waits) > 1  # two instances do not wait alike
 
 
 async def test_effects_apply_only_when_the_run_commits() -> None:

@@ -818,8 +818,7 @@ async def test_a_parked_connections_messages_are_answered_in_order_however_their
             assert await counts(2) == ["2", "3"]
             cut = frame(0x1, increment)
             writer.write(cut[:5])
-            await writer.drain()
-            await asyncio.sleep(0.05)
+            await until(lambda: len(reads) == 2)  # the frame's first bytes were read
             writer.write(cut[5:])
             assert await counts(1) == ["4"]
             fragments = bytearray(frame(0x1, increment[:4]))

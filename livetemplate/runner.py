@@ -47,6 +47,9 @@ _EMPTY: Mapping[str, Any] = {}  # no data, no query: the context copies what it 
 #: the wait doubles at each conflict, up to :data:`RETRY_WAIT_MAX`, and half of it is random.
 RETRY_WAIT = 0.002
 RETRY_WAIT_MAX = 0.05
+#: A change this instance claimed (a topic message's, see :meth:`Runner.run`) gets this many
+#: times the attempts: no other instance commits it, so giving it up loses it.
+CLAIMED_ATTEMPTS_FACTOR = 4
 
 #: A push requested while an action runs, carried out once it has committed.
 Deferred = Callable[[], Coroutine[Any, Any, None]]
@@ -167,13 +170,17 @@ class Runner:
         ``state``. With ``commit=False`` changes to the persisted fields are dropped (a
         pushed action changes them once, in its first run). ``once`` names a change that
         other instances make too (a topic message): only the instance that claims it in the
-        store commits its change of the persisted fields; the others drop theirs."""
+        store commits its change of the persisted fields; the others drop theirs. A change
+        that conflicts with another instance's commit runs again (``max_attempts`` in all,
+        :data:`CLAIMED_ATTEMPTS_FACTOR` times as many for a claimed one), each time after a
+        wait (:func:`retry_wait`)."""
         run = _Run(group, exchange, state, hooks, action, data or _EMPTY, query or _EMPTY)
         started = time.perf_counter()
         claimed: bool | None = None  # whether this instance commits the change named ``once``
+        attempts, conflicts = self.max_attempts, 0
         try:
             async with group.lock:
-                for attempt in range(self.max_attempts):
+                while conflicts < attempts:
                     # The version this attempt runs on, and commits against: the group's snapshot
                     # may move on meanwhile (another instance's commit heard of), unseen by it.
                     read = group.snapshot
@@ -186,13 +193,16 @@ class Runner:
                         try:
                             if commit and once is not None and claimed is None:
                                 claimed = await self.groups.claim(group, once)
+                                if claimed:
+                                    attempts *= CLAIMED_ATTEMPTS_FACTOR
                             if commit and claimed is not False:
                                 outcome.committed = await self.groups.commit(group, persisted, read)
                             else:  # not this run's (or this instance's) to change: the fields stay
                                 outcome.state = self.spec.load(outcome.state, base)
                         except StaleVersion:  # another instance was first: run again on its state
-                            if attempt + 1 < self.max_attempts:
-                                await asyncio.sleep(retry_wait(attempt))
+                            conflicts += 1
+                            if conflicts < attempts:
+                                await asyncio.sleep(retry_wait(conflicts - 1))
                             await self.groups.reload(group)
                             continue
                         except StoreUnavailable as exc:
@@ -204,7 +214,7 @@ class Runner:
             logger.warning(
                 "%s: gave up after %d conflicting changes of group %s",
                 run.where,
-                self.max_attempts,
+                conflicts,
                 fingerprint(group.id),
             )
             return run.failed({GENERAL_ERROR: "The page changed meanwhile; please try again."})

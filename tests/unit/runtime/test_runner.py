@@ -209,6 +209,37 @@ async def test_a_run_outlasts_another_instances_burst_of_commits() -> None:
     assert store.data["app:" + GROUP].version == outcome.committed.version
 
 
+async def test_a_claimed_change_outlasts_more_conflicts_than_a_clients_action() -> None:
+    """No other instance commits a topic message's change that this instance claimed, so it
+    gets four times the attempts: it commits after seven conflicts in a row, where a
+    client's action gives up after five."""
+
+    class Conflicting(RecordingStore):
+        conflicts = 0  # the saves another instance beats
+
+        async def save(self, key: str, data: bytes, *, version: int) -> int:
+            current = self.data.get(key)
+            if current is not None and self.conflicts:
+                self.conflicts -= 1
+                self.data[key] = Snapshot(current.data, current.version + 1)  # the other committed first
+                raise StaleVersion(key, version)
+            return await super().save(key, data, version=version)
+
+    store = Conflicting()
+    instance = Instance(store)
+    assert (await instance.add("first")).success
+    store.conflicts = 7
+    refused = await instance.add("mine")
+    assert not refused.success and refused.errors == {"_general": "The page changed meanwhile; please try again."}
+    assert store.conflicts == 2  # five attempts
+    store.conflicts = 7
+    group = await instance.groups.get(GROUP)
+    state = instance.runner.new_state(group)
+    claimed = await instance.runner.run(group, Exchange(), state, action="add", data={"item": "news"}, once="m1")
+    assert claimed.success and claimed.committed is not None
+    assert claimed.state.items == ["first", "news"] and store.conflicts == 0
+
+
 def test_the_wait_after_a_conflict_grows_is_partly_random_and_bounded() -> None:
     for conflicts, bound in [(0, RETRY_WAIT), (1, 2 * RETRY_WAIT), (3, 8 * RETRY_WAIT), (20, RETRY_WAIT_MAX)]:
         waits = {retry_wait(conflicts) for _ in range(50)}

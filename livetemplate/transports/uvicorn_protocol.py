@@ -233,7 +233,8 @@ class LiveWebSocketProtocol(WebSocketsSansIOProtocol):
         """Read ``data`` (uvicorn's own), but hand a parked connection's message that came
         whole in one text frame to the app straight away (:meth:`OpenWebSocket.whole_text`),
         as uvicorn's reading would hand it. PERF: no frame object, event list or frames
-        list, and none of the event dispatch: 146.6k -> 133.0k instructions an action."""
+        list, and none of the event dispatch: about a tenth of an action's instructions
+        (``python -m benchmarks.action``; the figures are in docs/performance.md)."""
         inbox: _Inbox = self.queue  # type: ignore[assignment]  # PERF: cast() is a call
         conn: Any = self.conn
         if inbox.parked is not None and type(conn) is OpenWebSocket and not self.close_sent:

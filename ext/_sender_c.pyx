@@ -2,7 +2,8 @@
 """A thread that writes frames to sockets without holding the GIL (see livetemplate.outbox).
 
 The event loop's thread hands it (socket descriptor, frame) jobs while it goes on running
-Python; the thread sends each frame on a duplicate of the descriptor (so that a socket closed
+Python, and starts them in groups (one lock and at most one wake-up a group, not a job: a
+lock taken per job made the two threads contend for it at every frame); the thread sends each frame on a duplicate of the descriptor (so that a socket closed
 meanwhile cannot hand its number to a new socket or file) and never waits for a socket: what
 a socket does not take at once is left for the loop's thread. Once a socket's frame was not
 written whole, its later jobs of the same round are not written at all, so that the loop's
@@ -61,7 +62,10 @@ cdef class Sender:
     cdef pthread_cond_t finished  # the round's last job is done
     cdef Job* jobs
     cdef int* stopped  # keys whose frame was not written whole this round
-    cdef Py_ssize_t capacity, count, taken, done, stopped_count
+    cdef Py_ssize_t capacity
+    cdef Py_ssize_t handed  # jobs handed this round (the loop's thread only)
+    cdef Py_ssize_t count  # of them, those started: the thread's to take (under the lock)
+    cdef Py_ssize_t taken, done, stopped_count
     cdef bint idle, waiting
     cdef list frames  # the round's frames, alive until it ends
 
@@ -81,36 +85,44 @@ cdef class Sender:
         free(self.stopped)
 
     def hand(self, int key, bytes frame) -> bool:
-        """Queue ``frame`` for the socket whose descriptor is ``key``; False (nothing
-        queued) when the round is full."""
-        if self.count == self.capacity:
+        """Queue ``frame`` for the socket whose descriptor is ``key``, to be written once
+        started (:meth:`start`); False (nothing queued) when the round is full."""
+        if self.handed == self.capacity:
             return False
         cdef int fd = fcntl(key, F_DUPFD_CLOEXEC, 0)
         self.frames.append(frame)
-        pthread_mutex_lock(&self.lock)
-        cdef Job* job = &self.jobs[self.count]
+        cdef Job* job = &self.jobs[self.handed]  # past ``count``: the thread does not read it
         job.key = key
         job.fd = fd
         job.data = PyBytes_AS_STRING(frame)
         job.size = PyBytes_GET_SIZE(frame)
         job.sent = 0
-        self.count += 1
+        self.handed += 1
+        return True
+
+    def start(self) -> None:
+        """Have the thread write the jobs handed since the last start."""
+        if self.handed == self.count:
+            return
+        pthread_mutex_lock(&self.lock)
+        self.count = self.handed
         if self.idle:
             pthread_cond_signal(&self.work)
         pthread_mutex_unlock(&self.lock)
-        return True
 
     def busy(self) -> bool:
         """Whether a job handed this round is not done yet."""
         pthread_mutex_lock(&self.lock)
-        cdef bint busy = self.done < self.count
+        cdef bint busy = self.done < self.handed
         pthread_mutex_unlock(&self.lock)
         return busy
 
     def wait(self) -> list:
-        """End the round: wait until every job handed is done, and return the (index, bytes
-        written) of those not written whole, in the order they were handed."""
+        """End the round: start what is not started, wait until every job handed is done,
+        and return the (index, bytes written) of those not written whole, in the order they
+        were handed."""
         cdef Py_ssize_t i
+        self.start()
         with nogil:
             pthread_mutex_lock(&self.lock)
             self.waiting = True
@@ -120,7 +132,7 @@ cdef class Sender:
             pthread_mutex_unlock(&self.lock)
         short = [(i, self.jobs[i].sent) for i in range(self.count) if self.jobs[i].sent < self.jobs[i].size]
         pthread_mutex_lock(&self.lock)
-        self.count = self.taken = self.done = self.stopped_count = 0
+        self.handed = self.count = self.taken = self.done = self.stopped_count = 0
         pthread_mutex_unlock(&self.lock)
         self.frames = []
         return short
@@ -131,19 +143,20 @@ cdef class Sender:
             self._serve()
 
     cdef void _serve(self) noexcept nogil:
-        cdef Job* job
+        cdef Py_ssize_t first, end, i
         pthread_mutex_lock(&self.lock)
         while True:
             while self.taken == self.count:
                 self.idle = True
                 pthread_cond_wait(&self.work, &self.lock)
             self.idle = False
-            job = &self.jobs[self.taken]
-            self.taken += 1
+            first, end = self.taken, self.count  # every job started so far, in one go
+            self.taken = end
             pthread_mutex_unlock(&self.lock)
-            self._write(job)
+            for i in range(first, end):
+                self._write(&self.jobs[i])
             pthread_mutex_lock(&self.lock)
-            self.done += 1
+            self.done = end
             if self.waiting and self.done == self.count:
                 pthread_cond_signal(&self.finished)
 

@@ -96,6 +96,8 @@ class Sender(Protocol):
 
     def hand(self, key: int, frame: bytes) -> bool: ...
 
+    def start(self) -> None: ...
+
     def wait(self) -> list[tuple[int, int]]: ...
 
     def run(self) -> None: ...
@@ -178,6 +180,7 @@ def hand_over_writes() -> None:
     # What a hand-over declines, later ones would too (see Outbox._hand_over): kept aside
     # for the release, not asked again at every hand-over of the batch.
     declined = [outbox for outbox in held if not outbox._hand_over(sender, handed)]
+    sender.start()  # PERF: the thread is given them all at once (a lock taken per frame made the threads contend)
     held.clear()
     if declined:
         if batch.kept is None:

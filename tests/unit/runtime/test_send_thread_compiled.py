@@ -35,6 +35,23 @@ def test_frames_reach_their_sockets_whole_and_in_order(pairs: list[tuple[socket.
     assert sender.wait() == [] and drain(b1) == b"three"
 
 
+def test_handed_frames_are_written_once_started_all_together(
+    pairs: list[tuple[socket.socket, socket.socket]],
+) -> None:
+    sender = started_sender()
+    (a1, b1), (a2, b2) = pair(pairs), pair(pairs)
+    assert sender.hand(a1.fileno(), b"one") and sender.hand(a2.fileno(), b"two")
+    assert sender.busy()  # handed, not written: the thread was not given them yet
+    sender.start()
+    b1.settimeout(5)
+    b2.settimeout(5)
+    assert b1.recv(16) == b"one" and b2.recv(16) == b"two"  # written before the round ends
+    assert sender.hand(a1.fileno(), b"three")
+    sender.start()
+    assert b1.recv(16) == b"three"  # a second group in the same round
+    assert sender.wait() == [] and not sender.busy()
+
+
 def test_what_a_socket_does_not_take_is_handed_back_and_its_later_frames_wait(
     pairs: list[tuple[socket.socket, socket.socket]],
 ) -> None:

@@ -2,13 +2,14 @@
 """A thread that writes frames to sockets without holding the GIL (see livetemplate.outbox).
 
 The event loop's thread hands it (socket descriptor, frame) jobs while it goes on running
-Python, and starts them in groups (one lock and at most one wake-up a group, not a job: a
-lock taken per job made the two threads contend for it at every frame); the thread sends each frame on a duplicate of the descriptor (so that a socket closed
-meanwhile cannot hand its number to a new socket or file) and never waits for a socket: what
-a socket does not take at once is left for the loop's thread. Once a socket's frame was not
-written whole, its later jobs of the same round are not written at all, so that the loop's
-thread can write the rest, in order. ``wait`` ends the round: it waits until every job is done
-and says which were not written whole, and how far they got.
+Python, and starts them in groups: one lock and at most one wake-up a group, not a job (a
+lock taken per job made the two threads contend for it at every frame). The thread sends
+each frame on a duplicate of the descriptor (so that a socket closed meanwhile cannot hand
+its number to a new socket or file) and never waits for a socket: what a socket does not
+take at once is left for the loop's thread. Once a socket's frame was not written whole, its
+later jobs of the same round are not written at all, so that the loop's thread can write the
+rest, in order. ``wait`` ends the round: it waits until every job is done and says which were
+not written whole, and how far they got.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
